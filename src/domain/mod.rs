@@ -1,0 +1,95 @@
+//! The validated vaccination event: what a DDCC:VS certificate says.
+//!
+//! *Parse, don't validate*: every type here can only be built from valid input, so code that holds a
+//! [`VaccinationEvent`] never re-checks it. `intake` is the only producer (from a QuestionnaireResponse);
+//! `document`, `credential` and `render` only consume it.
+
+mod values;
+
+pub use values::{Country, FhirDate, NonEmpty, PositiveInt, Sex};
+
+use serde::Serialize;
+
+/// A coded value as the questionnaire answered it (`valueCoding`). The code is always present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Code {
+    pub system: Option<String>,
+    pub code: NonEmpty,
+    pub display: Option<String>,
+}
+
+/// Who made or authorised the vaccine. Invariant who-ddcc-data-1 (manufacturer or market-authorization
+/// holder) holds by construction: there is no variant with neither.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Producer {
+    Manufacturer(Code),
+    MarketAuthorizationHolder(Code),
+    Both { manufacturer: Code, ma_holder: Code },
+}
+
+impl Producer {
+    pub fn manufacturer(&self) -> Option<&Code> {
+        match self {
+            Producer::Manufacturer(m)
+            | Producer::Both {
+                manufacturer: m, ..
+            } => Some(m),
+            Producer::MarketAuthorizationHolder(_) => None,
+        }
+    }
+    pub fn ma_holder(&self) -> Option<&Code> {
+        match self {
+            Producer::MarketAuthorizationHolder(h) | Producer::Both { ma_holder: h, .. } => Some(h),
+            Producer::Manufacturer(_) => None,
+        }
+    }
+}
+
+/// The certificate holder (linkIds name, birthDate, identifier, sex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub name: NonEmpty,
+    pub birth_date: Option<FhirDate>,
+    pub identifier: Option<NonEmpty>,
+    pub sex: Option<Sex>,
+}
+
+/// The vaccination (linkIds vaccine … due_date).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vaccination {
+    pub vaccine: Code,
+    pub brand: Code,
+    pub producer: Producer,
+    pub lot: NonEmpty,
+    /// A full calendar date (YYYY-MM-DD).
+    pub date: FhirDate,
+    pub valid_from: Option<FhirDate>,
+    pub dose: PositiveInt,
+    pub total_doses: Option<PositiveInt>,
+    pub country: Country,
+    pub centre: NonEmpty,
+    /// Health worker identifier (linkId `hw`).
+    pub health_worker: Option<NonEmpty>,
+    pub disease: Option<Code>,
+    /// Date the next dose is due (linkId `due_date`).
+    pub next_dose: Option<FhirDate>,
+}
+
+/// Certificate metadata (linkIds pha, hcid, valid_from, valid_until).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateInfo {
+    /// Public health authority identifier (linkId `pha`).
+    pub issuer: NonEmpty,
+    /// Health certificate identifier (linkId `hcid`): the stable identity of the certificate.
+    pub hcid: NonEmpty,
+    pub valid_from: Option<FhirDate>,
+    pub valid_until: Option<FhirDate>,
+}
+
+/// One valid DDCC:VS vaccination event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VaccinationEvent {
+    pub holder: Holder,
+    pub vaccination: Vaccination,
+    pub certificate: CertificateInfo,
+}

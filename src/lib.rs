@@ -1,0 +1,21 @@
+//! ddcc-mediator: issues WHO DDCC:VS vaccination certificates.
+//!
+//! The pipeline, one module per stage (see `docs` in README.md):
+//!
+//! ```text
+//! intake ──► domain ──► document ──► credential ──► render
+//! QR/Parameters/ VaccinationEvent  DDCC FHIR   CWT → COSE_Sign1  QR PNG/SVG
+//! batch Bundle                     Bundle      (Signer) → HC1    PDF
+//! ```
+
+pub mod codes;
+pub mod config;
+pub mod credential;
+pub mod document;
+pub mod domain;
+pub mod error;
+pub mod intake;
+pub mod render;
+pub mod signer;
+
+pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+fn main() {
+    println!("ddcc-mediator: work in progress");
+}

@@ -1,5 +1,6 @@
 pub mod openbao;
 
+#[allow(dead_code)] // not every user of the support module logs
 /// Sends the library's tracing output to the test's captured output (shown when a test fails).
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()

@@ -94,7 +94,7 @@ pub fn dcc(event: &VaccinationEvent, issuer_country: &str) -> Result<Dcc, String
         .flatten()
         .map(|c| mapping::to_eu(mapping::PRODUCER, c, &vs.producer))
         .reduce(|first, second| first.or(second))
-        .map(|r| ok(r))
+        .map(ok)
         .unwrap_or_default();
     let co = v.country.alpha2().to_string();
     if !vs.country.allows(&co) {

@@ -3,12 +3,24 @@
 //! `VaccinationEvent` → payload (DDCC core data set; EU DCC 1.3 when the codes map) → CWT claims →
 //! COSE_Sign1 (through a [`Signer`]) → zlib → base45 → `HC1:`. Also the verifier used by `verify`.
 //!
-//! PLACEHOLDER BODIES: the credential helper replaces them before this lands.
+//! One module per concept: [`core_data_set`] and [`dcc`] build the payloads, [`claims`] the CWT,
+//! [`cose`] the signature structure, [`hc1`] the transport encoding, [`verify`] checks all of it.
+
+pub mod claims;
+pub mod core_data_set;
+pub mod cose;
+pub mod dcc;
+pub mod hc1;
+pub mod verify;
+
+use coset::cbor::value::Value;
 
 use crate::config::IssuanceConfig;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
-use crate::signer::Signer;
+use crate::signer::{Signer, SigningIdentity};
+
+pub use verify::{decode_qr_png, verify, VerifyOptions, VerifyReport};
 
 /// One signed payload.
 #[derive(Debug, Clone)]
@@ -31,11 +43,197 @@ pub struct IssuedCredentials {
 }
 
 /// Builds and signs the payloads for `event` at Unix time `now`.
+///
+/// Fails (nothing issued) when the signer's DSC is not valid at `now`, when
+/// `config.ddcc_hcert_key` is not 1 or 3, when signing fails, or when a signed payload does not verify
+/// with the DSC (fail closed). An EU DCC that cannot be built is not an error: `dcc` says why.
 pub async fn issue<S: Signer>(
-    _event: &VaccinationEvent,
-    _config: &IssuanceConfig,
-    _signer: &S,
-    _now: i64,
+    event: &VaccinationEvent,
+    config: &IssuanceConfig,
+    signer: &S,
+    now: i64,
 ) -> Result<IssuedCredentials> {
-    Err(Error::NotSupported("credential not implemented yet".into()))
+    let ddcc_key = config.ddcc_hcert_key;
+    if ddcc_key != claims::HCERT_DDCC_VS && ddcc_key != claims::HCERT_EU_DCC_V1 {
+        return Err(Error::Config(format!(
+            "ddcc_hcert_key must be {} (SMART Trust DDCC:VS) or {} (WHO reference mediator), not {ddcc_key}",
+            claims::HCERT_DDCC_VS,
+            claims::HCERT_EU_DCC_V1
+        )));
+    }
+    let identity = signer.current();
+    let (iat, exp) = claims::timing(config, &identity, now)?;
+    let iss = claims::issuer(config, event);
+    let envelope = Envelope {
+        iss: &iss,
+        iat,
+        exp,
+        identity: &identity,
+    };
+
+    let ddcc_json = core_data_set::core_data_set(event);
+    let ddcc = sign_payload(signer, &envelope, ddcc_key, &ddcc_json).await?;
+
+    let dcc = if !config.emit_dcc {
+        Err("the EU DCC is disabled by configuration (emit_dcc = false)".to_string())
+    } else {
+        match dcc::build(event, &iss) {
+            Ok(dcc_json) => {
+                Ok(sign_payload(signer, &envelope, claims::HCERT_EU_DCC_V1, &dcc_json).await?)
+            }
+            Err(reason) => Err(reason),
+        }
+    };
+    Ok(IssuedCredentials { ddcc, dcc })
+}
+
+/// What every payload of one issuance shares.
+struct Envelope<'a> {
+    iss: &'a str,
+    iat: i64,
+    exp: i64,
+    identity: &'a SigningIdentity,
+}
+
+async fn sign_payload<S: Signer>(
+    signer: &S,
+    envelope: &Envelope<'_>,
+    hcert_key: i64,
+    payload: &serde_json::Value,
+) -> Result<SignedPayload> {
+    let cbor_payload =
+        Value::serialized(payload).map_err(|e| Error::Internal(format!("payload to CBOR: {e}")))?;
+    let claims = claims::Claims {
+        iss: Some(envelope.iss.to_string()),
+        iat: envelope.iat,
+        exp: envelope.exp,
+        hcert: vec![(hcert_key, cbor_payload)],
+    };
+    let cose_bytes = cose::sign(signer, envelope.identity, claims.to_cbor()?).await?;
+    let hc1 = hc1::encode(&cose_bytes)?;
+
+    // Fail closed: never hand out a certificate our own verifier rejects.
+    let report = verify::verify(
+        &hc1,
+        &VerifyOptions {
+            trusted_dscs: vec![envelope.identity.dsc_der.clone()],
+            at: envelope.iat,
+        },
+    );
+    if let Some(failure) = report.error {
+        return Err(Error::Internal(format!(
+            "self-check of the signed certificate failed at {:?}: {}",
+            failure.stage, failure.message
+        )));
+    }
+
+    Ok(SignedPayload {
+        hc1,
+        payload_json: serde_json::to_vec(payload)
+            .map_err(|e| Error::Internal(format!("payload to JSON: {e}")))?,
+        kid: envelope.identity.kid,
+        iat: envelope.iat,
+        exp: envelope.exp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signer::local::{DscSubject, LocalSigner};
+
+    fn signer(dir: &std::path::Path) -> LocalSigner {
+        let subject = DscSubject {
+            country: "US".into(),
+            common_name: "test".into(),
+        };
+        LocalSigner::open_or_create(dir, &subject).unwrap()
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn issues_a_verifiable_ddcc_with_iss_iat_exp() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = signer(dir.path());
+        let event = core_data_set::tests::eddie_murphy();
+        let config = IssuanceConfig::default();
+        let now = signer.current().not_before + 10;
+        let issued = run(issue(&event, &config, &signer, now)).unwrap();
+        let report = verify(
+            &issued.ddcc.hc1,
+            &VerifyOptions {
+                trusted_dscs: vec![signer.current().dsc_der.clone()],
+                at: now,
+            },
+        );
+        assert!(report.valid, "{report:?}");
+        // iss defaults to the vaccination country (USA → US).
+        assert_eq!(report.iss.as_deref(), Some("US"));
+        assert_eq!(report.iat, Some(now));
+        assert_eq!(report.exp, Some(now + 365 * 86400));
+        let payload: serde_json::Value = serde_json::from_slice(&issued.ddcc.payload_json).unwrap();
+        assert_eq!(report.payloads.get("3"), Some(&payload));
+    }
+
+    #[test]
+    fn configured_issuer_and_sub_claim_are_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = signer(dir.path());
+        let config = IssuanceConfig {
+            issuer_country: Some("NL".into()),
+            ddcc_hcert_key: 1,
+            ..Default::default()
+        };
+        let now = signer.current().not_before + 10;
+        let issued = run(issue(
+            &core_data_set::tests::eddie_murphy(),
+            &config,
+            &signer,
+            now,
+        ))
+        .unwrap();
+        let report = verify(
+            &issued.ddcc.hc1,
+            &VerifyOptions {
+                trusted_dscs: vec![signer.current().dsc_der.clone()],
+                at: now,
+            },
+        );
+        assert_eq!(report.iss.as_deref(), Some("NL"));
+        assert!(report.payloads.contains_key("1"));
+
+        let bad = IssuanceConfig {
+            ddcc_hcert_key: 2,
+            ..Default::default()
+        };
+        assert!(run(issue(
+            &core_data_set::tests::eddie_murphy(),
+            &bad,
+            &signer,
+            now
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn refuses_to_sign_outside_the_dsc_validity() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = signer(dir.path());
+        let id = signer.current();
+        let event = core_data_set::tests::eddie_murphy();
+        let config = IssuanceConfig::default();
+        for now in [id.not_before - 1, id.not_after] {
+            let err = run(issue(&event, &config, &signer, now)).unwrap_err();
+            assert!(err.to_string().contains("not valid now"), "{err}");
+        }
+        // Near the end of the DSC, exp is its notAfter.
+        let issued = run(issue(&event, &config, &signer, id.not_after - 100)).unwrap();
+        assert_eq!(issued.ddcc.exp, id.not_after);
+    }
 }

@@ -8,6 +8,7 @@
 //! batch Bundle                     Bundle      (Signer) → HC1    PDF
 //! ```
 
+pub mod cli;
 pub mod codes;
 pub mod config;
 pub mod credential;
@@ -15,6 +16,7 @@ pub mod document;
 pub mod domain;
 pub mod error;
 pub mod intake;
+pub mod keys;
 pub mod render;
 pub mod signer;
 

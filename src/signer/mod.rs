@@ -91,3 +91,4 @@ pub trait Signer: Send + Sync {
 }
 
 pub mod certificate;
+pub mod vault;

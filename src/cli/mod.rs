@@ -1,0 +1,3 @@
+//! Command-line pieces that `main.rs` assembles.
+
+pub mod keys;

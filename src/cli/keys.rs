@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::keys::{self, DevCa, DscSubject, ExportFormat};
-use crate::signer::vault::{Auth, ClientConfig, KeyType, Secret, Transit, VaultClient, VaultConfig};
+use crate::signer::vault::{
+    Auth, ClientConfig, KeyType, Secret, Transit, VaultClient, VaultConfig,
+};
 
 impl std::str::FromStr for Secret {
     type Err = std::convert::Infallible;
@@ -20,7 +22,11 @@ impl std::str::FromStr for Secret {
 #[derive(Debug, Clone, clap::Args)]
 pub struct VaultSettings {
     /// Vault/OpenBao address (no /v1).
-    #[arg(long = "vault-addr", env = "VAULT_ADDR", default_value = "http://127.0.0.1:8200")]
+    #[arg(
+        long = "vault-addr",
+        env = "VAULT_ADDR",
+        default_value = "http://127.0.0.1:8200"
+    )]
     pub addr: String,
     /// Static token.
     #[arg(long = "vault-token", env = "VAULT_TOKEN", hide_env_values = true)]
@@ -29,9 +35,17 @@ pub struct VaultSettings {
     #[arg(long = "vault-role-id", env = "VAULT_ROLE_ID")]
     pub role_id: Option<String>,
     /// AppRole secret id.
-    #[arg(long = "vault-secret-id", env = "VAULT_SECRET_ID", hide_env_values = true)]
+    #[arg(
+        long = "vault-secret-id",
+        env = "VAULT_SECRET_ID",
+        hide_env_values = true
+    )]
     pub secret_id: Option<Secret>,
-    #[arg(long = "vault-approle-mount", env = "VAULT_APPROLE_MOUNT", default_value = "approle")]
+    #[arg(
+        long = "vault-approle-mount",
+        env = "VAULT_APPROLE_MOUNT",
+        default_value = "approle"
+    )]
     pub approle_mount: String,
     /// Kubernetes auth role.
     #[arg(long = "vault-k8s-role", env = "VAULT_K8S_ROLE")]
@@ -43,18 +57,35 @@ pub struct VaultSettings {
         default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     )]
     pub k8s_jwt_path: PathBuf,
-    #[arg(long = "vault-k8s-mount", env = "VAULT_K8S_MOUNT", default_value = "kubernetes")]
+    #[arg(
+        long = "vault-k8s-mount",
+        env = "VAULT_K8S_MOUNT",
+        default_value = "kubernetes"
+    )]
     pub k8s_mount: String,
     /// Namespace (`X-Vault-Namespace`).
     #[arg(long = "vault-namespace", env = "VAULT_NAMESPACE")]
     pub namespace: Option<String>,
-    #[arg(long = "vault-transit-mount", env = "VAULT_TRANSIT_MOUNT", default_value = "transit")]
+    #[arg(
+        long = "vault-transit-mount",
+        env = "VAULT_TRANSIT_MOUNT",
+        default_value = "transit"
+    )]
     pub transit_mount: String,
     /// Transit key holding the DSC key versions.
-    #[arg(long = "vault-key", env = "VAULT_TRANSIT_KEY", default_value = "ddcc-dsc")]
+    #[arg(
+        long = "vault-key",
+        env = "VAULT_TRANSIT_KEY",
+        default_value = "ddcc-dsc"
+    )]
     pub key_name: String,
     /// Key type for `keys init`.
-    #[arg(long = "vault-key-type", env = "VAULT_KEY_TYPE", value_enum, default_value = "ecdsa-p256")]
+    #[arg(
+        long = "vault-key-type",
+        env = "VAULT_KEY_TYPE",
+        value_enum,
+        default_value = "ecdsa-p256"
+    )]
     pub key_type: KeyType,
     /// Per-request timeout, seconds.
     #[arg(long = "vault-timeout", env = "VAULT_TIMEOUT", default_value_t = 10)]
@@ -137,7 +168,11 @@ pub struct SubjectArgs {
     /// ISO 3166-1 alpha-2 country of the issuer.
     #[arg(long = "dsc-country", env = "DDCC_DSC_COUNTRY", default_value = "XX")]
     pub country: String,
-    #[arg(long = "dsc-org", env = "DDCC_DSC_ORG", default_value = "DDCC Dev Issuer")]
+    #[arg(
+        long = "dsc-org",
+        env = "DDCC_DSC_ORG",
+        default_value = "DDCC Dev Issuer"
+    )]
     pub organization: String,
     #[arg(long = "dsc-cn", env = "DDCC_DSC_CN", default_value = "XX DDCC DSC")]
     pub common_name: String,

@@ -110,6 +110,10 @@ pub async fn dev_certify(
             }),
         )
         .await?;
-    let chain = format!("{}\n{}", issued.certificate.trim(), issued.issuing_ca.trim());
+    let chain = format!(
+        "{}\n{}",
+        issued.certificate.trim(),
+        issued.issuing_ca.trim()
+    );
     import_certificate(transit, Some(version), &chain).await
 }

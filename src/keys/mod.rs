@@ -80,11 +80,11 @@ pub async fn import_certificate(
             v
         }
         None => {
-            let mut matching = key.versions.keys().copied().filter(|&v| {
-                key.public_key(v)
-                    .map(|pk| pk == leaf_key)
-                    .unwrap_or(false)
-            });
+            let mut matching = key
+                .versions
+                .keys()
+                .copied()
+                .filter(|&v| key.public_key(v).map(|pk| pk == leaf_key).unwrap_or(false));
             matching.next().ok_or_else(|| {
                 Error::Config(format!(
                     "the certificate's public key is the key of no version of transit key {:?}",

@@ -37,7 +37,8 @@ fn unreadable(what: &str, e: impl std::fmt::Display) -> Error {
 impl PublicKey {
     /// From a DER `SubjectPublicKeyInfo`.
     pub fn from_spki_der(der: &[u8]) -> Result<Self> {
-        let spki = SubjectPublicKeyInfoOwned::from_der(der).map_err(|e| unreadable("public key", e))?;
+        let spki =
+            SubjectPublicKeyInfoOwned::from_der(der).map_err(|e| unreadable("public key", e))?;
         Self::from_spki(&spki)
     }
 
@@ -55,7 +56,8 @@ impl PublicKey {
 
     /// The subject public key of a DER certificate.
     pub fn from_certificate(der: &[u8]) -> Result<Self> {
-        let cert = x509_cert::Certificate::from_der(der).map_err(|e| unreadable("certificate", e))?;
+        let cert =
+            x509_cert::Certificate::from_der(der).map_err(|e| unreadable("certificate", e))?;
         Self::from_spki(&cert.tbs_certificate.subject_public_key_info)
     }
 
@@ -104,7 +106,9 @@ impl PublicKey {
 
     /// Verifies a COSE signature (raw r‖s for ES256; PSS, SHA-256, 32-byte salt for PS256).
     pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, RSA_PSS_2048_8192_SHA256};
+        use ring::signature::{
+            UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, RSA_PSS_2048_8192_SHA256,
+        };
         match (self, alg) {
             (PublicKey::EcP256 { point }, Algorithm::ES256) => {
                 UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)

@@ -165,7 +165,9 @@ impl std::fmt::Display for VaultError {
                 }
                 Ok(())
             }
-            VaultError::Decode { path, reason } => write!(f, "{path}: unexpected answer ({reason})"),
+            VaultError::Decode { path, reason } => {
+                write!(f, "{path}: unexpected answer ({reason})")
+            }
             VaultError::Credentials(reason) => f.write_str(reason),
         }
     }
@@ -450,7 +452,12 @@ impl VaultClient {
         if state.renewable {
             let path = "auth/token/renew-self";
             let renewed = self
-                .send_with_retries(Method::POST, path, Some(&Value::Object(Default::default())), Some(&state.token))
+                .send_with_retries(
+                    Method::POST,
+                    path,
+                    Some(&Value::Object(Default::default())),
+                    Some(&state.token),
+                )
                 .await;
             match renewed.map(|e| e.auth) {
                 Ok(Some(auth)) if Duration::from_secs(auth.lease_duration) * 2 >= state.granted => {
@@ -514,10 +521,7 @@ impl VaultClient {
                         jwt_path.display()
                     ))
                 })?;
-                (
-                    mount,
-                    serde_json::json!({"role": role, "jwt": jwt.trim()}),
-                )
+                (mount, serde_json::json!({"role": role, "jwt": jwt.trim()}))
             }
         };
         let path = format!("auth/{}/login", mount.trim_matches('/'));

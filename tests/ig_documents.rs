@@ -68,6 +68,11 @@ const EXTRA_PATHS: &[(&str, &str, &str)] = &[
     ),
     (
         "Immunization",
+        "manufacturer.type",
+        "QR item `manufacturer`, by identifier",
+    ),
+    (
+        "Immunization",
         "manufacturer.identifier.system",
         "QR item `manufacturer`",
     ),
@@ -412,7 +417,9 @@ fn from_qr(qr: &Value, answer: Answer) -> Option<Value> {
         Answer::Codings(l) if l == "brand" || l == "ma_holder" => value(l),
         Answer::Codings(l) => value(l).map(|c| json!([c])),
         Answer::Concepts(l) => value(l).map(|c| json!([{ "coding": [c] }])),
-        Answer::Hcid => value("hcid").map(|h| json!(format!("urn:HCID:{}", h.as_str()?))),
+        Answer::Hcid => value("hcid")?
+            .as_str()
+            .map(|h| json!(format!("urn:HCID:{h}"))),
         Answer::None => None,
     }
 }

@@ -4,7 +4,7 @@
 //! The Bundle is a FHIR document, unlike what the WHO reference mediator returned (who-reference-mediator.md
 //! §5, §12 item 7): the Composition is the first entry, `identifier` is a single Identifier, entries carry no
 //! `request`, the issuing Organization is an entry, and every reference is the `urn:uuid:` fullUrl of another
-//! entry, so the document resolves on its own. Ids are deterministic (see [`ids`]).
+//! entry, so the document resolves on its own. Ids are deterministic (see `ids.rs`).
 //!
 //! Entry order follows the IG examples: Composition, Patient, Organization, Immunization,
 //! ImmunizationRecommendation (only when a next dose is due), then one DocumentReference per QR.
@@ -135,11 +135,11 @@ pub fn build_document(event: &VaccinationEvent, ctx: &DocumentContext) -> Bundle
 }
 
 /// A document entry: fullUrl and resource, no `request` (that belongs to transactions).
-fn entry<R: serde::Serialize>(local: &Local, resource: &R) -> BundleEntry {
+fn entry<R: fhir_models::Resource>(local: &Local, resource: &R) -> BundleEntry {
     BundleEntry {
         full_url: Some(local.full_url.clone()),
-        // The fhir-models resources serialize to JSON objects with string keys and no fallible Serialize
-        // impls; this cannot fail for any content.
+        // Cannot fail whatever the content: fhir-models resources are structs of strings, numbers and
+        // string-keyed maps, with no fallible Serialize impl.
         resource: Some(
             serde_json::to_value(resource).expect("fhir-models resources always serialize to JSON"),
         ),

@@ -387,12 +387,20 @@ fn qr_documents_carry_the_payload_and_the_image() {
                 .unwrap()
                 .clone()
         };
-        for c in d["content"].as_array().unwrap() {
-            assert_eq!(
-                c["format"]["system"],
-                "http://smart.who.int/ddcc/CodeSystem/DDCCQRFormatCodeSystem"
-            );
-        }
+        // The content slicing is closed: every slot is one of the profile's (image, serialized, pdf).
+        let formats: Vec<&str> = d["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                assert_eq!(
+                    c["format"]["system"],
+                    "http://smart.who.int/ddcc/CodeSystem/DDCCQRFormatCodeSystem"
+                );
+                c["format"]["code"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(formats, ["serialized", "image"]);
         let serialized = slot("serialized");
         assert_eq!(serialized["attachment"]["contentType"], "application/json");
         let data = serialized["attachment"]["data"].as_str().unwrap();
@@ -535,4 +543,34 @@ fn profile_check_finds_violations() {
             .any(|p| p.starts_with("Immunization.extension:country:")),
         "{problems:?}"
     );
+}
+
+/// The check accepts the IG's own example documents, so it is not stricter than the profiles where our
+/// documents and the examples overlap.
+#[test]
+fn profile_check_accepts_the_ig_examples() {
+    let profiles = profile_check::profiles();
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/ddcc/ig-1.0.0");
+    for name in [
+        "ExampleEnglish",
+        "ExampleFrench",
+        "ExampleSpanish",
+        "Example-Russian",
+        "ExampleArabic",
+        "ExampleChinese",
+    ] {
+        let bytes = std::fs::read(dir.join(format!("Bundle-{name}.json"))).unwrap();
+        let doc: Value = serde_json::from_slice(&bytes).unwrap();
+        let resources = std::iter::once(&doc).chain(entries(&doc).iter().map(|e| &e["resource"]));
+        for resource in resources {
+            let url = resource["meta"]["profile"][0].as_str().unwrap();
+            let problems = profile_check::check(resource, &profiles[url]);
+            assert!(
+                problems.is_empty(),
+                "{name} {url}:\n{}",
+                problems.join("\n")
+            );
+        }
+    }
 }

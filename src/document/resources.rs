@@ -118,7 +118,7 @@ pub(super) fn composition(i: &Inputs, qr_entries: &[Local]) -> Composition {
     Composition {
         id: id(&ids.composition),
         meta: Some(Meta::profile(PROFILE_COMPOSITION)),
-        // The version-independent document identifier (FHIR documents §3.3.1); system and value are 1..1.
+        // The certificate identifier (DDCCComposition: system and value 1..1), a URI like Bundle.identifier.
         identifier: Some(Identifier {
             use_: Some("official".into()),
             system: Some(URI_IDENTIFIER_SYSTEM.into()),

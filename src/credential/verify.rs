@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::signer::certificate::Dsc;
 use crate::signer::kid_of;
 
-/// The verification stages, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// The verification stages, in the order they run (so `<` means "earlier").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Prefix,

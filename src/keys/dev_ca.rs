@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{csr, import_certificate, read_required, DscSubject};
 use crate::error::Result;
-use crate::signer::vault::Transit;
+use crate::signer::vault::{Transit, VaultClient};
 
 /// DSC extended key usages (HCERT 1.0.8 / SMART Trust): test, vaccination, recovery.
 pub const DSC_EKU_OIDS: [&str; 3] = [
@@ -46,6 +46,31 @@ impl Default for DevCa {
 }
 
 #[derive(Debug, Deserialize)]
+struct IssuerList {
+    #[serde(default)]
+    key_info: std::collections::BTreeMap<String, IssuerInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IssuerInfo {
+    #[serde(default)]
+    issuer_name: String,
+}
+
+/// Whether the PKI mount has an issuer called `name` (a list, because reading a missing issuer
+/// answers 500 on OpenBao). An empty mount answers 404.
+async fn has_issuer(client: &VaultClient, mount: &str, name: &str) -> Result<bool> {
+    match client
+        .read::<IssuerList>(&format!("{mount}/issuers?list=true"))
+        .await
+    {
+        Ok(list) => Ok(list.key_info.values().any(|i| i.issuer_name == name)),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
 struct Issued {
     certificate: String,
     #[serde(default)]
@@ -73,26 +98,21 @@ pub async fn dev_certify(
         _ => {}
     }
     let issuer_path = format!("{mount}/issuer/{}", ca.issuer_name);
-    let existing = client.read::<serde_json::Value>(&issuer_path).await;
-    match existing {
-        Ok(_) => {}
-        Err(e) if matches!(e.status(), Some(400 | 404)) => {
-            client
-                .write_unit(
-                    &format!("{mount}/root/generate/internal"),
-                    &json!({
-                        "common_name": ca.csca_common_name,
-                        "country": ca.country,
-                        "key_type": "ec",
-                        "key_bits": 256,
-                        "ttl": ca.csca_ttl,
-                        "issuer_name": ca.issuer_name,
-                    }),
-                )
-                .await?;
-            tracing::info!(issuer = %ca.csca_common_name, "created the dev CSCA");
-        }
-        Err(e) => return Err(e.into()),
+    if !has_issuer(client, mount, &ca.issuer_name).await? {
+        client
+            .write_unit(
+                &format!("{mount}/root/generate/internal"),
+                &json!({
+                    "common_name": ca.csca_common_name,
+                    "country": ca.country,
+                    "key_type": "ec",
+                    "key_bits": 256,
+                    "ttl": ca.csca_ttl,
+                    "issuer_name": ca.issuer_name,
+                }),
+            )
+            .await?;
+        tracing::info!(issuer = %ca.csca_common_name, "created the dev CSCA");
     }
     let version = match version {
         Some(v) => v,

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod openbao;
+
 /// The team's reference data (`../shared` beside the repository; `DDCC_SHARED_DIR` overrides).
 pub fn shared_dir() -> PathBuf {
     std::env::var_os("DDCC_SHARED_DIR")
@@ -33,4 +35,15 @@ pub fn hc1_verify(args: &[&str]) -> serde_json::Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// Sends the library's tracing output to the test's captured output (shown when a test fails).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "ddcc_mediator=debug".into()),
+        )
+        .with_test_writer()
+        .try_init();
 }

@@ -41,6 +41,7 @@ fn stages(c: &mut Criterion) {
     let png = render::qr_png(&issued.ddcc.hc1).expect("png");
     let ctx = DocumentContext {
         issued_at: now,
+        issuer_name: None,
         qrs: vec![QrArtifact {
             kind: QrKind::Who,
             payload_json: issued.ddcc.payload_json.clone(),

@@ -54,6 +54,7 @@ pub async fn issue_certificate<S: Signer>(
         event,
         &DocumentContext {
             issued_at: now,
+            issuer_name: config.issuer_name.clone(),
             qrs,
         },
     );

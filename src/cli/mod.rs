@@ -75,6 +75,9 @@ pub struct IssuanceArgs {
     /// hcert sub-claim for the DDCC core data set: 3 (SMART Trust) or 1 (WHO reference mediator verifiers).
     #[arg(long, env = "DDCC_HCERT_KEY", default_value_t = 3, value_parser = parse_hcert_key)]
     pub ddcc_hcert_key: i64,
+    /// Name of the issuing public health authority, shown in the document's Organization.
+    #[arg(long, env = "DDCC_ISSUER_NAME")]
+    pub issuer_name: Option<String>,
     /// Do not issue the EU DCC payload.
     #[arg(long, env = "DDCC_NO_DCC")]
     pub no_dcc: bool,
@@ -98,6 +101,7 @@ impl IssuanceArgs {
             issuer_country: self.issuer_country.clone(),
             validity: std::time::Duration::from_secs(self.validity_days * 24 * 3600),
             ddcc_hcert_key: self.ddcc_hcert_key,
+            issuer_name: self.issuer_name.clone(),
             emit_dcc: !self.no_dcc,
         })
     }
@@ -115,7 +119,7 @@ fn parse_hcert_key(s: &str) -> Result<i64, String> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct KeyDirArgs {
     /// Key directory of the local development signer (created on first use).
-    #[arg(long, env = "DDCC_KEY_DIR", default_value = "dev-keys")]
+    #[arg(long, env = "DDCC_KEY_DIR", default_value = "dev-keys", global = true)]
     pub key_dir: PathBuf,
 }
 

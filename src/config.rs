@@ -13,6 +13,9 @@ pub struct IssuanceConfig {
     pub validity: Duration,
     /// hcert (-260) sub-claim holding the DDCC core data set: 3 (SMART Trust, default) or 1 (WHO reference mediator).
     pub ddcc_hcert_key: i64,
+    /// Display name of the issuing public health authority (`Organization.name` in the document).
+    /// `None`: the authority's identifier (linkId `pha`) stands in.
+    pub issuer_name: Option<String>,
     /// Whether to also issue the EU DCC payload when the event maps to valid EU codes.
     pub emit_dcc: bool,
 }
@@ -23,6 +26,7 @@ impl Default for IssuanceConfig {
             issuer_country: None,
             validity: Duration::from_secs(365 * 24 * 3600),
             ddcc_hcert_key: 3,
+            issuer_name: None,
             emit_dcc: true,
         }
     }

@@ -1,6 +1,6 @@
 //! ddcc-mediator: issues WHO DDCC:VS vaccination certificates.
 //!
-//! The pipeline, one module per stage (see `docs` in README.md):
+//! The pipeline, one module per stage (README.md "Layout"):
 //!
 //! ```text
 //! intake ──► domain ──► document ──► credential ──► render
@@ -17,6 +17,7 @@ pub mod domain;
 pub mod error;
 pub mod intake;
 pub mod keys;
+pub mod pipeline;
 pub mod render;
 pub mod signer;
 

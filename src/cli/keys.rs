@@ -23,50 +23,61 @@ impl std::str::FromStr for Secret {
 pub struct VaultSettings {
     /// Vault/OpenBao address (no /v1).
     #[arg(
+        global = true,
         long = "vault-addr",
         env = "VAULT_ADDR",
         default_value = "http://127.0.0.1:8200"
     )]
     pub addr: String,
     /// Static token.
-    #[arg(long = "vault-token", env = "VAULT_TOKEN", hide_env_values = true)]
+    #[arg(
+        global = true,
+        long = "vault-token",
+        env = "VAULT_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<Secret>,
     /// AppRole role id.
-    #[arg(long = "vault-role-id", env = "VAULT_ROLE_ID")]
+    #[arg(global = true, long = "vault-role-id", env = "VAULT_ROLE_ID")]
     pub role_id: Option<String>,
     /// AppRole secret id.
     #[arg(
+        global = true,
         long = "vault-secret-id",
         env = "VAULT_SECRET_ID",
         hide_env_values = true
     )]
     pub secret_id: Option<Secret>,
     #[arg(
+        global = true,
         long = "vault-approle-mount",
         env = "VAULT_APPROLE_MOUNT",
         default_value = "approle"
     )]
     pub approle_mount: String,
     /// Kubernetes auth role.
-    #[arg(long = "vault-k8s-role", env = "VAULT_K8S_ROLE")]
+    #[arg(global = true, long = "vault-k8s-role", env = "VAULT_K8S_ROLE")]
     pub k8s_role: Option<String>,
     /// The service-account JWT presented at Kubernetes login.
     #[arg(
+        global = true,
         long = "vault-k8s-jwt-path",
         env = "VAULT_K8S_JWT_PATH",
         default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     )]
     pub k8s_jwt_path: PathBuf,
     #[arg(
+        global = true,
         long = "vault-k8s-mount",
         env = "VAULT_K8S_MOUNT",
         default_value = "kubernetes"
     )]
     pub k8s_mount: String,
     /// Namespace (`X-Vault-Namespace`).
-    #[arg(long = "vault-namespace", env = "VAULT_NAMESPACE")]
+    #[arg(global = true, long = "vault-namespace", env = "VAULT_NAMESPACE")]
     pub namespace: Option<String>,
     #[arg(
+        global = true,
         long = "vault-transit-mount",
         env = "VAULT_TRANSIT_MOUNT",
         default_value = "transit"
@@ -74,6 +85,7 @@ pub struct VaultSettings {
     pub transit_mount: String,
     /// Transit key holding the DSC key versions.
     #[arg(
+        global = true,
         long = "vault-key",
         env = "VAULT_TRANSIT_KEY",
         default_value = "ddcc-dsc"
@@ -81,6 +93,7 @@ pub struct VaultSettings {
     pub key_name: String,
     /// Key type for `keys init`.
     #[arg(
+        global = true,
         long = "vault-key-type",
         env = "VAULT_KEY_TYPE",
         value_enum,
@@ -88,7 +101,12 @@ pub struct VaultSettings {
     )]
     pub key_type: KeyType,
     /// Per-request timeout, seconds.
-    #[arg(long = "vault-timeout", env = "VAULT_TIMEOUT", default_value_t = 10)]
+    #[arg(
+        global = true,
+        long = "vault-timeout",
+        env = "VAULT_TIMEOUT",
+        default_value_t = 10
+    )]
     pub timeout_secs: u64,
 }
 

@@ -1,3 +1,132 @@
-//! Command-line pieces that `main.rs` assembles.
+//! The command line: `issue`, `verify`, `keys`.
+//!
+//! Exit codes are a contract other tools rely on (README "CLI"): 0 success; 1 invalid input (or, for
+//! `verify`, an invalid certificate); 2 malformed certificate (`verify`); 3 an operational failure
+//! (signer unavailable, I/O, internal error).
 
+pub mod issue;
 pub mod keys;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::IssuanceConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ddcc-mediator",
+    version,
+    about = "Issue and verify WHO DDCC:VS vaccination certificates"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Issue certificates from a DDCC:VS QuestionnaireResponse, Parameters or batch Bundle (JSON file).
+    Issue(issue::IssueArgs),
+    /// Check an HC1 certificate: signature, kid, expiry; print what it says.
+    Verify(verify::VerifyArgs),
+    /// Signing keys and certificates: export the DSCs; create, certify and rotate Vault transit keys.
+    Keys(KeysArgs),
+}
+
+/// Which key signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignerKind {
+    /// A development key and self-signed DSC in the key directory.
+    Local,
+    /// A Vault/OpenBao transit key; the private key never leaves Vault.
+    Vault,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: keys::KeysCommand,
+    /// Whose keys: the local development key directory (only `export`), or Vault.
+    #[arg(
+        long,
+        value_enum,
+        env = "DDCC_SIGNER",
+        default_value = "local",
+        global = true
+    )]
+    pub signer: SignerKind,
+    #[command(flatten)]
+    pub key_dir: KeyDirArgs,
+    #[command(flatten)]
+    pub vault: keys::VaultSettings,
+}
+
+/// Issuance settings shared by every command that signs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IssuanceArgs {
+    /// CWT `iss` claim (ISO 3166-1 alpha-2). Default: the vaccination country.
+    #[arg(long, env = "DDCC_ISSUER_COUNTRY")]
+    pub issuer_country: Option<String>,
+    /// Days a certificate stays valid (capped at the signing certificate's notAfter).
+    #[arg(long, env = "DDCC_VALIDITY_DAYS", default_value_t = 365)]
+    pub validity_days: u64,
+    /// hcert sub-claim for the DDCC core data set: 3 (SMART Trust) or 1 (WHO reference mediator verifiers).
+    #[arg(long, env = "DDCC_HCERT_KEY", default_value_t = 3, value_parser = parse_hcert_key)]
+    pub ddcc_hcert_key: i64,
+    /// Name of the issuing public health authority, shown in the document's Organization.
+    #[arg(long, env = "DDCC_ISSUER_NAME")]
+    pub issuer_name: Option<String>,
+    /// Do not issue the EU DCC payload.
+    #[arg(long, env = "DDCC_NO_DCC")]
+    pub no_dcc: bool,
+}
+
+impl IssuanceArgs {
+    pub fn to_config(&self) -> crate::Result<IssuanceConfig> {
+        if let Some(iss) = &self.issuer_country {
+            if iss.len() != 2 || !iss.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(crate::Error::Config(format!(
+                    "--issuer-country must be an ISO 3166-1 alpha-2 code such as \"CH\", not {iss:?}"
+                )));
+            }
+        }
+        if self.validity_days == 0 {
+            return Err(crate::Error::Config(
+                "--validity-days must be at least 1".into(),
+            ));
+        }
+        Ok(IssuanceConfig {
+            issuer_country: self.issuer_country.clone(),
+            validity: std::time::Duration::from_secs(self.validity_days * 24 * 3600),
+            ddcc_hcert_key: self.ddcc_hcert_key,
+            issuer_name: self.issuer_name.clone(),
+            emit_dcc: !self.no_dcc,
+        })
+    }
+}
+
+fn parse_hcert_key(s: &str) -> Result<i64, String> {
+    match s {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        _ => Err("must be 3 (SMART Trust DDCC:VS) or 1 (WHO reference mediator)".into()),
+    }
+}
+
+/// Where the development signer keeps its key and certificate.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyDirArgs {
+    /// Key directory of the local development signer (created on first use).
+    #[arg(long, env = "DDCC_KEY_DIR", default_value = "dev-keys", global = true)]
+    pub key_dir: PathBuf,
+}
+
+/// Process exit codes (see the module docs).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const INVALID: u8 = 1;
+    pub const MALFORMED: u8 = 2;
+    pub const FAILURE: u8 = 3;
+}

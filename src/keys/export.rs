@@ -39,6 +39,23 @@ pub struct PublishedDsc {
 }
 
 impl PublishedDsc {
+    /// A DSC chain (DER, the DSC first) as published for `version` of its key.
+    pub fn from_chain(version: u32, chain: Vec<Vec<u8>>) -> Result<Self> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Error::Config("empty certificate chain".into()))?;
+        let public_key = PublicKey::from_certificate(leaf)?;
+        let (_, not_after) = crate::signer::certificate::validity(leaf)?;
+        Ok(PublishedDsc {
+            version,
+            alg: public_key.algorithm(),
+            kid: kid_of(leaf),
+            public_key,
+            not_after,
+            chain,
+        })
+    }
+
     /// The kid as verifiers and trust lists write it: standard base64 of the 8 bytes.
     pub fn kid_b64(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.kid)

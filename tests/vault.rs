@@ -556,3 +556,69 @@ async fn keys_that_cannot_sign_hcerts_are_refused_at_start_up() {
         "{err}"
     );
 }
+
+/// End to end: a DDCC:VS (and EU DCC) issued through the Vault signer passes the independent
+/// checker with the DSC from `keys export`, for ES256 and PS256 keys.
+#[tokio::test]
+async fn certificates_signed_in_vault_pass_the_independent_checker() {
+    support::init_logs();
+    let bao = OpenBao::start().await;
+    // The repository's example event: EU codes, so an EU DCC is issued too.
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vaccination-event.json");
+    let input = std::fs::read(example).expect("example event");
+    let event = match ddcc_mediator::intake::read_submission(&input).expect("a submission") {
+        ddcc_mediator::intake::Submission::Single(event) => event.expect("a valid event"),
+        other => panic!("expected one QuestionnaireResponse, got {other:?}"),
+    };
+    let config = ddcc_mediator::config::IssuanceConfig::default();
+    let dir = tempfile::tempdir().unwrap();
+    for (key, key_type, alg) in [
+        ("es", KeyType::EcdsaP256, "ES256"),
+        ("ps", KeyType::Rsa2048, "PS256"),
+    ] {
+        let (settings, transit) = provision(&bao, key, key_type).await;
+        let signer = signer(&settings).await.unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let issued = ddcc_mediator::credential::issue(&event, &config, &signer, now)
+            .await
+            .expect("issued with Vault");
+        assert_eq!(issued.ddcc.kid, signer.current().kid);
+
+        let dsc_pem = dir.path().join(format!("{key}-dsc.pem"));
+        std::fs::write(
+            &dsc_pem,
+            keys::export(&transit, ExportFormat::Pem, None, now)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let dsc_pem = dsc_pem.to_str().unwrap();
+        let hcert_key = config.ddcc_hcert_key.to_string();
+        let report = support::hc1_verify(&[
+            &issued.ddcc.hc1,
+            "--cert",
+            dsc_pem,
+            "--strict",
+            "--now",
+            "--hcert-key",
+            &hcert_key,
+        ]);
+        assert_eq!(report["result"], "VALID", "{report:#}");
+        assert_eq!(report["alg"], alg);
+
+        let dcc = issued
+            .dcc
+            .as_ref()
+            .expect("the example event maps to an EU DCC");
+        let report = support::hc1_verify(&[
+            &dcc.hc1,
+            "--cert",
+            dsc_pem,
+            "--strict",
+            "--now",
+            "--keyusage",
+        ]);
+        assert_eq!(report["result"], "VALID", "{report:#}");
+    }
+}

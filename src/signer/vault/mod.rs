@@ -103,7 +103,7 @@ impl VaultSigner {
         dsc.verify_signature(identity.alg, tbs, &signature)
             .map_err(|e| {
                 format!(
-                    "the signature of key version {} does not verify with its DSC (kid {}): {e}; the key in Vault changed",
+                    "the signature of key version {} does not verify with its DSC (kid {}): {e}; was the key in Vault replaced?",
                     identity.key_version,
                     hex::encode(identity.kid)
                 )

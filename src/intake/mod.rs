@@ -173,11 +173,13 @@ fn from_entry(index: usize, entry: fhir_models::BundleEntry) -> Result<Vaccinati
     let entry_at = format!("Bundle.entry[{index}]");
     match &entry.request {
         Some(request) if request.method == "POST" && request.url == GENERATE_URL => {}
-        Some(request) => return Err(Error::NotSupported(format!(
+        Some(request) => {
+            return Err(Error::NotSupported(format!(
             "{entry_at}.request: {} {} is not supported; a batch entry must be POST {GENERATE_URL}",
             shown(&request.method),
             shown(&request.url)
-        ))),
+        )))
+        }
         None => {
             return Err(Error::NotSupported(format!(
                 "{entry_at} has no request; a batch entry must be POST {GENERATE_URL}"
@@ -218,3 +220,6 @@ fn typed<T: Resource>(resource: Value, at: &At, what: &str) -> Result<T> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,6 +26,8 @@ pub use self::response::MAX_TEXT_CHARS;
 pub const GENERATE_URL: &str = "QuestionnaireResponse/$generateHealthCertificate";
 
 /// A parsed submission.
+// One per request and matched right away: boxing the large variant would only complicate every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Submission {
     /// A QuestionnaireResponse, bare or in `Parameters`: its event, or every problem with it.

@@ -68,7 +68,7 @@ pub fn read_submission(json: &[u8]) -> Result<Submission> {
         Some(Bundle::RESOURCE_TYPE) => from_batch(body).map(Submission::Batch),
         Some(other) => Err(Error::invalid(
             "not-supported",
-            Some("resourceType".into()),
+            None,
             format!(
                 "resourceType {} is not accepted; send a QuestionnaireResponse, a Parameters with a \
                  'response' QuestionnaireResponse, or a batch Bundle of them",
@@ -77,7 +77,7 @@ pub fn read_submission(json: &[u8]) -> Result<Submission> {
         )),
         None => Err(Error::invalid(
             "required",
-            Some("resourceType".into()),
+            None,
             "the body has no resourceType; send a QuestionnaireResponse, a Parameters or a batch Bundle",
         )),
     }

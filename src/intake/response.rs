@@ -112,9 +112,11 @@ struct Check<'a> {
     issues: Vec<Issue>,
     /// The answer value of each question answered once, with the `value[x]` type it asks for.
     answers: HashMap<&'static str, &'a Value>,
-    /// Questions with an issue already, so that they are not also reported as missing.
+    /// Questions with an issue already: their value is not read, and a broken `manufacturer` is not
+    /// reported again under who-ddcc-data-1.
     flagged: HashSet<&'static str>,
-    /// Questions whose item has been seen (duplicates are reported).
+    /// Questions whose item has been seen: a second item is a duplicate, and a required question
+    /// never seen is missing.
     seen: HashSet<&'static str>,
 }
 
@@ -275,7 +277,7 @@ impl<'a> Check<'a> {
         }
     }
 
-    /// Required questions with neither an answer nor an issue yet.
+    /// Required questions without an item (an item without an answer was reported in [`Check::item`]).
     fn missing_required(&mut self) {
         for q in questionnaire::QUESTIONS.iter().filter(|q| q.required) {
             if !self.seen.contains(q.link_id) {

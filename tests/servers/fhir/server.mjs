@@ -377,6 +377,9 @@ async function main() {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // A test server that dies mid-suite fails every later test with a confusing connection error: log and go on.
+  process.on('uncaughtException', (err) => process.stderr.write(`fhir: uncaught exception: ${err?.stack ?? err}\n`));
+  process.on('unhandledRejection', (err) => process.stderr.write(`fhir: unhandled rejection: ${err?.stack ?? err}\n`));
 }
 
 main().catch((err) => {

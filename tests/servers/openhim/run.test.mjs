@@ -294,6 +294,15 @@ describe('OpenHIM test server', () => {
     assert.equal(orchestration.request.path, '/fhir/Patient');
     assert.equal(orchestration.response.status, 200);
 
+    // The HTTPS router port serves the same channel (OpenHIM's bundled self-signed certificate).
+    const overTls = await request(`${openhim.routerHttps}/ddcc`, {
+      method: 'POST',
+      headers: { Authorization: basic, 'Content-Type': 'application/fhir+json' },
+      body: submission,
+    });
+    assert.equal(overTls.status, 200, overTls.text);
+    assert.deepEqual(JSON.parse(overTls.text), { issued: true, path: '/ddcc' });
+
     const heartbeat = JSON.parse((await request(`${openhim.api}/heartbeat`)).text);
     assert.ok(MEDIATOR_URN in heartbeat.mediators, 'mediator listed in GET /heartbeat');
   });

@@ -228,7 +228,8 @@ function send(res, status, body, extraHeaders = {}) {
 function resourceHeaders(baseUrl, status, resource) {
   const headers = {};
   const versionId = resource?.meta?.versionId;
-  if (!resource?.id || !versionId || resource.resourceType === 'Bundle' || resource.resourceType === 'OperationOutcome') {
+  // Search sets, transaction responses and outcomes built by the router carry no meta.versionId.
+  if (!resource?.id || !versionId) {
     return headers;
   }
   headers.ETag = `W/"${versionId}"`;

@@ -1,0 +1,286 @@
+//! The citizen PDF, checked the way a person and a verifier meet it: rasterised at 200 dpi and scanned
+//! with an independent QR decoder (zbar), its text extracted with poppler, its fonts and metadata
+//! inspected. Needs the Debian packages poppler-utils and zbar-tools; a missing tool fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ddcc_mediator::domain::{
+    CertificateInfo, Code, Country, FhirDate, Holder, NonEmpty, PositiveInt, Producer, Sex,
+    Vaccination, VaccinationEvent,
+};
+use ddcc_mediator::render::pdf::{
+    certificate_pdf, IssueDates, Labels, Paper, PdfOptions, PdfQr, QrKind,
+};
+use serde_json::Value;
+
+fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+/// The IG 1.0.0 example QuestionnaireResponses, one per language.
+const LANGUAGES: [(&str, &str); 6] = [
+    ("English", "Example"),
+    ("Arabic", "Arabic"),
+    ("Chinese", "Chinese"),
+    ("French", "French"),
+    ("Russian", "Russian"),
+    ("Spanish", "Spanish"),
+];
+
+/// linkId → first answer of a QuestionnaireResponse.
+fn answers(suffix: &str) -> std::collections::HashMap<String, Value> {
+    let path = shared().join(format!(
+        "vectors/ddcc/ig-1.0.0/QuestionnaireResponse-DDCCVSQuestionnaireResponse{suffix}.json"
+    ));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut out = std::collections::HashMap::new();
+    for item in json["item"].as_array().unwrap() {
+        if let Some(a) = item["answer"].get(0) {
+            out.insert(item["linkId"].as_str().unwrap().to_owned(), a.clone());
+        }
+    }
+    out
+}
+
+/// The event the example describes (built directly: intake is another module's concern).
+fn event(suffix: &str) -> VaccinationEvent {
+    let a = answers(suffix);
+    let s = |k: &str| a[k]["valueString"].as_str().unwrap().to_owned();
+    let ne = |k: &str| NonEmpty::parse(&s(k)).unwrap();
+    let d = |k: &str| FhirDate::parse(a[k]["valueDate"].as_str().unwrap()).unwrap();
+    let n = |k: &str| PositiveInt::new(a[k]["valueInteger"].as_i64().unwrap()).unwrap();
+    let code = |k: &str| {
+        let c = &a[k]["valueCoding"];
+        Code {
+            system: c["system"].as_str().map(str::to_owned),
+            code: NonEmpty::parse(c["code"].as_str().unwrap()).unwrap(),
+            display: c["display"].as_str().map(str::to_owned),
+        }
+    };
+    VaccinationEvent {
+        holder: Holder {
+            name: ne("name"),
+            birth_date: Some(d("birthDate")),
+            identifier: Some(ne("identifier")),
+            sex: Sex::parse(a["sex"]["valueCoding"]["code"].as_str().unwrap()),
+        },
+        vaccination: Vaccination {
+            vaccine: code("vaccine"),
+            brand: code("brand"),
+            producer: Producer::Both {
+                manufacturer: code("manufacturer"),
+                ma_holder: code("ma_holder"),
+            },
+            lot: ne("lot"),
+            date: d("date"),
+            valid_from: Some(d("vaccine_valid")),
+            dose: n("dose"),
+            total_doses: Some(n("total_doses")),
+            country: Country::from_alpha3(a["country"]["valueCoding"]["code"].as_str().unwrap())
+                .unwrap(),
+            centre: ne("centre"),
+            health_worker: Some(ne("hw")),
+            disease: Some(code("disease")),
+            next_dose: Some(d("due_date")),
+        },
+        certificate: CertificateInfo {
+            issuer: ne("pha"),
+            hcid: ne("hcid"),
+            valid_from: Some(d("valid_from")),
+            valid_until: Some(d("valid_until")),
+        },
+    }
+}
+
+/// The two real HC1 strings of the WHO reference mediator's stored document (DDCC 1 252, EU DCC 802
+/// characters).
+fn hc1_payloads() -> (String, String) {
+    let read = |f: &str| {
+        std::fs::read_to_string(shared().join("examples").join(f))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    (
+        read("hc1-who-from-existingDDCCDoc.txt"),
+        read("hc1-dcc-from-existingDDCCDoc.txt"),
+    )
+}
+
+fn dates(e: &VaccinationEvent) -> IssueDates {
+    IssueDates {
+        issued: e.vaccination.date.full().unwrap(),
+        valid_from: e.certificate.valid_from.unwrap().full().unwrap(),
+        valid_until: e.certificate.valid_until.and_then(FhirDate::full),
+    }
+}
+
+fn render(e: &VaccinationEvent, paper: Paper) -> Vec<u8> {
+    let (ddcc, dcc) = hc1_payloads();
+    let qrs = [
+        PdfQr {
+            kind: QrKind::Ddcc,
+            hc1: &ddcc,
+        },
+        PdfQr {
+            kind: QrKind::EuDcc,
+            hc1: &dcc,
+        },
+    ];
+    let options = PdfOptions {
+        paper,
+        labels: Labels::english(),
+    };
+    certificate_pdf(e, &qrs, &dates(e), &options).unwrap()
+}
+
+/// Runs a poppler/zbar tool; a missing tool fails with the package to install.
+fn run(tool: &str, package: &str, args: &[&str]) -> String {
+    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
+        panic!("`{tool}` could not run ({e}): install the Debian package {package}")
+    });
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn each_ig_language_renders_scannable_qrs_and_its_own_script() {
+    let dir = tempfile::tempdir().unwrap();
+    // DDCC_PDF_OUT=/some/dir keeps the PDFs and rasters for a person to look at.
+    let keep = std::env::var_os("DDCC_PDF_OUT").map(PathBuf::from);
+    let (ddcc, dcc) = hc1_payloads();
+    for (language, suffix) in LANGUAGES {
+        let e = event(suffix);
+        let pdf = render(&e, Paper::A4);
+        let path = dir.path().join(format!("{language}.pdf"));
+        std::fs::write(&path, &pdf).unwrap();
+        let pdf_path = path.to_str().unwrap();
+        assert!(pdf.len() < 150 * 1024, "{language}: {} bytes", pdf.len());
+        if let Some(keep) = &keep {
+            std::fs::create_dir_all(keep).unwrap();
+            std::fs::write(keep.join(format!("{language}.pdf")), &pdf).unwrap();
+        }
+
+        // Rasterise at 200 dpi and scan with zbar: both payloads come back exactly.
+        let prefix = dir.path().join(language);
+        run(
+            "pdftoppm",
+            "poppler-utils",
+            &[
+                "-r",
+                "200",
+                "-png",
+                "-singlefile",
+                pdf_path,
+                prefix.to_str().unwrap(),
+            ],
+        );
+        let png = format!("{}.png", prefix.display());
+        if let Some(keep) = &keep {
+            std::fs::copy(&png, keep.join(format!("{language}.png"))).unwrap();
+        }
+        let scanned = run("zbarimg", "zbar-tools", &["--raw", "-q", &png]);
+        let mut found: Vec<&str> = scanned.lines().filter(|l| !l.is_empty()).collect();
+        found.sort();
+        let mut expected = vec![ddcc.as_str(), dcc.as_str()];
+        expected.sort();
+        assert_eq!(
+            found, expected,
+            "{language}: QR codes scanned from the 200 dpi raster"
+        );
+
+        // The text layer has the holder's name and the centre in their own script, exactly as typed:
+        // for Arabic this holds because glyphs are drawn in visual order with a /ToUnicode entry each, and
+        // poppler reverses a right-to-left line back into logical order (it wraps it in U+202B … U+202C).
+        let text = run(
+            "pdftotext",
+            "poppler-utils",
+            &["-enc", "UTF-8", pdf_path, "-"],
+        );
+        let name = e.holder.name.as_str();
+        let centre = e.vaccination.centre.as_str();
+        for value in [name, centre] {
+            assert!(
+                text.contains(value),
+                "{language}: {value:?} not in the extracted text:\n{text}"
+            );
+        }
+        for date in ["2003-03-03", "2021-04-05", "2021-04-28", "2022-04-05"] {
+            assert!(text.contains(date), "{language}: {date} missing");
+        }
+        assert!(text.contains(e.certificate.hcid.as_str()));
+
+        // Every font is embedded and subset.
+        let fonts = run("pdffonts", "poppler-utils", &[pdf_path]);
+        let rows: Vec<&str> = fonts.lines().skip(2).collect();
+        assert!(!rows.is_empty());
+        for row in rows {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            // name type encoding emb sub uni object-id
+            let n = cols.len();
+            assert!(n >= 7, "{row}");
+            assert_eq!(
+                &cols[n - 5..n - 2],
+                ["yes", "yes", "yes"],
+                "{language}: font not embedded+subset+unicode: {row}"
+            );
+        }
+
+        // No personal data in the document information or XMP metadata.
+        let info = run("pdfinfo", "poppler-utils", &[pdf_path]);
+        let xmp = run("pdfinfo", "poppler-utils", &["-meta", pdf_path]);
+        let id = e.holder.identifier.as_ref().unwrap().as_str();
+        for secret in [name, "2003-03-03", id, e.certificate.hcid.as_str()] {
+            assert!(!info.contains(secret), "{language}: {secret} in pdfinfo");
+            assert!(!xmp.contains(secret), "{language}: {secret} in XMP");
+        }
+        assert!(
+            info.lines()
+                .any(|l| l.split_whitespace().eq(["Pages:", "1"])),
+            "{info}"
+        );
+        assert!(info.contains("(A4)"), "{info}");
+        assert!(
+            !info.contains("PDF subtype"),
+            "claims no PDF/A or PDF/X conformance: {info}"
+        );
+        // Nor readable anywhere outside the compressed page content.
+        let raw = String::from_utf8_lossy(&pdf);
+        assert!(!raw.contains(name) && !raw.contains(id));
+    }
+}
+
+#[test]
+fn us_letter_is_letter_sized_and_still_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = event("Example");
+    let pdf = render(&e, Paper::Letter);
+    let path = dir.path().join("letter.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let info = run("pdfinfo", "poppler-utils", &[path.to_str().unwrap()]);
+    assert!(info.contains("612 x 792 pts (letter)"), "{info}");
+    let prefix = dir.path().join("letter");
+    run(
+        "pdftoppm",
+        "poppler-utils",
+        &[
+            "-r",
+            "150",
+            "-png",
+            "-singlefile",
+            path.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    );
+    let scanned = run(
+        "zbarimg",
+        "zbar-tools",
+        &["--raw", "-q", &format!("{}.png", prefix.display())],
+    );
+    assert_eq!(scanned.lines().filter(|l| !l.is_empty()).count(), 2);
+}

@@ -284,3 +284,86 @@ fn us_letter_is_letter_sized_and_still_scans() {
     );
     assert_eq!(scanned.lines().filter(|l| !l.is_empty()).count(), 2);
 }
+
+#[test]
+fn one_payload_coded_displays_and_a_translation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = event("French");
+    e.vaccination.vaccine.display = Some("COVID-19 vaccine, inactivated virus".into());
+    let (ddcc, _) = hc1_payloads();
+    let options = PdfOptions {
+        paper: Paper::A4,
+        labels: Labels::from_json(
+            r#"{"title": "Certificat de vaccination", "centre": "Centre de vaccination"}"#,
+        )
+        .unwrap(),
+    };
+    let qrs = [PdfQr {
+        kind: QrKind::Ddcc,
+        hc1: &ddcc,
+    }];
+    let pdf = certificate_pdf(&e, &qrs, &dates(&e), &options).unwrap();
+    let path = dir.path().join("fr.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let text = run(
+        "pdftotext",
+        "poppler-utils",
+        &["-enc", "UTF-8", path.to_str().unwrap(), "-"],
+    );
+    // The display replaces the code; codes without a display print as codes.
+    assert!(
+        text.contains("COVID-19 vaccine, inactivated virus"),
+        "{text}"
+    );
+    assert!(!text.contains("XM0GQ8"));
+    assert!(text.contains("XM8NQ0"));
+    assert!(text.contains("Certificat de vaccination"));
+    assert!(text.contains("Centre de vaccination"));
+    assert!(text.contains("Site de vaccination"));
+    // One QR, labelled DDCC (the verification line names both kinds of app).
+    assert!(text.lines().any(|l| l.trim() == "DDCC"));
+    assert!(!text.lines().any(|l| l.trim() == "EU DCC"));
+    let info = run("pdfinfo", "poppler-utils", &[path.to_str().unwrap()]);
+    assert!(
+        info.contains("Certificat de vaccination"),
+        "the title is the translated label"
+    );
+
+    let prefix = dir.path().join("fr");
+    run(
+        "pdftoppm",
+        "poppler-utils",
+        &[
+            "-r",
+            "200",
+            "-png",
+            "-singlefile",
+            path.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    );
+    let scanned = run(
+        "zbarimg",
+        "zbar-tools",
+        &["--raw", "-q", &format!("{}.png", prefix.display())],
+    );
+    assert_eq!(scanned.trim(), ddcc);
+}
+
+#[test]
+fn the_number_of_qr_codes_is_one_or_two() {
+    let e = event("Example");
+    let (ddcc, _) = hc1_payloads();
+    let q = PdfQr {
+        kind: QrKind::Ddcc,
+        hc1: &ddcc,
+    };
+    let options = PdfOptions::default();
+    assert!(certificate_pdf(&e, &[], &dates(&e), &options).is_err());
+    assert!(certificate_pdf(&e, &[q, q, q], &dates(&e), &options).is_err());
+    let bad = PdfQr {
+        kind: QrKind::EuDcc,
+        hc1: "HC1:lowercase is not base45",
+    };
+    assert!(certificate_pdf(&e, &[q, bad], &dates(&e), &options).is_err());
+}

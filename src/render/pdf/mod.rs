@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use labels::Labels;
 
 use printpdf::{
-    Codepoint, Color, CurTransMat, FontId, Greyscale, Line as PdfLine, LinePoint, Mm, Op,
-    PaintMode, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfParseErrorSeverity,
-    PdfSaveOptions, Point, Polygon, PolygonRing, Pt, TextItem, TextMatrix, WindingOrder,
+    Codepoint, Color, CurTransMat, FontId, Greyscale, Line as PdfLine, LinePoint, Op, PaintMode,
+    ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfParseErrorSeverity, PdfSaveOptions, Point,
+    Polygon, PolygonRing, Pt, Rect, TextItem, TextMatrix, WindingOrder,
 };
 
 use self::fonts::FontKey;
@@ -428,7 +428,14 @@ impl Layout {
             }
         }
         let (w, h) = (self.width, self.height);
-        doc.with_pages(vec![PdfPage::new(Mm::from(Pt(w)), Mm::from(Pt(h)), ops)]);
+        // Boxes set in points: a round trip through millimetres would make Letter 792.001 pt high.
+        let media = Rect::from_wh(Pt(w), Pt(h));
+        doc.with_pages(vec![PdfPage {
+            media_box: media.clone(),
+            trim_box: media.clone(),
+            crop_box: media,
+            ops,
+        }]);
         let mut warnings = Vec::new();
         let mut pdf = doc.to_lopdf_document(&PdfSaveOptions::default(), &mut warnings);
         if let Some(e) = warnings

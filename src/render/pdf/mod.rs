@@ -455,12 +455,39 @@ impl Layout {
                 info.remove(key);
             }
         }
-        pdf.compress();
+        compress_streams(&mut pdf)?;
         let mut bytes = Vec::new();
         pdf.save_to(&mut bytes)
             .map_err(|e| Error::Internal(format!("PDF serialization: {e}")))?;
         Ok(bytes)
     }
+}
+
+/// Deflates every stream not yet filtered, at zlib's default level: lopdf's own `compress` uses the best
+/// level, which took three quarters of the render time for a 2 % smaller file.
+fn compress_streams(pdf: &mut lopdf::Document) -> Result<()> {
+    use std::io::Write;
+    for object in pdf.objects.values_mut() {
+        let lopdf::Object::Stream(stream) = object else {
+            continue;
+        };
+        if !stream.allows_compression || stream.dict.get(b"Filter").is_ok() {
+            continue;
+        }
+        let mut encoder =
+            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder
+            .write_all(&stream.content)
+            .map_err(|e| Error::Internal(format!("PDF stream compression: {e}")))?;
+        let deflated = encoder
+            .finish()
+            .map_err(|e| Error::Internal(format!("PDF stream compression: {e}")))?;
+        if deflated.len() < stream.content.len() {
+            stream.dict.set("Filter", "FlateDecode");
+            stream.set_content(deflated);
+        }
+    }
+    Ok(())
 }
 
 /// A coded value prints its display when there is one, else its code.

@@ -193,6 +193,7 @@ fn each_ig_language_renders_scannable_qrs_and_its_own_script() {
             found, expected,
             "{language}: QR codes scanned from the 200 dpi raster"
         );
+        assert_printed_size_and_quiet_zone(&png, 200.0, &expected, language);
 
         // The text layer has the holder's name and the centre in their own script, exactly as typed:
         // for Arabic this holds because glyphs are drawn in visual order with a /ToUnicode entry each, and
@@ -255,6 +256,47 @@ fn each_ig_language_renders_scannable_qrs_and_its_own_script() {
     }
 }
 
+/// Finds the QR symbols in the raster with a second decoder (rqrr), and checks each is at least 35 mm
+/// wide including its quiet zone, and that the 4-module quiet zone around it is blank.
+fn assert_printed_size_and_quiet_zone(png: &str, dpi: f32, payloads: &[&str], language: &str) {
+    let img = image::open(png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img.clone());
+    let grids = prepared.detect_grids();
+    assert_eq!(
+        grids.len(),
+        payloads.len(),
+        "{language}: rqrr finds every symbol"
+    );
+    for grid in grids {
+        let (meta, content) = grid.decode().unwrap();
+        assert!(
+            payloads.contains(&content.as_str()),
+            "{language}: rqrr decodes a payload"
+        );
+        let modules = meta.version.to_size() as f32;
+        let [tl, tr, _, bl] = grid.bounds;
+        let px_per_module = (tr.x - tl.x) as f32 / modules;
+        let printed_mm = (modules + 8.0) * px_per_module / dpi * 25.4;
+        assert!(
+            printed_mm >= 35.0,
+            "{language}: QR printed {printed_mm:.1} mm wide"
+        );
+        // The quiet zone: a band 4 modules wide on every side is white (the band starts 2 px out, past
+        // the anti-aliased edge of the outermost modules).
+        let qz = (4.0 * px_per_module) as i32 - 1;
+        let near = |v: i32, a: i32, b: i32| v > a - 3 && v < b + 3;
+        for y in (tl.y - qz)..=(bl.y + qz) {
+            for x in (tl.x - qz)..=(tr.x + qz) {
+                if near(x, tl.x, tr.x) && near(y, tl.y, bl.y) {
+                    continue;
+                }
+                let v = img.get_pixel(x as u32, y as u32).0[0];
+                assert!(v > 200, "{language}: quiet zone pixel ({x}, {y}) is {v}");
+            }
+        }
+    }
+}
+
 #[test]
 fn us_letter_is_letter_sized_and_still_scans() {
     let dir = tempfile::tempdir().unwrap();
@@ -262,6 +304,10 @@ fn us_letter_is_letter_sized_and_still_scans() {
     let pdf = render(&e, Paper::Letter);
     let path = dir.path().join("letter.pdf");
     std::fs::write(&path, &pdf).unwrap();
+    if let Some(keep) = std::env::var_os("DDCC_PDF_OUT").map(PathBuf::from) {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::write(keep.join("English-letter.pdf"), &pdf).unwrap();
+    }
     let info = run("pdfinfo", "poppler-utils", &[path.to_str().unwrap()]);
     assert!(info.contains("612 x 792 pts (letter)"), "{info}");
     let prefix = dir.path().join("letter");
@@ -283,6 +329,13 @@ fn us_letter_is_letter_sized_and_still_scans() {
         &["--raw", "-q", &format!("{}.png", prefix.display())],
     );
     assert_eq!(scanned.lines().filter(|l| !l.is_empty()).count(), 2);
+    let (ddcc, dcc) = hc1_payloads();
+    assert_printed_size_and_quiet_zone(
+        &format!("{}.png", prefix.display()),
+        150.0,
+        &[&ddcc, &dcc],
+        "Letter",
+    );
 }
 
 #[test]

@@ -85,6 +85,10 @@ pub struct IssueDates {
 
 /// The smallest printed QR side, so a phone camera reads it from paper.
 const MIN_QR_MM: f32 = 35.0;
+/// Module sizes and positions are multiples of this when they can be: 1.44 pt is a whole number of
+/// pixels at 150, 200, 300 and 600 dpi (3, 4, 6, 12), so a raster of the page has sharp modules of
+/// equal width, which QR decoders read best.
+const PIXEL_GRID_PT: f32 = 1.44;
 /// The largest, so two fit side by side with room for the text.
 const MAX_QR_MM: f32 = 70.0;
 const MARGIN_MM: f32 = 18.0;
@@ -290,13 +294,14 @@ impl Layout {
         // Centred vertically in the space left.
         let qr_top = y + 12.0 + (available_h - side) / 2.0;
         for (i, q) in qrs.iter().enumerate() {
-            let x = left + (right - left - total) / 2.0 + i as f32 * (side + gap);
+            let slot_x = left + (right - left - total) / 2.0 + i as f32 * (side + gap);
             let code = qr::encode(q.hc1)?;
+            let (qx, qtop, qside) = place_qr(&code, slot_x, qr_top, side);
             page.items.push(Item::Qr {
                 code,
-                x,
-                y: height - (qr_top + side),
-                side,
+                x: qx,
+                y: height - (qtop + qside),
+                side: qside,
             });
             let label = match q.kind {
                 QrKind::Ddcc => &l.qr_ddcc,
@@ -306,7 +311,7 @@ impl Layout {
                 label,
                 true,
                 10.0,
-                x + side / 2.0,
+                slot_x + side / 2.0,
                 qr_top + side + 12.0,
                 0.0,
                 Align::Centre,
@@ -460,6 +465,27 @@ impl Layout {
         pdf.save_to(&mut bytes)
             .map_err(|e| Error::Internal(format!("PDF serialization: {e}")))?;
         Ok(bytes)
+    }
+}
+
+/// Where a QR goes inside its square slot (left, top from the page top, side): the largest whole multiple
+/// of [`PIXEL_GRID_PT`] per module that fits and keeps it [`MIN_QR_MM`] wide, snapped to the grid; the
+/// exact fit when no multiple does.
+fn place_qr(code: &qrcode::QrCode, slot_x: f32, slot_top: f32, slot: f32) -> (f32, f32, f32) {
+    let modules = (code.width() + 2 * qr::QUIET_ZONE_MODULES as usize) as f32;
+    let fit = slot / modules;
+    let snapped = (fit / PIXEL_GRID_PT).floor() * PIXEL_GRID_PT;
+    let snap = |v: f32| (v / PIXEL_GRID_PT).round() * PIXEL_GRID_PT;
+    if snapped > 0.0 && snapped * modules >= mm(MIN_QR_MM) {
+        let side = snapped * modules;
+        // Centred across, on the slot's bottom edge so the labels below line up.
+        (
+            snap(slot_x + (slot - side) / 2.0),
+            snap(slot_top + slot - side),
+            side,
+        )
+    } else {
+        (slot_x, slot_top, fit * modules)
     }
 }
 

@@ -106,6 +106,13 @@ impl Labels {
             .map_err(|e| Error::Config(format!("the PDF label translation is not valid: {e}")))
     }
 
+    /// Labels from a JSON translation file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let json = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading PDF labels {}", path.display()), e))?;
+        Self::from_json(&json)
+    }
+
     pub(super) fn sex(&self, sex: Sex) -> &str {
         match sex {
             Sex::Male => &self.sex_male,

@@ -90,7 +90,7 @@ const MIN_QR_MM: f32 = 35.0;
 /// equal width, which QR decoders read best.
 const PIXEL_GRID_PT: f32 = 1.44;
 /// The largest, so two fit side by side with room for the text.
-const MAX_QR_MM: f32 = 70.0;
+const MAX_QR_MM: f32 = 80.0;
 const MARGIN_MM: f32 = 18.0;
 const LABEL_COLUMN_MM: f32 = 58.0;
 /// The smallest font size a too-long value is shrunk to before it is allowed to run over.

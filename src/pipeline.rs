@@ -10,7 +10,7 @@ use crate::credential::{self, IssuedCredentials, SignedPayload};
 use crate::document::{self, DocumentContext, QrArtifact, QrKind};
 use crate::domain::VaccinationEvent;
 use crate::error::Result;
-use crate::render;
+use crate::render::{self, pdf};
 use crate::signer::Signer;
 
 /// A signed payload with its QR images.
@@ -29,6 +29,8 @@ pub struct Certificate {
     pub dcc: std::result::Result<RenderedQr, String>,
     /// The DDCC:VS document Bundle, serialised once.
     pub document_json: Vec<u8>,
+    /// The citizen PDF.
+    pub pdf: Vec<u8>,
 }
 
 /// Issues the certificate for `event` at time `now`.
@@ -60,11 +62,53 @@ pub async fn issue_certificate<S: Signer>(
     );
     let document_json = serde_json::to_vec_pretty(&bundle)
         .map_err(|e| crate::Error::Internal(format!("document Bundle does not serialise: {e}")))?;
+    let pdf = citizen_pdf(event, config, &ddcc, dcc.as_ref().ok())?;
     Ok(Certificate {
         ddcc,
         dcc,
         document_json,
+        pdf,
     })
+}
+
+/// The printable certificate: every QR issued, and the validity the signed payload claims.
+fn citizen_pdf(
+    event: &VaccinationEvent,
+    config: &IssuanceConfig,
+    ddcc: &RenderedQr,
+    dcc: Option<&RenderedQr>,
+) -> Result<Vec<u8>> {
+    let date = |unix: i64| {
+        OffsetDateTime::from_unix_timestamp(unix)
+            .map(OffsetDateTime::date)
+            .map_err(|e| crate::Error::Internal(format!("claim time out of range: {e}")))
+    };
+    let issued = date(ddcc.signed.iat)?;
+    let valid_from = event
+        .certificate
+        .valid_from
+        .and_then(|d| d.full())
+        .unwrap_or(issued);
+    let dates = pdf::IssueDates {
+        issued,
+        valid_from,
+        valid_until: Some(date(ddcc.signed.exp)?),
+    };
+    let mut qrs = vec![pdf::PdfQr {
+        kind: QrKind::Who,
+        hc1: &ddcc.signed.hc1,
+    }];
+    if let Some(dcc) = dcc {
+        qrs.push(pdf::PdfQr {
+            kind: QrKind::Dcc,
+            hc1: &dcc.signed.hc1,
+        });
+    }
+    let options = pdf::PdfOptions {
+        paper: config.paper,
+        labels: config.labels.clone(),
+    };
+    pdf::certificate_pdf(event, &qrs, &dates, &options)
 }
 
 fn render_qr(signed: SignedPayload) -> Result<RenderedQr> {

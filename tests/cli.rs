@@ -109,6 +109,7 @@ fn issue_writes_every_artefact_and_an_independent_checker_accepts_them() {
 
     for file in [
         "document-bundle.json",
+        "certificate.pdf",
         "ddcc.hc1",
         "ddcc-qr.png",
         "ddcc-qr.svg",
@@ -150,6 +151,11 @@ fn issue_writes_every_artefact_and_an_independent_checker_accepts_them() {
                 .trim()
         )
     );
+
+    // So does the citizen PDF, read from a 300 dpi rendering of the page.
+    let pdf = ws.out.join("certificate.pdf");
+    let report = support::hc1_verify(&[pdf.to_str().unwrap(), "--cert", dsc, "--strict", "--now"]);
+    assert_eq!(report["result"], "VALID", "{report:#}");
 
     // The EU DCC passes the EU schema and value sets.
     let shared = support::shared_dir();

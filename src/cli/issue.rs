@@ -121,6 +121,7 @@ fn write_certificate(dir: &Path, cert: &Certificate) -> crate::Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     write("document-bundle.json", &cert.document_json)?;
+    write("certificate.pdf", &cert.pdf)?;
     write("ddcc.hc1", cert.ddcc.signed.hc1.as_bytes())?;
     write("ddcc-qr.png", &cert.ddcc.png)?;
     write("ddcc-qr.svg", cert.ddcc.svg.as_bytes())?;

@@ -39,9 +39,9 @@ CONTRACT_ENV = set(
     VAULT_TRANSIT_KEY VAULT_KEY_TYPE DDCC_ISSUER_COUNTRY DDCC_VALIDITY_DAYS DDCC_HCERT_KEY DDCC_ISSUER_NAME
     DDCC_NO_DCC DDCC_API_KEYS OPENHIM_URL OPENHIM_USERNAME OPENHIM_PASSWORD OPENHIM_AUTH OPENHIM_TRUST_SELF_SIGNED
     DDCC_MEDIATOR_HOST DDCC_MEDIATOR_PORT RUST_LOG DDCC_LOG_FORMAT OTEL_EXPORTER_OTLP_ENDPOINT
-    OTEL_SERVICE_NAME""".split()
+    OTEL_SERVICE_NAME DDCC_OPENHIM_ROUTE_KEY""".split()
 )
-SECRET_ENV = {"VAULT_TOKEN", "VAULT_SECRET_ID", "VAULT_ROLE_ID", "OPENHIM_PASSWORD", "DDCC_API_KEYS"}
+SECRET_ENV = {"VAULT_TOKEN", "VAULT_SECRET_ID", "VAULT_ROLE_ID", "OPENHIM_PASSWORD", "DDCC_API_KEYS", "DDCC_OPENHIM_ROUTE_KEY"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN", re.I)
 
 results: list[tuple[bool, str]] = []
@@ -235,6 +235,12 @@ def check_rendered(label: str, docs: list[dict], values: dict) -> None:
     k8s_auth = env_cm["data"].get("DDCC_SIGNER") == "vault" and "VAULT_K8S_ROLE" in env_cm["data"]
     check(spec["automountServiceAccountToken"] is k8s_auth, f"{label}: service-account token mounted only for Vault Kubernetes auth")
     check(pod["metadata"]["annotations"].get("checksum/config", "") != "", f"{label}: pods roll on config change")
+    link = [m for m in c["volumeMounts"] if m["mountPath"] == "/data/link-secret"]
+    shared = env_cm["data"]["DDCC_SIGNER"] == "vault" or dep["spec"].get("replicas", 2) > 1
+    check(bool(link) == shared and all(m.get("readOnly") and "secret" in vols[m["name"]] for m in link),
+          f"{label}: the link secret is mounted from a Secret when replicas share it")
+    if "OPENHIM_URL" in env_cm["data"]:
+        check("DDCC_OPENHIM_ROUTE_KEY" in {e["name"] for e in c.get("env", [])}, f"{label}: OpenHIM route key from a Secret")
     for hpa in by_kind.get("HorizontalPodAutoscaler", []):
         check(hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"] and "replicas" not in dep["spec"], f"{label}: HPA scales the Deployment (which sets no replicas)")
     for pdb in by_kind.get("PodDisruptionBudget", []):
@@ -287,6 +293,15 @@ def check_chart() -> None:
             check(False, f"schema rejects {what}")
         except helm.HelmValuesError:
             check(True, f"schema rejects {what}")
+    for what, override, message in [
+        ("OpenHIM without a route key", {"openhim": {**base["openhim"], "routeKey": {"existingSecret": ""}}}, "routeKey.existingSecret is required"),
+        ("Vault signer without a link secret", {"linkSecret": {"existingSecret": ""}}, "linkSecret.existingSecret is required"),
+    ]:
+        try:
+            chart.render(values={**base, **override}, name="ddcc", namespace="ddcc", is_install=True)
+            check(False, f"{what} is refused")
+        except helm.HelmError as e:
+            check(message in str(e), f"{what} is refused", str(e)[:200])
     approle_missing = {**base, "vault": {"addr": "http://v:8200", "auth": {"method": "approle"}}}
     try:
         chart.render(values=approle_missing, name="ddcc", namespace="ddcc", is_install=True)

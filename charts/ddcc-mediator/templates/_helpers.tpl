@@ -78,5 +78,11 @@ app.kubernetes.io/component: mediator
 {{- if not .Values.openhim.existingSecret }}
 {{- fail "openhim.existingSecret is required when openhim.enabled=true (a Secret with the OpenHIM user's password)" }}
 {{- end }}
+{{- if not .Values.openhim.routeKey.existingSecret }}
+{{- fail "openhim.routeKey.existingSecret is required when openhim.enabled=true: a key generated per pod would not match the channel route" }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.linkSecret.existingSecret) (or (eq .Values.signer.type "vault") .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
+{{- fail "linkSecret.existingSecret is required (a Secret with 32+ random bytes): each pod would otherwise sign citizen links with its own secret, lost on restart" }}
 {{- end }}
 {{- end }}

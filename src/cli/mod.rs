@@ -33,6 +33,16 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Signing keys and certificates: export the DSCs; create, certify and rotate Vault transit keys.
     Keys(KeysArgs),
+    /// Run the mediator service (HTTP API, OpenHIM mediator); see README "Run the service".
+    Serve(crate::configuration::ServeArgs),
+}
+
+/// Subject of the self-signed development DSC (local signer).
+pub fn development_subject() -> crate::signer::local::DscSubject {
+    crate::signer::local::DscSubject {
+        country: "XX".into(),
+        common_name: "DDCC development DSC (not for production)".into(),
+    }
 }
 
 /// Which key signs.

@@ -1,9 +1,14 @@
 //! A FHIR R4 server as the store: one `transaction` per certificate.
 //!
-//! The transaction holds every resource of the document (the Patient as a conditional create on its
-//! identifier, `ifNoneExist`; everything else `PUT <Type>/<id>` with the derived ids, so a repeat is an
-//! idempotent overwrite), the superseded QR DocumentReferences, and the document Bundle itself
-//! (`PUT Bundle/<id>`). Every entry of the transaction-response must be 2xx or nothing counts.
+//! The Patient is the person, not the certificate: when it has an identifier it is created first, on its
+//! own, as a conditional create (`POST Patient` with `If-None-Exist: identifier=…`), so one person keeps one
+//! Patient across certificates; a failure later leaves at most that Patient, which the retry reuses. (Doing
+//! it inside the transaction would be equivalent on HAPI, but servers such as Medplum cap transactions with
+//! conditional entries at 8 entries, fewer than a corrected certificate needs.)
+//!
+//! The transaction then holds every other resource of the document (`PUT <Type>/<id>` with the derived
+//! ids, so a repeat is an idempotent overwrite), the superseded QR DocumentReferences, and the document
+//! Bundle itself (`PUT Bundle/<id>`). Every entry of the transaction-response must be 2xx or nothing counts.
 //!
 //! References between the written resources use fresh `urn:uuid:` placeholders, not the document's own
 //! fullUrls: servers resolve placeholders anywhere in the transaction, including inside the nested document
@@ -47,29 +52,79 @@ impl FhirStore {
         }
     }
 
-    /// The transaction Bundle for `record`.
-    fn transaction(record: &CertificateRecord) -> Result<Value> {
-        let mut placeholders: HashMap<String, String> = HashMap::new();
-        let resources: Vec<&Value> = record.resources().chain(record.superseded.iter()).collect();
-        for resource in &resources {
-            let (_, id) = type_and_id(resource)?;
-            placeholders.insert(
-                format!("urn:uuid:{id}"),
-                uuid::Uuid::new_v4().urn().to_string(),
-            );
+    /// Creates the Patient unless one has its identifier; returns `Patient/<id>` as stored. `None` when the
+    /// Patient has no identifier (it is then written in the transaction under its derived id).
+    async fn ensure_patient(
+        &self,
+        patient: &Value,
+        trace: &Orchestrations,
+    ) -> Result<Option<String>> {
+        let Some(search) = conditional_identifier(patient) else {
+            return Ok(None);
+        };
+        let mut body = patient.clone();
+        if let Some(map) = body.as_object_mut() {
+            map.remove("id");
         }
-        let mut entries = Vec::with_capacity(resources.len() + 1);
+        let url = format!("{}/Patient", self.base);
+        let step = Orchestration::start("FHIR conditional create Patient", "POST", &url);
+        let response = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
+            .header(reqwest::header::ACCEPT, FHIR_JSON)
+            .header("If-None-Exist", search)
+            .json(&body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                trace.push(step.failed(&e.to_string()));
+                return Err(Self::unavailable(format!(
+                    "Patient not sent: {}",
+                    error_chain(&e)
+                )));
+            }
+        };
+        let status = response.status();
+        trace.push(step.finished(status.as_u16()));
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(refused("conditional create of the Patient", status, &body));
+        }
+        match body.get("id").and_then(Value::as_str) {
+            Some(id) if valid_id(id) => Ok(Some(format!("Patient/{id}"))),
+            _ => Err(Self::unavailable("the Patient create answered no id")),
+        }
+    }
+
+    /// The transaction Bundle for `record`; `resolved` maps document fullUrls to stored references
+    /// (resources already written, left out of the transaction).
+    fn transaction(
+        record: &CertificateRecord,
+        mut resolved: HashMap<String, String>,
+    ) -> Result<Value> {
+        let resources: Vec<&Value> = record.resources().chain(record.superseded.iter()).collect();
+        let mut pending = Vec::with_capacity(resources.len());
         for resource in resources {
+            let (_, id) = type_and_id(resource)?;
+            let full_url = format!("urn:uuid:{id}");
+            if resolved.contains_key(&full_url) {
+                continue;
+            }
+            resolved.insert(full_url, uuid::Uuid::new_v4().urn().to_string());
+            pending.push(resource);
+        }
+        let mut entries = Vec::with_capacity(pending.len() + 1);
+        for resource in pending {
             let (rtype, id) = type_and_id(resource)?;
-            let full_url = placeholders
+            let full_url = resolved
                 .get(&format!("urn:uuid:{id}"))
                 .cloned()
                 .unwrap_or_default();
-            let rewritten = rewrite_references(resource, &placeholders)?;
-            let request = match conditional_identifier(rtype, &rewritten) {
-                Some(search) => json!({"method": "POST", "url": rtype, "ifNoneExist": search}),
-                None => json!({"method": "PUT", "url": format!("{rtype}/{id}")}),
-            };
+            let rewritten = rewrite_references(resource, &resolved)?;
+            let request = json!({"method": "PUT", "url": format!("{rtype}/{id}")});
             entries.push(json!({"fullUrl": full_url, "resource": rewritten, "request": request}));
         }
         let bundle_id = record.bundle_id()?;
@@ -81,11 +136,8 @@ impl FhirStore {
     }
 }
 
-/// The Patient is created only when no Patient has its identifier (`ifNoneExist`); one person, one Patient.
-fn conditional_identifier(rtype: &str, resource: &Value) -> Option<String> {
-    if rtype != "Patient" {
-        return None;
-    }
+/// `identifier=<system>|<value>` of a Patient's first identifier.
+fn conditional_identifier(resource: &Value) -> Option<String> {
     let identifier = resource.get("identifier")?.as_array()?.first()?;
     let value = identifier.get("value")?.as_str()?;
     let token = match identifier.get("system").and_then(Value::as_str) {
@@ -133,7 +185,17 @@ fn rewrite_references(resource: &Value, placeholders: &HashMap<String, String>) 
 
 impl Store for FhirStore {
     async fn save(&self, record: &CertificateRecord, trace: &Orchestrations) -> Result<()> {
-        let transaction = Self::transaction(record)?;
+        let mut resolved = HashMap::new();
+        if let Some(patient) = record
+            .resources()
+            .find(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
+        {
+            let (_, id) = type_and_id(patient)?;
+            if let Some(stored) = self.ensure_patient(patient, trace).await? {
+                resolved.insert(format!("urn:uuid:{id}"), stored);
+            }
+        }
+        let transaction = Self::transaction(record, resolved)?;
         let url = format!("{}/", self.base);
         let step = Orchestration::start("FHIR transaction", "POST", &url);
         let response = self
@@ -234,6 +296,20 @@ impl Store for FhirStore {
                 error_chain(&e)
             ))),
         }
+    }
+}
+
+/// A refusal by the server: transient (503) for 5xx and 429, otherwise the server rejected what we built,
+/// which is our fault, not the caller's (500).
+fn refused(what: &str, status: StatusCode, outcome: &Value) -> Error {
+    let reason = format!(
+        "{what} was refused with HTTP {status}: {}",
+        diagnostics(outcome)
+    );
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        FhirStore::unavailable(reason)
+    } else {
+        Error::Internal(reason)
     }
 }
 

@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Port OpenHIM uses to reach this service. Default: the listen port.
     #[arg(long, env = "DDCC_MEDIATOR_PORT")]
     pub mediator_port: Option<u16>,
+    /// API key OpenHIM presents to this service on its channel route (Basic password). Default: a key
+    /// generated into <data-dir>/openhim-route-key.
+    #[arg(long, env = "DDCC_OPENHIM_ROUTE_KEY", hide_env_values = true)]
+    pub openhim_route_key: Option<String>,
     /// Log format: text or json. Default text.
     #[arg(long, value_enum, env = "DDCC_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -169,6 +173,8 @@ pub struct OpenHimConfig {
     /// Where OpenHIM reaches this service (endpoints and channel routes).
     pub mediator_host: String,
     pub mediator_port: u16,
+    /// The key on the channel route; `None`: generated into the data directory at start-up.
+    pub route_key: Option<String>,
 }
 
 /// Timeout of every outbound call (FHIR server, OpenHIM); Vault has its own (`VAULT_TIMEOUT`).
@@ -275,6 +281,7 @@ impl ServiceConfig {
                         file_openhim.mediator_port,
                         listen.port(),
                     ),
+                    route_key: args.openhim_route_key.clone().filter(|k| !k.is_empty()),
                 })
             }
         };

@@ -33,14 +33,21 @@ pub const CHANNEL_NAME: &str = "DDCC Mediator";
 pub const CLIENT_ROLE: &str = "ddcc";
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// The mediator registration document.
-pub fn mediator_config(config: &OpenHimConfig, settings: &IssuanceConfig) -> Value {
+/// The mediator registration document. The route carries `route_key` as Basic password: OpenHIM does not
+/// forward its clients' credentials, so it authenticates to this service with a key of its own.
+pub fn mediator_config(
+    config: &OpenHimConfig,
+    route_key: &str,
+    settings: &IssuanceConfig,
+) -> Value {
     let route = json!({
         "name": "DDCC Mediator",
         "host": config.mediator_host,
         "port": config.mediator_port,
         "primary": true,
         "type": "http",
+        "username": "openhim",
+        "password": route_key,
     });
     let mut endpoint = route.clone();
     endpoint["path"] = json!("/ddcc");
@@ -121,17 +128,17 @@ pub fn apply_config(current: &IssuanceConfig, config: &Value) -> Result<Issuance
 }
 
 /// Starts the registration/heartbeat task on the current runtime.
-pub fn spawn(config: OpenHimConfig, issuer: Arc<Issuer>) -> Result<()> {
+pub fn spawn(config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) -> Result<()> {
     let client = OpenHimClient::new(&config)?;
-    tokio::spawn(run(client, config, issuer));
+    tokio::spawn(run(client, config, route_key, issuer));
     Ok(())
 }
 
-async fn run(client: OpenHimClient, config: OpenHimConfig, issuer: Arc<Issuer>) {
+async fn run(client: OpenHimClient, config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) {
     let started = Instant::now();
     let mut backoff = Duration::from_secs(1);
     loop {
-        match register(&client, &config, &issuer).await {
+        match register(&client, &config, &route_key, &issuer).await {
             Ok(()) => {
                 tracing::info!(urn = MEDIATOR_URN, url = %config.url, "registered with OpenHIM");
                 backoff = Duration::from_secs(1);
@@ -148,8 +155,13 @@ async fn run(client: OpenHimClient, config: OpenHimConfig, issuer: Arc<Issuer>) 
     }
 }
 
-async fn register(client: &OpenHimClient, config: &OpenHimConfig, issuer: &Issuer) -> Result<()> {
-    let body = mediator_config(config, &issuer.settings());
+async fn register(
+    client: &OpenHimClient,
+    config: &OpenHimConfig,
+    route_key: &str,
+    issuer: &Issuer,
+) -> Result<()> {
+    let body = mediator_config(config, route_key, &issuer.settings());
     let (status, text) = client
         .send(reqwest::Method::POST, "/mediators", Some(&body))
         .await?;

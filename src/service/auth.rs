@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 
 /// File name of the generated API key in the data directory.
 pub const KEY_FILE: &str = "api-key";
+/// File name of the generated key OpenHIM presents on its channel route.
+pub const OPENHIM_ROUTE_KEY_FILE: &str = "openhim-route-key";
 
 #[derive(Debug, Clone)]
 pub struct ApiKeys {
@@ -33,7 +35,18 @@ impl ApiKeys {
         if !digests.is_empty() {
             return Ok((ApiKeys::new(digests), None));
         }
-        let path = data_dir.join(KEY_FILE);
+        let (key, path) = Self::key_file(data_dir, KEY_FILE)?;
+        Ok((ApiKeys::new(vec![digest(&key)]), Some(path)))
+    }
+
+    /// Also accepts `key`.
+    pub fn accept(&mut self, key: &str) {
+        self.digests.push(digest(key));
+    }
+
+    /// The key in `<data_dir>/<file>`, created (random, 0600) when missing.
+    pub fn key_file(data_dir: &Path, file: &str) -> Result<(String, PathBuf)> {
+        let path = data_dir.join(file);
         let key = match std::fs::read_to_string(&path) {
             Ok(text) => text.trim().to_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -47,7 +60,7 @@ impl ApiKeys {
         if key.is_empty() {
             return Err(Error::Config(format!("{} is empty", path.display())));
         }
-        Ok((ApiKeys::new(vec![digest(&key)]), Some(path)))
+        Ok((key, path))
     }
 
     /// Whether the `Authorization` header value carries an accepted key.

@@ -159,8 +159,19 @@ async fn start(
         )?),
         None => AnyStore::Local(LocalStore::open(&config.data_dir)?),
     };
-    let (keys, key_file) =
+    let (mut keys, key_file) =
         auth::ApiKeys::configured_or_generated(config.api_key_digests.clone(), &config.data_dir)?;
+    let openhim = match &config.openhim {
+        Some(openhim) => {
+            let route_key = match &openhim.route_key {
+                Some(key) => key.clone(),
+                None => auth::ApiKeys::key_file(&config.data_dir, auth::OPENHIM_ROUTE_KEY_FILE)?.0,
+            };
+            keys.accept(&route_key);
+            Some((openhim.clone(), route_key))
+        }
+        None => None,
+    };
     let links = links::Links::open(&config.data_dir, config.public_url.clone())?;
     let metrics = std::sync::Arc::new(metrics::Metrics::new());
     let issuer = std::sync::Arc::new(issuer::Issuer::new(
@@ -181,8 +192,8 @@ async fn start(
     if let Some(path) = key_file {
         tracing::info!(api_key_file = %path.display(), "no DDCC_API_KEYS configured: the API key is in this file");
     }
-    if let Some(openhim) = &config.openhim {
-        crate::openhim::spawn(openhim.clone(), issuer.clone())?;
+    if let Some((openhim, route_key)) = openhim {
+        crate::openhim::spawn(openhim, route_key, issuer.clone())?;
     }
     Ok(crate::http::AppState {
         issuer,

@@ -34,7 +34,7 @@ pub enum Command {
     /// Signing keys and certificates: export the DSCs; create, certify and rotate Vault transit keys.
     Keys(KeysArgs),
     /// Run the mediator service (HTTP API, OpenHIM mediator); see README "Run the service".
-    Serve(crate::configuration::ServeArgs),
+    Serve(Box<crate::configuration::ServeArgs>),
 }
 
 /// Subject of the self-signed development DSC (local signer).

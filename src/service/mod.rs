@@ -141,12 +141,12 @@ async fn start(
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::io(format!("creating {}", config.data_dir.display()), e))?;
     let signer = match config.signer {
-        SignerKind::Local => {
-            signer::ServiceSigner::Local(crate::signer::local::LocalSigner::open_or_create(
+        SignerKind::Local => signer::ServiceSigner::Local(Box::new(
+            crate::signer::local::LocalSigner::open_or_create(
                 &config.key_dir,
                 &crate::cli::development_subject(),
-            )?)
-        }
+            )?,
+        )),
         SignerKind::Vault => signer::ServiceSigner::vault(
             crate::signer::vault::VaultSigner::connect(&config.vault.signer_config()?).await?,
             &config.vault,

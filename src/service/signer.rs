@@ -14,7 +14,7 @@ use super::{Orchestration, Orchestrations};
 /// The configured signer.
 #[derive(Debug)]
 pub enum ServiceSigner {
-    Local(LocalSigner),
+    Local(Box<LocalSigner>),
     Vault {
         signer: VaultSigner,
         /// `<VAULT_ADDR>/v1/<mount>/sign/<key>`, for orchestration records.

@@ -29,6 +29,8 @@ pub struct Certificate {
     pub dcc: std::result::Result<RenderedQr, String>,
     /// The DDCC:VS document Bundle, serialised once.
     pub document_json: Vec<u8>,
+    /// The citizen PDF: the holder, the vaccination and the QR codes, printable.
+    pub pdf: Vec<u8>,
 }
 
 /// Issues the certificate for `event` at time `now`.
@@ -60,11 +62,51 @@ pub async fn issue_certificate<S: Signer>(
     );
     let document_json = serde_json::to_vec_pretty(&bundle)
         .map_err(|e| crate::Error::Internal(format!("document Bundle does not serialise: {e}")))?;
+    let pdf = render_pdf(event, &ddcc, &dcc, now)?;
     Ok(Certificate {
         ddcc,
         dcc,
         document_json,
+        pdf,
     })
+}
+
+/// The citizen PDF with the DDCC QR and, when issued, the EU DCC QR. Its dates are those of the signed
+/// DDCC payload (`iat`, `exp`); "valid from" is the questionnaire's, else the vaccination date.
+fn render_pdf(
+    event: &VaccinationEvent,
+    ddcc: &RenderedQr,
+    dcc: &std::result::Result<RenderedQr, String>,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>> {
+    use render::pdf::{certificate_pdf, IssueDates, PdfOptions, PdfQr, QrKind as PdfKind};
+    let date_of = |unix: i64| {
+        OffsetDateTime::from_unix_timestamp(unix)
+            .ok()
+            .map(|t| t.date())
+    };
+    let issued = date_of(ddcc.signed.iat).unwrap_or(now.date());
+    let dates = IssueDates {
+        issued,
+        valid_from: event
+            .certificate
+            .valid_from
+            .and_then(|d| d.full())
+            .or_else(|| event.vaccination.date.full())
+            .unwrap_or(issued),
+        valid_until: date_of(ddcc.signed.exp),
+    };
+    let mut qrs = vec![PdfQr {
+        kind: PdfKind::Ddcc,
+        hc1: &ddcc.signed.hc1,
+    }];
+    if let Ok(dcc) = dcc {
+        qrs.push(PdfQr {
+            kind: PdfKind::EuDcc,
+            hc1: &dcc.signed.hc1,
+        });
+    }
+    certificate_pdf(event, &qrs, &dates, &PdfOptions::default())
 }
 
 fn render_qr(signed: SignedPayload) -> Result<RenderedQr> {

@@ -119,6 +119,25 @@ fn issues_serves_and_publishes_on_embedded_defaults() {
     assert_eq!(download.status, 200);
     assert_eq!(decode_qr(&download.body), hc1);
     let token = path.split('/').nth(2).unwrap();
+    let pdf = service.get(&format!("/certificates/{token}/certificate.pdf"), None);
+    assert_eq!(pdf.status, 200);
+    assert_eq!(
+        pdf.header("content-type").as_deref(),
+        Some("application/pdf")
+    );
+    assert!(pdf.body.starts_with(b"%PDF-"));
+    assert!(
+        document["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["relation"] == "certificate"
+                && l["url"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("{token}/certificate.pdf"))),
+        "the response tells where the PDF is"
+    );
     assert!(token.len() >= 32, "at least 128 bits");
     let random: String = (0..64)
         .map(|i| if i % 3 == 0 { 'a' } else { '7' })

@@ -99,6 +99,15 @@ fn stores_in_fhir_signs_in_vault_once_per_event() {
         .as_str()
         .unwrap()
         .starts_with("Patient/"));
+    let (_, pdf_refs) = fhir.get("DocumentReference?type=http://loinc.org|82593-5");
+    let pdf_ref = &pdf_refs["entry"][0]["resource"];
+    assert_eq!(
+        pdf_ref["content"][0]["attachment"]["contentType"],
+        "application/pdf"
+    );
+    let (status, binary) = fhir.get(pdf_ref["content"][0]["attachment"]["url"].as_str().unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(binary["contentType"], "application/pdf");
     let (_, patients) = fhir.get("Patient?identifier=EXAMPLE-ID-123456");
     assert_eq!(patients["entry"].as_array().map(Vec::len), Some(1));
     // Signed by Vault: the JWKS lists the transit key's DSC, whose kid is in the HC1.

@@ -349,6 +349,7 @@ async fn citizen_download(path: web::Path<(String, String)>, state: State) -> Re
     let kind = match file.as_str() {
         "ddcc-qr.png" => "who",
         "dcc-qr.png" => "dcc",
+        "certificate.pdf" => "pdf",
         _ => return nothing(),
     };
     let Some(bundle_id) = state.issuer.links.bundle_id(&token) else {
@@ -363,6 +364,18 @@ async fn citizen_download(path: web::Path<(String, String)>, state: State) -> Re
         Ok(None) => return nothing(),
         Err(e) => return Reply::error(&e),
     };
+    if kind == "pdf" {
+        return match pdf_of(&state, &document).await {
+            Ok(Some(pdf)) => Reply::new(StatusCode::OK, "application/pdf", pdf)
+                .header(header::CACHE_CONTROL, "private, no-store".into())
+                .header(
+                    header::CONTENT_DISPOSITION,
+                    "inline; filename=\"certificate.pdf\"".into(),
+                ),
+            Ok(None) => nothing(),
+            Err(e) => Reply::error(&e),
+        };
+    }
     let png = document
         .get("entry")
         .and_then(Value::as_array)
@@ -383,6 +396,26 @@ async fn citizen_download(path: web::Path<(String, String)>, state: State) -> Re
             ),
         None => nothing(),
     }
+}
+
+/// The citizen PDF of a stored document version.
+async fn pdf_of(state: &AppState, document: &Value) -> Result<Option<Vec<u8>>> {
+    let (Some(bundle_id), Some(hash)) = (
+        document.get("id").and_then(Value::as_str),
+        crate::service::issuer::tag_of(document),
+    ) else {
+        return Ok(None);
+    };
+    let binary_id = crate::service::issuer::pdf_binary_id(bundle_id, &hash);
+    let issuer = state.issuer.clone();
+    let binary = state
+        .run(async move { issuer.store.read("Binary", &binary_id).await })
+        .await?;
+    Ok(binary
+        .as_ref()
+        .and_then(|b| b.get("data"))
+        .and_then(Value::as_str)
+        .and_then(|data| base64::engine::general_purpose::STANDARD.decode(data).ok()))
 }
 
 async fn published(state: &AppState) -> Result<Vec<crate::keys::PublishedDsc>> {

@@ -2,6 +2,7 @@
 //!
 //! Pure CPU work, synchronous: callers on an async runtime run it on a blocking thread.
 
+pub mod pdf;
 pub mod qr;
 
 use crate::error::Result;

@@ -160,15 +160,30 @@ impl Issuer {
             .map_err(|e| Error::Internal(format!("document does not parse: {e}")))?;
         rekey_qr_references(&mut document, &content_hash)?;
         set_tag(&mut document, &content_hash);
+        let mut extra = pdf_resources(&document, &bundle_id, &content_hash, &certificate.pdf)?;
         let mut superseded = Vec::new();
         if let Some(previous) = &previous {
             superseded = self.supersede(previous, &mut document).await?;
+            if let Some(old_hash) = tag_of(previous) {
+                let old_id = pdf_reference_id(&bundle_id, &old_hash);
+                if let Some(mut old) = self.store.read("DocumentReference", &old_id).await? {
+                    old["status"] = json!("superseded");
+                    superseded.push(old);
+                    if let Some(new) = extra.iter_mut().find(|r| is_document_reference(r)) {
+                        new["relatesTo"] = json!([{
+                            "code": "replaces",
+                            "target": {"reference": format!("DocumentReference/{old_id}")}
+                        }]);
+                    }
+                }
+            }
         }
         self.add_links(&mut document, &bundle_id, certificate.dcc.is_ok());
 
         let record = CertificateRecord {
             document,
             superseded,
+            extra,
         };
         self.store.save(&record, trace).await?;
         self.metrics.certificate(if previous.is_some() {
@@ -209,7 +224,7 @@ impl Issuer {
 
     /// `Bundle.link`s to the citizen downloads (relation = file name without extension).
     fn add_links(&self, document: &mut Value, bundle_id: &str, has_dcc: bool) {
-        let mut files = vec!["ddcc-qr.png"];
+        let mut files = vec!["certificate.pdf", "ddcc-qr.png"];
         if has_dcc {
             files.push("dcc-qr.png");
         }
@@ -217,7 +232,8 @@ impl Issuer {
             .into_iter()
             .filter_map(|file| {
                 let url = self.links.url(bundle_id, file)?;
-                Some(json!({"relation": file.trim_end_matches(".png"), "url": url}))
+                let relation = file.trim_end_matches(".png").trim_end_matches(".pdf");
+                Some(json!({"relation": relation, "url": url}))
             })
             .collect();
         if let Some(list) = document.get_mut("link").and_then(Value::as_array_mut) {
@@ -226,6 +242,66 @@ impl Issuer {
             document["link"] = Value::Array(links);
         }
     }
+}
+
+/// Id of the Binary holding the citizen PDF of a document version.
+pub fn pdf_binary_id(bundle_id: &str, content_hash: &str) -> String {
+    uuid::Uuid::new_v5(
+        &QR_ID_NAMESPACE,
+        format!("Binary|pdf|{bundle_id}|{content_hash}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// Id of the DocumentReference of the citizen PDF of a document version.
+fn pdf_reference_id(bundle_id: &str, content_hash: &str) -> String {
+    uuid::Uuid::new_v5(
+        &QR_ID_NAMESPACE,
+        format!("DocumentReference|pdf|{bundle_id}|{content_hash}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The PDF as a Binary, and a DocumentReference to it (LOINC 82593-5 "Immunization summary report") for
+/// the same Patient as the document.
+fn pdf_resources(
+    document: &Value,
+    bundle_id: &str,
+    content_hash: &str,
+    pdf: &[u8],
+) -> Result<Vec<Value>> {
+    use base64::Engine as _;
+    let patient_url = document
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|e| e.pointer("/resource/resourceType").and_then(Value::as_str) == Some("Patient"))
+        .and_then(|e| e.get("fullUrl").and_then(Value::as_str))
+        .ok_or_else(|| Error::Internal("document without a Patient entry".into()))?;
+    let binary_id = pdf_binary_id(bundle_id, content_hash);
+    let binary = json!({
+        "resourceType": "Binary",
+        "id": binary_id,
+        "contentType": "application/pdf",
+        "data": base64::engine::general_purpose::STANDARD.encode(pdf),
+    });
+    let reference = json!({
+        "resourceType": "DocumentReference",
+        "id": pdf_reference_id(bundle_id, content_hash),
+        "status": "current",
+        "type": {"coding": [{"system": "http://loinc.org", "code": "82593-5",
+                              "display": "Immunization summary report"}]},
+        "subject": {"reference": patient_url},
+        "date": document.get("timestamp").cloned().unwrap_or(Value::Null),
+        "content": [{"attachment": {
+            "contentType": "application/pdf",
+            "url": format!("Binary/{binary_id}"),
+            "size": pdf.len(),
+            "title": "certificate.pdf",
+        }}],
+    });
+    Ok(vec![binary, reference])
 }
 
 fn dependency_label(service: &str) -> &'static str {
@@ -259,7 +335,8 @@ fn document_id(event: &VaccinationEvent) -> Result<String> {
         .ok_or_else(|| Error::Internal("document Bundle without id".into()))
 }
 
-fn tag_of(document: &Value) -> Option<String> {
+/// The content hash a stored document was issued for.
+pub fn tag_of(document: &Value) -> Option<String> {
     document
         .pointer("/meta/tag")?
         .as_array()?

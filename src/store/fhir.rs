@@ -105,7 +105,7 @@ impl FhirStore {
         record: &CertificateRecord,
         mut resolved: HashMap<String, String>,
     ) -> Result<Value> {
-        let resources: Vec<&Value> = record.resources().chain(record.superseded.iter()).collect();
+        let resources: Vec<&Value> = record.all_resources().collect();
         let mut pending = Vec::with_capacity(resources.len());
         for resource in resources {
             let (_, id) = type_and_id(resource)?;

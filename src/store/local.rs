@@ -36,8 +36,7 @@ impl LocalStore {
         let tmp_dir = self.root.join(".tmp");
         let mut staged = Vec::new();
         let resources = record
-            .resources()
-            .chain(record.superseded.iter())
+            .all_resources()
             .chain(std::iter::once(&record.document));
         for resource in resources {
             let (rtype, id) = type_and_id(resource)?;

@@ -1,8 +1,8 @@
 //! Where issued certificates are kept: a FHIR server ([`fhir::FhirStore`]) or files in the data directory
 //! ([`local::LocalStore`]). Both take one whole certificate at a time and write it all or not at all.
 //!
-//! A certificate is its DDCC document Bundle plus, for a corrected event, the earlier QR DocumentReferences
-//! marked `superseded`. The document's own id (derived from hcid and dose) is the certificate's identity; its
+//! A certificate is its DDCC document Bundle, the citizen PDF (a Binary and a DocumentReference pointing at
+//! it) and, for a corrected event, the earlier DocumentReferences marked `superseded`. The document's own id (derived from hcid and dose) is the certificate's identity; its
 //! `meta.tag` [`CONTENT_TAG_SYSTEM`] holds the SHA-256 of the canonical event, which is how a repeated
 //! submission is recognised (see [`crate::service::issuer`]).
 
@@ -24,8 +24,10 @@ pub const CONTENT_TAG_SYSTEM: &str = "urn:ddcc-mediator:event-sha256";
 pub struct CertificateRecord {
     /// The document Bundle (its `id` is set).
     pub document: Value,
-    /// Earlier QR DocumentReferences (as stored), now with `status: superseded`.
+    /// Earlier QR and PDF DocumentReferences (as stored), now with `status: superseded`.
     pub superseded: Vec<Value>,
+    /// Resources kept beside the document: the citizen PDF as a Binary and its DocumentReference.
+    pub extra: Vec<Value>,
 }
 
 impl CertificateRecord {
@@ -34,6 +36,14 @@ impl CertificateRecord {
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::Internal("document Bundle without id".into()))
+    }
+
+    /// Every resource to write except the document Bundle itself: the document's entries, the superseded
+    /// DocumentReferences, the extras.
+    pub fn all_resources(&self) -> impl Iterator<Item = &Value> {
+        self.resources()
+            .chain(self.superseded.iter())
+            .chain(self.extra.iter())
     }
 
     /// The resources of the document (`entry.resource`), in document order.

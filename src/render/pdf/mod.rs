@@ -1,0 +1,653 @@
+//! The citizen PDF: one page with the holder, the vaccination, the certificate data and its QR codes.
+//!
+//! Layout is computed first (text shaped into glyphs, QR symbols encoded), then each font is subset to
+//! the glyphs the page uses, and only then are the PDF operations written, with the subset glyph ids.
+//! printpdf writes the file (`/Identity-H` fonts, and a `/ToUnicode` map from each glyph to the text of
+//! its cluster). Glyphs are drawn in visual order, which is what text extractors expect: poppler gives
+//! back right-to-left text in logical order from it. (An `/ActualText` span would make it worse:
+//! poppler spreads that text left to right and then reverses the right-to-left line.)
+
+mod fonts;
+mod labels;
+mod text;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use labels::Labels;
+
+use printpdf::{
+    Codepoint, Color, CurTransMat, FontId, Greyscale, Line as PdfLine, LinePoint, Op, PaintMode,
+    ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfParseErrorSeverity, PdfSaveOptions, Point,
+    Polygon, PolygonRing, Pt, Rect, TextItem, TextMatrix, WindingOrder,
+};
+
+use self::fonts::FontKey;
+use self::text::{shape_line, Line};
+use super::qr;
+use crate::domain::{Code, FhirDate, VaccinationEvent};
+use crate::error::{Error, Result};
+
+/// Paper size of the certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Paper {
+    /// ISO 216 A4, 210 × 297 mm.
+    #[default]
+    A4,
+    /// US Letter, 8.5 × 11 in.
+    Letter,
+}
+
+impl Paper {
+    /// Width and height in points.
+    fn size_pt(self) -> (f32, f32) {
+        match self {
+            Paper::A4 => (mm(210.0), mm(297.0)),
+            Paper::Letter => (612.0, 792.0),
+        }
+    }
+}
+
+/// How the PDF is printed.
+#[derive(Debug, Clone, Default)]
+pub struct PdfOptions {
+    pub paper: Paper,
+    pub labels: Labels,
+}
+
+/// Which payload a QR carries; decides its printed label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QrKind {
+    /// The WHO DDCC:VS payload.
+    Ddcc,
+    /// The EU Digital COVID Certificate payload.
+    EuDcc,
+}
+
+/// One signed payload to print as a QR code.
+#[derive(Debug, Clone, Copy)]
+pub struct PdfQr<'a> {
+    pub kind: QrKind,
+    /// The `HC1:` string.
+    pub hc1: &'a str,
+}
+
+/// Dates of the signed credential (from its CWT claims), which the questionnaire does not carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssueDates {
+    /// Date of issue (CWT `iat`).
+    pub issued: time::Date,
+    /// First day the certificate is valid.
+    pub valid_from: time::Date,
+    /// Last day (CWT `exp`), when it expires.
+    pub valid_until: Option<time::Date>,
+}
+
+/// The smallest printed QR side, so a phone camera reads it from paper.
+const MIN_QR_MM: f32 = 35.0;
+/// Module sizes and positions are multiples of this when they can be: 1.44 pt is a whole number of
+/// pixels at 150, 200, 300 and 600 dpi (3, 4, 6, 12), so a raster of the page has sharp modules of
+/// equal width, which QR decoders read best.
+const PIXEL_GRID_PT: f32 = 1.44;
+/// The largest, so two fit side by side with room for the text.
+const MAX_QR_MM: f32 = 80.0;
+const MARGIN_MM: f32 = 18.0;
+const LABEL_COLUMN_MM: f32 = 58.0;
+/// The smallest font size a too-long value is shrunk to before it is allowed to run over.
+const MIN_VALUE_PT: f32 = 5.5;
+
+fn mm(v: f32) -> f32 {
+    v * 72.0 / 25.4
+}
+
+/// Renders the certificate PDF of `event` with one QR per payload (one or two: DDCC, EU DCC).
+pub fn certificate_pdf(
+    event: &VaccinationEvent,
+    qrs: &[PdfQr<'_>],
+    dates: &IssueDates,
+    options: &PdfOptions,
+) -> Result<Vec<u8>> {
+    if qrs.is_empty() || qrs.len() > 2 {
+        return Err(Error::Internal(format!(
+            "the certificate PDF prints one or two QR codes, not {}",
+            qrs.len()
+        )));
+    }
+    let layout = Layout::certificate(event, qrs, dates, options)?;
+    layout.write(options)
+}
+
+/// Something drawn on the page, in PDF coordinates (points, origin bottom-left).
+enum Item {
+    /// `grey`: 0 black … 1 white.
+    Text {
+        line: Line,
+        x: f32,
+        y: f32,
+        grey: f32,
+    },
+    Rule {
+        x1: f32,
+        x2: f32,
+        y: f32,
+    },
+    Qr {
+        code: qrcode::QrCode,
+        x: f32,
+        y: f32,
+        side: f32,
+    },
+}
+
+struct Layout {
+    width: f32,
+    height: f32,
+    issued: time::Date,
+    items: Vec<Item>,
+}
+
+/// A section's rows: label, and the value when the event has one.
+type Rows<'a> = Vec<(&'a str, Option<String>)>;
+
+/// How a line of text is aligned at its x.
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Centre,
+}
+
+impl Layout {
+    fn certificate(
+        event: &VaccinationEvent,
+        qrs: &[PdfQr<'_>],
+        dates: &IssueDates,
+        options: &PdfOptions,
+    ) -> Result<Self> {
+        let (width, height) = options.paper.size_pt();
+        let l = &options.labels;
+        let mut page = Layout {
+            width,
+            height,
+            issued: dates.issued,
+            items: Vec::new(),
+        };
+        let left = mm(MARGIN_MM);
+        let right = width - mm(MARGIN_MM);
+        let value_x = left + mm(LABEL_COLUMN_MM);
+        // `y` is the baseline, measured down from the top edge while laying out.
+        let mut y = mm(MARGIN_MM) + 20.0;
+        page.text(&l.title, true, 20.0, left, y, 0.0, Align::Left, None)?;
+        y += 16.0;
+        page.text(&l.subtitle, false, 9.0, left, y, 0.35, Align::Left, None)?;
+        y += 9.0;
+        page.rule(left, right, y);
+
+        let v = &event.vaccination;
+        let h = &event.holder;
+        let c = &event.certificate;
+        let date = |d: &FhirDate| d.to_string();
+        let sections: [(&str, Rows<'_>); 3] = [
+            (
+                &l.holder,
+                vec![
+                    (&l.name, Some(h.name.to_string())),
+                    (&l.birth_date, h.birth_date.as_ref().map(date)),
+                    (&l.identifier, h.identifier.as_ref().map(|i| i.to_string())),
+                    (&l.sex, h.sex.map(|s| l.sex(s).to_owned())),
+                ],
+            ),
+            (
+                &l.vaccination,
+                vec![
+                    (&l.disease, v.disease.as_ref().map(coded)),
+                    (&l.vaccine, Some(coded(&v.vaccine))),
+                    (&l.brand, Some(coded(&v.brand))),
+                    (&l.manufacturer, v.producer.manufacturer().map(coded)),
+                    (&l.ma_holder, v.producer.ma_holder().map(coded)),
+                    (&l.lot, Some(v.lot.to_string())),
+                    (&l.date, Some(date(&v.date))),
+                    (
+                        &l.dose,
+                        Some(match v.total_doses {
+                            Some(t) => format!("{} {} {}", v.dose.get(), l.dose_of, t.get()),
+                            None => v.dose.get().to_string(),
+                        }),
+                    ),
+                    (&l.centre, Some(v.centre.to_string())),
+                    (&l.country, Some(v.country.alpha3().to_owned())),
+                    (
+                        &l.health_worker,
+                        v.health_worker.as_ref().map(|w| w.to_string()),
+                    ),
+                    (&l.next_dose, v.next_dose.as_ref().map(date)),
+                ],
+            ),
+            (
+                &l.certificate,
+                vec![
+                    (&l.issuer, Some(c.issuer.to_string())),
+                    (&l.certificate_id, Some(c.hcid.to_string())),
+                    (
+                        &l.validity,
+                        Some(match dates.valid_until {
+                            Some(until) => format!(
+                                "{} {} {}",
+                                iso(dates.valid_from),
+                                l.validity_to,
+                                iso(until)
+                            ),
+                            None => format!("{} {}", l.validity_from, iso(dates.valid_from)),
+                        }),
+                    ),
+                    (&l.issued, Some(iso(dates.issued))),
+                ],
+            ),
+        ];
+        let value_width = right - value_x;
+        for (heading, rows) in &sections {
+            y += 20.0;
+            page.text(heading, true, 11.5, left, y, 0.0, Align::Left, None)?;
+            y += 3.0;
+            for (label, value) in rows {
+                let Some(value) = value else { continue };
+                y += 14.0;
+                page.text(
+                    label,
+                    false,
+                    9.0,
+                    left,
+                    y,
+                    0.35,
+                    Align::Left,
+                    Some(value_x - left - 6.0),
+                )?;
+                page.text(
+                    value,
+                    false,
+                    10.0,
+                    value_x,
+                    y,
+                    0.0,
+                    Align::Left,
+                    Some(value_width),
+                )?;
+            }
+        }
+        y += 10.0;
+        page.rule(left, right, y);
+
+        // QR codes share the rest of the page, above the verification line.
+        let verify_y = height - mm(MARGIN_MM);
+        let label_gap = 18.0;
+        let gap = mm(12.0);
+        let n = qrs.len() as f32;
+        let available_h = verify_y - 16.0 - label_gap - (y + 12.0);
+        let available_w = (right - left - gap * (n - 1.0)) / n;
+        let side = available_h.min(available_w).min(mm(MAX_QR_MM));
+        if side < mm(MIN_QR_MM) {
+            return Err(Error::Internal(format!(
+                "only {:.0} mm left for the QR codes on this paper; they need {MIN_QR_MM} mm",
+                side * 25.4 / 72.0
+            )));
+        }
+        let total = side * n + gap * (n - 1.0);
+        // Centred vertically in the space left.
+        let qr_top = y + 12.0 + (available_h - side) / 2.0;
+        for (i, q) in qrs.iter().enumerate() {
+            let slot_x = left + (right - left - total) / 2.0 + i as f32 * (side + gap);
+            let code = qr::encode(q.hc1)?;
+            let (qx, qtop, qside) = place_qr(&code, slot_x, qr_top, side);
+            page.items.push(Item::Qr {
+                code,
+                x: qx,
+                y: height - (qtop + qside),
+                side: qside,
+            });
+            let label = match q.kind {
+                QrKind::Ddcc => &l.qr_ddcc,
+                QrKind::EuDcc => &l.qr_eu_dcc,
+            };
+            page.text(
+                label,
+                true,
+                10.0,
+                slot_x + side / 2.0,
+                qr_top + side + 12.0,
+                0.0,
+                Align::Centre,
+                None,
+            )?;
+        }
+        page.text(
+            &l.how_to_verify,
+            false,
+            8.5,
+            width / 2.0,
+            verify_y,
+            0.35,
+            Align::Centre,
+            Some(right - left),
+        )?;
+        Ok(page)
+    }
+
+    /// Places one line of text with its baseline `top` points below the top edge. When it is wider than
+    /// `max_width` it is shaped again at a smaller size.
+    #[allow(clippy::too_many_arguments)]
+    fn text(
+        &mut self,
+        s: &str,
+        bold: bool,
+        size: f32,
+        x: f32,
+        top: f32,
+        grey: f32,
+        align: Align,
+        max_width: Option<f32>,
+    ) -> Result<()> {
+        let mut line = shape_line(s, bold, size)?;
+        if let Some(max) = max_width {
+            if line.width > max {
+                let smaller = (size * max / line.width).max(MIN_VALUE_PT);
+                line = shape_line(s, bold, smaller)?;
+            }
+        }
+        let x = match align {
+            Align::Left => x,
+            Align::Centre => x - line.width / 2.0,
+        };
+        self.items.push(Item::Text {
+            line,
+            x,
+            y: self.height - top,
+            grey,
+        });
+        Ok(())
+    }
+
+    fn rule(&mut self, x1: f32, x2: f32, top: f32) {
+        self.items.push(Item::Rule {
+            x1,
+            x2,
+            y: self.height - top,
+        });
+    }
+
+    /// Subsets the fonts to the glyphs used and writes the PDF.
+    fn write(self, options: &PdfOptions) -> Result<Vec<u8>> {
+        let mut doc = PdfDocument::new(&options.labels.title);
+        // No personal data in the document information or XMP: a title that is the same for everyone.
+        let info = &mut doc.metadata.info;
+        info.subject = options.labels.subtitle.clone();
+        info.creator = "ddcc-mediator".into();
+        info.producer = "ddcc-mediator".into();
+        info.keywords = vec!["DDCC:VS".into()];
+        // The issue date is not personal; a fixed date keeps identical input byte-identical output.
+        let issued = printpdf::OffsetDateTime::from_unix_timestamp(
+            time::OffsetDateTime::new_utc(self.issued, time::Time::MIDNIGHT).unix_timestamp(),
+        )
+        .map_err(|e| Error::Internal(format!("issue date: {e}")))?;
+        info.creation_date = issued;
+        info.modification_date = issued;
+        info.metadata_date = issued;
+
+        let mut used: BTreeMap<FontKey, BTreeSet<u16>> = BTreeMap::new();
+        for item in &self.items {
+            if let Item::Text { line, .. } = item {
+                for g in &line.glyphs {
+                    used.entry(g.font).or_default().insert(g.gid);
+                }
+            }
+        }
+        let mut font_ids: BTreeMap<FontKey, (FontId, BTreeMap<u16, u16>)> = BTreeMap::new();
+        for (key, glyphs) in used {
+            let subset = fonts::subset_font(key, glyphs)?;
+            let mut warnings = Vec::new();
+            let mut parsed =
+                ParsedFont::from_bytes(&subset.bytes, 0, &mut warnings).ok_or_else(|| {
+                    Error::Internal(format!(
+                        "the subset of {key:?} does not parse: {warnings:?}"
+                    ))
+                })?;
+            parsed.font_name = Some(subset.base_font);
+            font_ids.insert(key, (doc.add_font(&parsed), subset.gid_map));
+        }
+
+        let mut ops = Vec::new();
+        for item in &self.items {
+            match item {
+                Item::Text { line, x, y, grey } => {
+                    text_ops(&mut ops, line, *x, *y, *grey, &font_ids)?
+                }
+                Item::Rule { x1, x2, y } => {
+                    ops.push(Op::SetOutlineColor { col: grey(0.6) });
+                    ops.push(Op::SetOutlineThickness { pt: Pt(0.6) });
+                    ops.push(Op::DrawLine {
+                        line: PdfLine {
+                            points: vec![point(*x1, *y), point(*x2, *y)],
+                            is_closed: false,
+                        },
+                    });
+                }
+                Item::Qr { code, x, y, side } => qr_ops(&mut ops, code, *x, *y, *side),
+            }
+        }
+        let (w, h) = (self.width, self.height);
+        // Boxes set in points: a round trip through millimetres would make Letter 792.001 pt high.
+        let media = Rect::from_wh(Pt(w), Pt(h));
+        doc.with_pages(vec![PdfPage {
+            media_box: media.clone(),
+            trim_box: media.clone(),
+            crop_box: media,
+            ops,
+        }]);
+        let mut warnings = Vec::new();
+        let mut pdf = doc.to_lopdf_document(&PdfSaveOptions::default(), &mut warnings);
+        if let Some(e) = warnings
+            .iter()
+            .find(|w| w.severity == PdfParseErrorSeverity::Error)
+        {
+            return Err(Error::Internal(format!("PDF serialization: {}", e.msg)));
+        }
+        // printpdf always writes PDF/X and trapping keys (empty here); this file claims no PDF/X conformance.
+        if let Ok(info) = pdf
+            .trailer
+            .get(b"Info")
+            .and_then(lopdf::Object::as_reference)
+            .and_then(|id| pdf.get_dictionary_mut(id))
+        {
+            for key in [&b"GTS_PDFXVersion"[..], b"Trapped", b"Identifier"] {
+                info.remove(key);
+            }
+        }
+        compress_streams(&mut pdf)?;
+        let mut bytes = Vec::new();
+        pdf.save_to(&mut bytes)
+            .map_err(|e| Error::Internal(format!("PDF serialization: {e}")))?;
+        Ok(bytes)
+    }
+}
+
+/// Where a QR goes inside its square slot (left, top from the page top, side): the largest whole multiple
+/// of [`PIXEL_GRID_PT`] per module that fits and keeps it [`MIN_QR_MM`] wide, snapped to the grid; the
+/// exact fit when no multiple does.
+fn place_qr(code: &qrcode::QrCode, slot_x: f32, slot_top: f32, slot: f32) -> (f32, f32, f32) {
+    let modules = (code.width() + 2 * qr::QUIET_ZONE_MODULES as usize) as f32;
+    let fit = slot / modules;
+    let snapped = (fit / PIXEL_GRID_PT).floor() * PIXEL_GRID_PT;
+    let snap = |v: f32| (v / PIXEL_GRID_PT).round() * PIXEL_GRID_PT;
+    if snapped > 0.0 && snapped * modules >= mm(MIN_QR_MM) {
+        let side = snapped * modules;
+        // Centred across, on the slot's bottom edge so the labels below line up.
+        (
+            snap(slot_x + (slot - side) / 2.0),
+            snap(slot_top + slot - side),
+            side,
+        )
+    } else {
+        (slot_x, slot_top, fit * modules)
+    }
+}
+
+/// Deflates every stream not yet filtered, at zlib's default level: lopdf's own `compress` uses the best
+/// level, which took three quarters of the render time for a 2 % smaller file.
+fn compress_streams(pdf: &mut lopdf::Document) -> Result<()> {
+    use std::io::Write;
+    for object in pdf.objects.values_mut() {
+        let lopdf::Object::Stream(stream) = object else {
+            continue;
+        };
+        if !stream.allows_compression || stream.dict.get(b"Filter").is_ok() {
+            continue;
+        }
+        let mut encoder =
+            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder
+            .write_all(&stream.content)
+            .map_err(|e| Error::Internal(format!("PDF stream compression: {e}")))?;
+        let deflated = encoder
+            .finish()
+            .map_err(|e| Error::Internal(format!("PDF stream compression: {e}")))?;
+        if deflated.len() < stream.content.len() {
+            stream.dict.set("Filter", "FlateDecode");
+            stream.set_content(deflated);
+        }
+    }
+    Ok(())
+}
+
+/// A coded value prints its display when there is one, else its code.
+fn coded(c: &Code) -> String {
+    c.display
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .unwrap_or(c.code.as_str())
+        .to_owned()
+}
+
+fn iso(d: time::Date) -> String {
+    FhirDate::Full(d).to_string()
+}
+
+/// A DeviceGray colour: 0 is black, 1 is white.
+fn grey(level: f32) -> Color {
+    Color::Greyscale(Greyscale {
+        percent: level,
+        icc_profile: None,
+    })
+}
+
+fn point(x: f32, y: f32) -> LinePoint {
+    LinePoint {
+        p: Point { x: Pt(x), y: Pt(y) },
+        bezier: false,
+    }
+}
+
+fn text_ops(
+    ops: &mut Vec<Op>,
+    line: &Line,
+    x: f32,
+    y: f32,
+    grey_level: f32,
+    fonts: &BTreeMap<FontKey, (FontId, BTreeMap<u16, u16>)>,
+) -> Result<()> {
+    if line.glyphs.is_empty() {
+        return Ok(());
+    }
+    ops.push(Op::StartTextSection);
+    ops.push(Op::SetFillColor {
+        col: grey(grey_level),
+    });
+    let mut current = None;
+    for g in &line.glyphs {
+        let (id, map) = fonts
+            .get(&g.font)
+            .ok_or_else(|| Error::Internal("glyph of a font that was not subset".into()))?;
+        if current != Some(g.font) {
+            ops.push(Op::SetFont {
+                font: PdfFontHandle::External(id.clone()),
+                size: Pt(line.size),
+            });
+            current = Some(g.font);
+        }
+        let gid = map.get(&g.gid).copied().unwrap_or(0);
+        ops.push(Op::SetTextMatrix {
+            matrix: TextMatrix::Translate(Pt(x + g.x), Pt(y + g.y)),
+        });
+        ops.push(Op::ShowText {
+            items: vec![TextItem::GlyphIds(vec![Codepoint {
+                gid,
+                offset: 0.0,
+                cid: Some(g.text.clone()),
+            }])],
+        });
+    }
+    ops.push(Op::EndTextSection);
+    Ok(())
+}
+
+/// The QR as one filled path of module rectangles (a run of dark modules in a row is one rectangle),
+/// in a coordinate system of one unit per module, so the symbol is sharp at any print resolution and
+/// adjacent modules leave no hairline seams.
+fn qr_ops(ops: &mut Vec<Op>, code: &qrcode::QrCode, x: f32, y: f32, side: f32) {
+    let n = code.width();
+    let qz = qr::QUIET_ZONE_MODULES as usize;
+    let total = (n + 2 * qz) as f32;
+    let module = side / total;
+    let colors = code.to_colors();
+    let mut rings = Vec::new();
+    for (row, cells) in colors.chunks(n).enumerate() {
+        let top = total - (qz + row) as f32;
+        let mut col = 0;
+        while col < cells.len() {
+            if cells.get(col) != Some(&qrcode::Color::Dark) {
+                col += 1;
+                continue;
+            }
+            let start = col;
+            while cells.get(col) == Some(&qrcode::Color::Dark) {
+                col += 1;
+            }
+            let (x0, x1) = ((qz + start) as f32, (qz + col) as f32);
+            rings.push(PolygonRing {
+                points: vec![
+                    point(x0, top - 1.0),
+                    point(x1, top - 1.0),
+                    point(x1, top),
+                    point(x0, top),
+                ],
+            });
+        }
+    }
+    ops.push(Op::SaveGraphicsState);
+    ops.push(Op::SetTransformationMatrix {
+        matrix: CurTransMat::Raw([module, 0.0, 0.0, module, x, y]),
+    });
+    // White quiet zone and background, whatever is behind.
+    ops.push(Op::SetFillColor { col: grey(1.0) });
+    ops.push(Op::DrawPolygon {
+        polygon: Polygon {
+            rings: vec![PolygonRing {
+                points: vec![
+                    point(0.0, 0.0),
+                    point(total, 0.0),
+                    point(total, total),
+                    point(0.0, total),
+                ],
+            }],
+            mode: PaintMode::Fill,
+            winding_order: WindingOrder::NonZero,
+        },
+    });
+    ops.push(Op::SetFillColor { col: grey(0.0) });
+    ops.push(Op::DrawPolygon {
+        polygon: Polygon {
+            rings,
+            mode: PaintMode::Fill,
+            winding_order: WindingOrder::NonZero,
+        },
+    });
+    ops.push(Op::RestoreGraphicsState);
+}

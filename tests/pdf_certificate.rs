@@ -1,0 +1,422 @@
+//! The citizen PDF, checked the way a person and a verifier meet it: rasterised at 200 dpi and scanned
+//! with an independent QR decoder (zbar), its text extracted with poppler, its fonts and metadata
+//! inspected. Needs the Debian packages poppler-utils and zbar-tools; a missing tool fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ddcc_mediator::domain::{
+    CertificateInfo, Code, Country, FhirDate, Holder, NonEmpty, PositiveInt, Producer, Sex,
+    Vaccination, VaccinationEvent,
+};
+use ddcc_mediator::render::pdf::{
+    certificate_pdf, IssueDates, Labels, Paper, PdfOptions, PdfQr, QrKind,
+};
+use serde_json::Value;
+
+fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+/// The IG 1.0.0 example QuestionnaireResponses, one per language.
+const LANGUAGES: [(&str, &str); 6] = [
+    ("English", "Example"),
+    ("Arabic", "Arabic"),
+    ("Chinese", "Chinese"),
+    ("French", "French"),
+    ("Russian", "Russian"),
+    ("Spanish", "Spanish"),
+];
+
+/// linkId → first answer of a QuestionnaireResponse.
+fn answers(suffix: &str) -> std::collections::HashMap<String, Value> {
+    let path = shared().join(format!(
+        "vectors/ddcc/ig-1.0.0/QuestionnaireResponse-DDCCVSQuestionnaireResponse{suffix}.json"
+    ));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut out = std::collections::HashMap::new();
+    for item in json["item"].as_array().unwrap() {
+        if let Some(a) = item["answer"].get(0) {
+            out.insert(item["linkId"].as_str().unwrap().to_owned(), a.clone());
+        }
+    }
+    out
+}
+
+/// The event the example describes (built directly: intake is another module's concern).
+fn event(suffix: &str) -> VaccinationEvent {
+    let a = answers(suffix);
+    let s = |k: &str| a[k]["valueString"].as_str().unwrap().to_owned();
+    let ne = |k: &str| NonEmpty::parse(&s(k)).unwrap();
+    let d = |k: &str| FhirDate::parse(a[k]["valueDate"].as_str().unwrap()).unwrap();
+    let n = |k: &str| PositiveInt::new(a[k]["valueInteger"].as_i64().unwrap()).unwrap();
+    let code = |k: &str| {
+        let c = &a[k]["valueCoding"];
+        Code {
+            system: c["system"].as_str().map(str::to_owned),
+            code: NonEmpty::parse(c["code"].as_str().unwrap()).unwrap(),
+            display: c["display"].as_str().map(str::to_owned),
+        }
+    };
+    VaccinationEvent {
+        holder: Holder {
+            name: ne("name"),
+            birth_date: Some(d("birthDate")),
+            identifier: Some(ne("identifier")),
+            sex: Sex::parse(a["sex"]["valueCoding"]["code"].as_str().unwrap()),
+        },
+        vaccination: Vaccination {
+            vaccine: code("vaccine"),
+            brand: code("brand"),
+            producer: Producer::Both {
+                manufacturer: code("manufacturer"),
+                ma_holder: code("ma_holder"),
+            },
+            lot: ne("lot"),
+            date: d("date"),
+            valid_from: Some(d("vaccine_valid")),
+            dose: n("dose"),
+            total_doses: Some(n("total_doses")),
+            country: Country::from_alpha3(a["country"]["valueCoding"]["code"].as_str().unwrap())
+                .unwrap(),
+            centre: ne("centre"),
+            health_worker: Some(ne("hw")),
+            disease: Some(code("disease")),
+            next_dose: Some(d("due_date")),
+        },
+        certificate: CertificateInfo {
+            issuer: ne("pha"),
+            hcid: ne("hcid"),
+            valid_from: Some(d("valid_from")),
+            valid_until: Some(d("valid_until")),
+        },
+    }
+}
+
+/// The two real HC1 strings of the WHO reference mediator's stored document (DDCC 1 252, EU DCC 802
+/// characters).
+fn hc1_payloads() -> (String, String) {
+    let read = |f: &str| {
+        std::fs::read_to_string(shared().join("examples").join(f))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    (
+        read("hc1-who-from-existingDDCCDoc.txt"),
+        read("hc1-dcc-from-existingDDCCDoc.txt"),
+    )
+}
+
+fn dates(e: &VaccinationEvent) -> IssueDates {
+    IssueDates {
+        issued: e.vaccination.date.full().unwrap(),
+        valid_from: e.certificate.valid_from.unwrap().full().unwrap(),
+        valid_until: e.certificate.valid_until.and_then(FhirDate::full),
+    }
+}
+
+fn render(e: &VaccinationEvent, paper: Paper) -> Vec<u8> {
+    let (ddcc, dcc) = hc1_payloads();
+    let qrs = [
+        PdfQr {
+            kind: QrKind::Ddcc,
+            hc1: &ddcc,
+        },
+        PdfQr {
+            kind: QrKind::EuDcc,
+            hc1: &dcc,
+        },
+    ];
+    let options = PdfOptions {
+        paper,
+        labels: Labels::english(),
+    };
+    certificate_pdf(e, &qrs, &dates(e), &options).unwrap()
+}
+
+/// Runs a poppler/zbar tool; a missing tool fails with the package to install.
+fn run(tool: &str, package: &str, args: &[&str]) -> String {
+    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
+        panic!("`{tool}` could not run ({e}): install the Debian package {package}")
+    });
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn each_ig_language_renders_scannable_qrs_and_its_own_script() {
+    let dir = tempfile::tempdir().unwrap();
+    // DDCC_PDF_OUT=/some/dir keeps the PDFs and rasters for a person to look at.
+    let keep = std::env::var_os("DDCC_PDF_OUT").map(PathBuf::from);
+    let (ddcc, dcc) = hc1_payloads();
+    for (language, suffix) in LANGUAGES {
+        let e = event(suffix);
+        let pdf = render(&e, Paper::A4);
+        let path = dir.path().join(format!("{language}.pdf"));
+        std::fs::write(&path, &pdf).unwrap();
+        let pdf_path = path.to_str().unwrap();
+        assert!(pdf.len() < 150 * 1024, "{language}: {} bytes", pdf.len());
+        if let Some(keep) = &keep {
+            std::fs::create_dir_all(keep).unwrap();
+            std::fs::write(keep.join(format!("{language}.pdf")), &pdf).unwrap();
+        }
+
+        // Rasterise at 200 dpi and scan with zbar: both payloads come back exactly.
+        let prefix = dir.path().join(language);
+        run(
+            "pdftoppm",
+            "poppler-utils",
+            &[
+                "-r",
+                "200",
+                "-png",
+                "-singlefile",
+                pdf_path,
+                prefix.to_str().unwrap(),
+            ],
+        );
+        let png = format!("{}.png", prefix.display());
+        if let Some(keep) = &keep {
+            std::fs::copy(&png, keep.join(format!("{language}.png"))).unwrap();
+        }
+        let scanned = run("zbarimg", "zbar-tools", &["--raw", "-q", &png]);
+        let mut found: Vec<&str> = scanned.lines().filter(|l| !l.is_empty()).collect();
+        found.sort();
+        let mut expected = vec![ddcc.as_str(), dcc.as_str()];
+        expected.sort();
+        assert_eq!(
+            found, expected,
+            "{language}: QR codes scanned from the 200 dpi raster"
+        );
+        assert_printed_size_and_quiet_zone(&png, 200.0, &expected, language);
+
+        // The text layer has the holder's name and the centre in their own script, exactly as typed:
+        // for Arabic this holds because glyphs are drawn in visual order with a /ToUnicode entry each, and
+        // poppler reverses a right-to-left line back into logical order (it wraps it in U+202B … U+202C).
+        let text = run(
+            "pdftotext",
+            "poppler-utils",
+            &["-enc", "UTF-8", pdf_path, "-"],
+        );
+        let name = e.holder.name.as_str();
+        let centre = e.vaccination.centre.as_str();
+        for value in [name, centre] {
+            assert!(
+                text.contains(value),
+                "{language}: {value:?} not in the extracted text:\n{text}"
+            );
+        }
+        for date in ["2003-03-03", "2021-04-05", "2021-04-28", "2022-04-05"] {
+            assert!(text.contains(date), "{language}: {date} missing");
+        }
+        assert!(text.contains(e.certificate.hcid.as_str()));
+
+        // Every font is embedded and subset.
+        let fonts = run("pdffonts", "poppler-utils", &[pdf_path]);
+        let rows: Vec<&str> = fonts.lines().skip(2).collect();
+        assert!(!rows.is_empty());
+        for row in rows {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            // name type encoding emb sub uni object-id
+            let n = cols.len();
+            assert!(n >= 7, "{row}");
+            assert_eq!(
+                &cols[n - 5..n - 2],
+                ["yes", "yes", "yes"],
+                "{language}: font not embedded+subset+unicode: {row}"
+            );
+        }
+
+        // No personal data in the document information or XMP metadata.
+        let info = run("pdfinfo", "poppler-utils", &[pdf_path]);
+        let xmp = run("pdfinfo", "poppler-utils", &["-meta", pdf_path]);
+        let id = e.holder.identifier.as_ref().unwrap().as_str();
+        for secret in [name, "2003-03-03", id, e.certificate.hcid.as_str()] {
+            assert!(!info.contains(secret), "{language}: {secret} in pdfinfo");
+            assert!(!xmp.contains(secret), "{language}: {secret} in XMP");
+        }
+        assert!(
+            info.lines()
+                .any(|l| l.split_whitespace().eq(["Pages:", "1"])),
+            "{info}"
+        );
+        assert!(info.contains("(A4)"), "{info}");
+        assert!(
+            !info.contains("PDF subtype"),
+            "claims no PDF/A or PDF/X conformance: {info}"
+        );
+        // Nor readable anywhere outside the compressed page content.
+        let raw = String::from_utf8_lossy(&pdf);
+        assert!(!raw.contains(name) && !raw.contains(id));
+    }
+}
+
+/// Finds the QR symbols in the raster with a second decoder (rqrr), and checks each is at least 35 mm
+/// wide including its quiet zone, and that the 4-module quiet zone around it is blank.
+fn assert_printed_size_and_quiet_zone(png: &str, dpi: f32, payloads: &[&str], language: &str) {
+    let img = image::open(png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img.clone());
+    let grids = prepared.detect_grids();
+    assert_eq!(
+        grids.len(),
+        payloads.len(),
+        "{language}: rqrr finds every symbol"
+    );
+    for grid in grids {
+        let (meta, content) = grid.decode().unwrap();
+        assert!(
+            payloads.contains(&content.as_str()),
+            "{language}: rqrr decodes a payload"
+        );
+        let modules = meta.version.to_size() as f32;
+        let [tl, tr, _, bl] = grid.bounds;
+        let px_per_module = (tr.x - tl.x) as f32 / modules;
+        let printed_mm = (modules + 8.0) * px_per_module / dpi * 25.4;
+        assert!(
+            printed_mm >= 35.0,
+            "{language}: QR printed {printed_mm:.1} mm wide"
+        );
+        // The quiet zone: a band 4 modules wide on every side is white (the band starts 2 px out, past
+        // the anti-aliased edge of the outermost modules).
+        let qz = (4.0 * px_per_module) as i32 - 1;
+        let near = |v: i32, a: i32, b: i32| v > a - 3 && v < b + 3;
+        for y in (tl.y - qz)..=(bl.y + qz) {
+            for x in (tl.x - qz)..=(tr.x + qz) {
+                if near(x, tl.x, tr.x) && near(y, tl.y, bl.y) {
+                    continue;
+                }
+                let v = img.get_pixel(x as u32, y as u32).0[0];
+                assert!(v > 200, "{language}: quiet zone pixel ({x}, {y}) is {v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn us_letter_is_letter_sized_and_still_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = event("Example");
+    let pdf = render(&e, Paper::Letter);
+    let path = dir.path().join("letter.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    if let Some(keep) = std::env::var_os("DDCC_PDF_OUT").map(PathBuf::from) {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::write(keep.join("English-letter.pdf"), &pdf).unwrap();
+    }
+    let info = run("pdfinfo", "poppler-utils", &[path.to_str().unwrap()]);
+    assert!(info.contains("612 x 792 pts (letter)"), "{info}");
+    let prefix = dir.path().join("letter");
+    run(
+        "pdftoppm",
+        "poppler-utils",
+        &[
+            "-r",
+            "150",
+            "-png",
+            "-singlefile",
+            path.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    );
+    let scanned = run(
+        "zbarimg",
+        "zbar-tools",
+        &["--raw", "-q", &format!("{}.png", prefix.display())],
+    );
+    assert_eq!(scanned.lines().filter(|l| !l.is_empty()).count(), 2);
+    let (ddcc, dcc) = hc1_payloads();
+    assert_printed_size_and_quiet_zone(
+        &format!("{}.png", prefix.display()),
+        150.0,
+        &[&ddcc, &dcc],
+        "Letter",
+    );
+}
+
+#[test]
+fn one_payload_coded_displays_and_a_translation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = event("French");
+    e.vaccination.vaccine.display = Some("COVID-19 vaccine, inactivated virus".into());
+    let (ddcc, _) = hc1_payloads();
+    let options = PdfOptions {
+        paper: Paper::A4,
+        labels: Labels::from_json(
+            r#"{"title": "Certificat de vaccination", "centre": "Centre de vaccination"}"#,
+        )
+        .unwrap(),
+    };
+    let qrs = [PdfQr {
+        kind: QrKind::Ddcc,
+        hc1: &ddcc,
+    }];
+    let pdf = certificate_pdf(&e, &qrs, &dates(&e), &options).unwrap();
+    let path = dir.path().join("fr.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let text = run(
+        "pdftotext",
+        "poppler-utils",
+        &["-enc", "UTF-8", path.to_str().unwrap(), "-"],
+    );
+    // The display replaces the code; codes without a display print as codes.
+    assert!(
+        text.contains("COVID-19 vaccine, inactivated virus"),
+        "{text}"
+    );
+    assert!(!text.contains("XM0GQ8"));
+    assert!(text.contains("XM8NQ0"));
+    assert!(text.contains("Certificat de vaccination"));
+    assert!(text.contains("Centre de vaccination"));
+    assert!(text.contains("Site de vaccination"));
+    // One QR, labelled DDCC (the verification line names both kinds of app).
+    assert!(text.lines().any(|l| l.trim() == "DDCC"));
+    assert!(!text.lines().any(|l| l.trim() == "EU DCC"));
+    let info = run("pdfinfo", "poppler-utils", &[path.to_str().unwrap()]);
+    assert!(
+        info.contains("Certificat de vaccination"),
+        "the title is the translated label"
+    );
+
+    let prefix = dir.path().join("fr");
+    run(
+        "pdftoppm",
+        "poppler-utils",
+        &[
+            "-r",
+            "200",
+            "-png",
+            "-singlefile",
+            path.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    );
+    let scanned = run(
+        "zbarimg",
+        "zbar-tools",
+        &["--raw", "-q", &format!("{}.png", prefix.display())],
+    );
+    assert_eq!(scanned.trim(), ddcc);
+}
+
+#[test]
+fn the_number_of_qr_codes_is_one_or_two() {
+    let e = event("Example");
+    let (ddcc, _) = hc1_payloads();
+    let q = PdfQr {
+        kind: QrKind::Ddcc,
+        hc1: &ddcc,
+    };
+    let options = PdfOptions::default();
+    assert!(certificate_pdf(&e, &[], &dates(&e), &options).is_err());
+    assert!(certificate_pdf(&e, &[q, q, q], &dates(&e), &options).is_err());
+    let bad = PdfQr {
+        kind: QrKind::EuDcc,
+        hc1: "HC1:lowercase is not base45",
+    };
+    assert!(certificate_pdf(&e, &[q, bad], &dates(&e), &options).is_err());
+}

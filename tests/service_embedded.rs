@@ -341,3 +341,52 @@ fn refuses_with_real_statuses_and_stores_nothing() {
         "nothing stored for bad input"
     );
 }
+
+#[test]
+fn logs_are_json_lines_without_personal_data() {
+    let service = Service::start(&[("DDCC_LOG_FORMAT", "json".into())]);
+    let key = service.api_key();
+    let bad = event("SVC-EMB-L1", &[("dose", json!({"valueInteger": 0}))]);
+    assert_eq!(
+        service
+            .post_json("/ddcc/generateHealthCertificate", Some(&key), &bad)
+            .status,
+        422
+    );
+    let created = service.post_json(
+        "/ddcc/generateHealthCertificate",
+        Some(&key),
+        &event("SVC-EMB-L2", &[]),
+    );
+    assert_eq!(created.status, 201);
+    let log = service.log_text();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: Result<Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not a JSON line: {line}");
+    }
+    for personal in ["Ångström", "1990-02-14", "EXAMPLE-ID-123456"] {
+        assert!(!log.contains(personal), "{personal} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn bad_settings_stop_the_service_naming_the_setting() {
+    for (name, value) in [
+        ("DDCC_LISTEN", "nowhere"),
+        ("DDCC_FHIR_URL", "not a url"),
+        ("DDCC_BATCH_CONCURRENCY", "0"),
+        ("DDCC_API_KEYS", "short"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
+            .arg("serve")
+            .env_clear()
+            .env("DDCC_DATA_DIR", dir.path())
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
+}

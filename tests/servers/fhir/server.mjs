@@ -228,7 +228,8 @@ function send(res, status, body, extraHeaders = {}) {
 function resourceHeaders(baseUrl, status, resource) {
   const headers = {};
   const versionId = resource?.meta?.versionId;
-  if (!resource?.id || !versionId || resource.resourceType === 'Bundle' || resource.resourceType === 'OperationOutcome') {
+  // Search sets, transaction responses and outcomes built by the router carry no meta.versionId.
+  if (!resource?.id || !versionId) {
     return headers;
   }
   headers.ETag = `W/"${versionId}"`;
@@ -377,6 +378,9 @@ async function main() {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // A test server that dies mid-suite fails every later test with a confusing connection error: log and go on.
+  process.on('uncaughtException', (err) => process.stderr.write(`fhir: uncaught exception: ${err?.stack ?? err}\n`));
+  process.on('unhandledRejection', (err) => process.stderr.write(`fhir: unhandled rejection: ${err?.stack ?? err}\n`));
 }
 
 main().catch((err) => {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
@@ -63,6 +64,10 @@ function resources(bundle) {
 }
 
 const SYSTEM = 'http://example.org/ddcc-test-patient-id';
+
+// A DDCC document Bundle as the WHO reference mediator stored it in HAPI (shared/ sits beside the repository).
+const DDCC_DOC = fileURLToPath(new URL('../../../../shared/examples/mediator-tests-existingDDCCDoc.json', import.meta.url));
+const NO_SHARED = !existsSync(DDCC_DOC) && 'shared/examples not found beside the repository';
 
 describe('FHIR test server', () => {
   let server;
@@ -224,6 +229,29 @@ describe('FHIR test server', () => {
     assert.equal((await fhir(server.base, 'GET', '/Patient/one-id')).status, 404);
   });
 
+  test('concurrent requests: rolled-back transactions never undo other writes', async () => {
+    const marker = randomUUID();
+    const failingTx = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { resource: { resourceType: 'Patient', identifier: [{ system: SYSTEM, value: `${marker}-tx` }] }, request: { method: 'POST', url: 'Patient' } },
+        { resource: { resourceType: 'Patient', id: 'a' }, request: { method: 'PUT', url: 'Patient/b' } },
+      ],
+    };
+    const requests = [];
+    for (let i = 0; i < 10; i++) {
+      requests.push(fhir(server.base, 'POST', '/Patient', { resourceType: 'Patient', identifier: [{ system: SYSTEM, value: `${marker}-${i}` }] }));
+      requests.push(fhir(server.base, 'POST', '', failingTx));
+    }
+    const statuses = (await Promise.all(requests)).map((r) => r.status);
+    assert.deepEqual(statuses, Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 201 : 400)));
+    const values = Array.from({ length: 10 }, (_, i) => encodeURIComponent(`${SYSTEM}|${marker}-${i}`)).join(',');
+    assert.equal((await fhir(server.base, 'GET', `/Patient?identifier=${values}&_count=100`)).body.total, 10);
+    const fromTx = await fhir(server.base, 'GET', `/Patient?identifier=${encodeURIComponent(`${SYSTEM}|${marker}-tx`)}`);
+    assert.equal(fromTx.body.total, 0);
+  });
+
   test('conditional create (If-None-Exist) twice yields one resource', async () => {
     const value = randomUUID();
     const query = `identifier=${encodeURIComponent(`${SYSTEM}|${value}`)}`;
@@ -273,6 +301,21 @@ describe('FHIR test server', () => {
     assert.equal(updated.body.active, true);
   });
 
+  test('stores and finds a real DDCC document Bundle', { skip: NO_SHARED }, async () => {
+    const doc = JSON.parse(readFileSync(DDCC_DOC, 'utf8'));
+    delete doc.id;
+    delete doc.meta;
+    const created = await fhir(server.base, 'POST', '/Bundle', doc);
+    assert.equal(created.status, 201);
+    assert.match(created.headers.get('location'), new RegExp(`/fhir/Bundle/${created.body.id}/_history/`));
+    const read = await fhir(server.base, 'GET', `/Bundle/${created.body.id}`);
+    assert.equal(read.status, 200);
+    assert.equal(read.body.type, 'document');
+    assert.deepEqual(read.body.entry, doc.entry);
+    const found = await fhir(server.base, 'GET', '/Bundle?type=document');
+    assert.ok(resources(found.body).some((b) => b.id === created.body.id));
+  });
+
   test('errors answer OperationOutcome and the server keeps serving', async () => {
     const badJson = await fhir(server.base, 'POST', '/Patient', '{"resourceType":');
     assert.equal(badJson.status, 400);
@@ -295,7 +338,7 @@ describe('FHIR test server', () => {
 describe('FHIR test server with FHIR_VALIDATE=1', () => {
   let server;
   before(async () => {
-    server = await startServer({ FHIR_VALIDATE: '1', FHIR_MAX_BODY_BYTES: '1024' });
+    server = await startServer({ FHIR_VALIDATE: '1', FHIR_MAX_BODY_BYTES: String(256 * 1024) });
   });
   after(async () => {
     await server.stop();
@@ -309,8 +352,19 @@ describe('FHIR test server with FHIR_VALIDATE=1', () => {
     assert.equal(good.status, 201);
   });
 
+  test('rejects the WHO reference mediator\'s stored DDCC document, which is not valid R4', { skip: NO_SHARED }, async () => {
+    // HAPI accepted this document (it does not validate by default); R4 requires Composition.status and .date and,
+    // for a document Bundle, an identifier with system and value (bdl-9).
+    const doc = JSON.parse(readFileSync(DDCC_DOC, 'utf8'));
+    const res = await fhir(server.base, 'POST', '/Bundle', doc);
+    assert.equal(res.status, 400);
+    const problems = res.body.issue.map((i) => `${i.expression?.[0]}: ${i.details.text}`);
+    assert.ok(problems.some((p) => p.includes('bdl-9')), problems.join('\n'));
+    assert.ok(problems.includes('Bundle.entry[0].resource.status: Missing required property'), problems.join('\n'));
+  });
+
   test('a body over FHIR_MAX_BODY_BYTES is refused with 413', async () => {
-    const big = { resourceType: 'Patient', name: [{ text: 'x'.repeat(2048) }] };
+    const big = { resourceType: 'Patient', name: [{ text: 'x'.repeat(300 * 1024) }] };
     const res = await fhir(server.base, 'POST', '/Patient', big);
     assert.equal(res.status, 413);
     assert.equal(res.body.resourceType, 'OperationOutcome');

@@ -206,6 +206,19 @@ async function main() {
 
   process.once('SIGTERM', () => stopAll(0));
   process.once('SIGINT', () => stopAll(0));
+  // Last resort if this launcher dies of an error: do not leave the servers running (SIGTERM only; no waiting
+  // is possible in an exit handler).
+  process.once('exit', () => {
+    for (const { child } of children) {
+      if (child.pid && child.exitCode === null && alive(child.pid)) {
+        try {
+          process.kill(child.pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  });
 
   // Without these, a NODE_ENV from the caller would make OpenHIM load config/<NODE_ENV>.json (e.g. test.json,
   // which points at other ports and databases).

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -20,6 +21,10 @@ const MEDIATOR_URN = 'urn:mediator:ddcc-servers-test';
 const CLIENT_ID = 'test-client';
 const CLIENT_PASSWORD = 'test-password';
 const CLIENT_SALT = randomUUID();
+
+// The WHO reference mediator's OpenHIM registration (shared/ sits beside the repository).
+const WHO_CONFIG = fileURLToPath(new URL('../../../../shared/examples/mediator-mediatorConfig.json', import.meta.url));
+const NO_SHARED = !existsSync(WHO_CONFIG) && 'shared/examples not found beside the repository';
 
 const sha512 = (text) => createHash('sha512').update(text).digest('hex');
 
@@ -294,8 +299,64 @@ describe('OpenHIM test server', () => {
     assert.equal(orchestration.request.path, '/fhir/Patient');
     assert.equal(orchestration.response.status, 200);
 
+    // The HTTPS router port serves the same channel (OpenHIM's bundled self-signed certificate).
+    const overTls = await request(`${openhim.routerHttps}/ddcc`, {
+      method: 'POST',
+      headers: { Authorization: basic, 'Content-Type': 'application/fhir+json' },
+      body: submission,
+    });
+    assert.equal(overTls.status, 200, overTls.text);
+    assert.deepEqual(JSON.parse(overTls.text), { issued: true, path: '/ddcc' });
+
     const heartbeat = JSON.parse((await request(`${openhim.api}/heartbeat`)).text);
     assert.ok(MEDIATOR_URN in heartbeat.mediators, 'mediator listed in GET /heartbeat');
+  });
+
+  test('the WHO reference mediator registration installs its channel, which routes', { skip: NO_SHARED }, async () => {
+    const config = JSON.parse(readFileSync(WHO_CONFIG, 'utf8'));
+    // Point its endpoint and channel route at the mock instead of port 4321; everything else as published.
+    for (const route of [...config.endpoints, ...config.defaultChannelConfig.flatMap((c) => c.routes)]) {
+      route.port = String(mock.port);
+    }
+    assert.equal((await apiCall(openhim.api, 'POST', '/mediators', config)).status, 201);
+    const beat = await apiCall(openhim.api, 'POST', `/mediators/${config.urn}/heartbeat`, { uptime: 1.5 });
+    assert.equal(beat.status, 200);
+    assert.equal((await apiCall(openhim.api, 'POST', `/mediators/${config.urn}/channels`, [])).status, 201);
+    const channels = JSON.parse((await apiCall(openhim.api, 'GET', '/channels')).text);
+    const channel = channels.find((c) => c.name === 'WHO DDCC Transactions Route');
+    assert.ok(channel, 'WHO channel installed');
+    assert.deepEqual(channel.allow, ['test']);
+
+    const clientId = 'who-test-client';
+    const salt = randomUUID();
+    const created = await apiCall(openhim.api, 'POST', '/clients', {
+      clientID: clientId,
+      name: 'WHO test client',
+      roles: ['test'],
+      passwordAlgorithm: 'sha512',
+      passwordSalt: salt,
+      passwordHash: sha512(CLIENT_PASSWORD + salt),
+    });
+    assert.equal(created.status, 201, created.text);
+
+    const before = mock.seen.length;
+    const basic = `Basic ${Buffer.from(`${clientId}:${CLIENT_PASSWORD}`).toString('base64')}`;
+    let routed;
+    for (let attempt = 0; attempt < 40; attempt++) {
+      routed = await request(`${openhim.routerHttp}/ddcc/submit?x=1`, {
+        method: 'POST',
+        headers: { Authorization: basic, 'Content-Type': 'application/fhir+json' },
+        body: '{"resourceType":"Bundle","type":"batch"}',
+      });
+      if (routed.status !== 401) {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(routed.status, 200, routed.text);
+    assert.equal(mock.seen.length, before + 1);
+    assert.equal(mock.seen.at(-1).url, '/ddcc/submit?x=1');
+    assert.equal(mock.seen.at(-1).headers['x-openhim-clientid'], clientId);
   });
 });
 

@@ -154,6 +154,9 @@ impl Drop for Proc {
 /// Installs the Node test servers when their node_modules are missing; fails the test with the reason
 /// otherwise (never skips).
 pub fn ensure_node_servers() {
+    // Tests of one binary run in parallel; one install at a time.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let servers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers");
     let needed = [
         servers.join("fhir/node_modules/@medplum/fhir-router"),
@@ -164,7 +167,7 @@ pub fn ensure_node_servers() {
     if needed.iter().all(|p| p.exists()) {
         return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-test-deps");
+    let script = servers.join("install.sh");
     let out = Command::new(&script)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));

@@ -33,7 +33,7 @@ pub struct AppState {
     pub body_limit: usize,
     pub batch_concurrency: usize,
     pub max_batch_entries: usize,
-    /// `did:web:<public host>` for `/trust/did.json`.
+    /// The `did:web` DID of `/trust/did.json`.
     pub did: String,
 }
 
@@ -50,7 +50,8 @@ impl AppState {
     }
 }
 
-/// The `did:web` DID of a public URL (RFC: host, `%3A` before a port, path segments as `:`).
+/// The `did:web` DID whose document is `<public_url>/trust/did.json` (did:web method: host, `%3A` before a
+/// port, then each path segment after a `:`; a resolver fetches `https://<host>/<segments>/did.json`).
 pub fn did_web(public_url: &str) -> String {
     let Ok(url) = reqwest::Url::parse(public_url) else {
         return "did:web:localhost".into();
@@ -63,6 +64,7 @@ pub fn did_web(public_url: &str) -> String {
         did.push(':');
         did.push_str(segment);
     }
+    did.push_str(":trust");
     did
 }
 

@@ -498,8 +498,11 @@ async fn ready(state: State) -> Reply {
             );
             Ok(vec![bounded("signer", signer), bounded("store", store)])
         })
-        .await
-        .unwrap_or_default();
+        .await;
+    let checks = match checks {
+        Ok(checks) => checks,
+        Err(e) => vec![("service", Some(e.to_string()))],
+    };
     let failures: serde_json::Map<String, Value> = checks
         .iter()
         .filter_map(|(name, problem)| problem.as_ref().map(|p| ((*name).to_owned(), json!(p))))

@@ -32,9 +32,35 @@ impl LocalStore {
         self.root.join(resource_type).join(format!("{id}.json"))
     }
 
+    /// Stages every file, then renames them into place, the Bundle last. On failure, removes what this
+    /// attempt staged (and only that: other certificates may be staging beside it).
     fn write_all(&self, record: &CertificateRecord) -> Result<()> {
-        let tmp_dir = self.root.join(".tmp");
         let mut staged = Vec::new();
+        let result = self.stage(record, &mut staged).and_then(|()| {
+            for (tmp, target) in &staged {
+                if let Some(dir) = target.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                }
+                std::fs::rename(tmp, target)
+                    .map_err(|e| Error::io(format!("renaming into {}", target.display()), e))?;
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            for (tmp, _) in &staged {
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
+        result
+    }
+
+    fn stage(
+        &self,
+        record: &CertificateRecord,
+        staged: &mut Vec<(PathBuf, PathBuf)>,
+    ) -> Result<()> {
+        let tmp_dir = self.root.join(".tmp");
         let resources = record
             .all_resources()
             .chain(std::iter::once(&record.document));
@@ -48,30 +74,14 @@ impl LocalStore {
                 .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
             staged.push((tmp, target));
         }
-        for (tmp, target) in &staged {
-            if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            }
-            std::fs::rename(tmp, target)
-                .map_err(|e| Error::io(format!("renaming into {}", target.display()), e))?;
-        }
         Ok(())
     }
 }
 
 impl Store for LocalStore {
     async fn save(&self, record: &CertificateRecord, _trace: &Orchestrations) -> Result<()> {
-        let result = self.write_all(record);
-        if result.is_err() {
-            // Leftover temp files of this attempt are harmless but useless.
-            if let Ok(entries) = std::fs::read_dir(self.root.join(".tmp")) {
-                for entry in entries.flatten() {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
-        result
+        // File I/O blocks: tell the (multi-threaded) service runtime to move other tasks off this thread.
+        tokio::task::block_in_place(|| self.write_all(record))
     }
 
     async fn read(&self, resource_type: &'static str, id: &str) -> Result<Option<Value>> {
@@ -79,7 +89,7 @@ impl Store for LocalStore {
             return Ok(None);
         }
         let path = self.path(resource_type, id);
-        match std::fs::read(&path) {
+        match tokio::task::block_in_place(|| std::fs::read(&path)) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| Error::Internal(format!("{} is not JSON: {e}", path.display()))),

@@ -3,8 +3,6 @@
 
 mod support;
 
-use ddcc_mediator::keys::{self, DevCa, DscSubject};
-use ddcc_mediator::signer::vault::KeyType;
 use serde_json::{json, Value};
 use support::openbao::{OpenBao, ROOT_TOKEN};
 use support::service::{event, hc1_of, resources, FhirServer, Service};
@@ -12,24 +10,8 @@ use support::service::{event, hc1_of, resources, FhirServer, Service};
 const API_KEY: &str = "test-facility-key";
 const TRANSIT_KEY: &str = "ddcc-service-test";
 
-/// OpenBao with a certified transit key.
 fn vault(runtime: &tokio::runtime::Runtime) -> OpenBao {
-    runtime.block_on(async {
-        let bao = OpenBao::start().await;
-        let transit = bao.settings(TRANSIT_KEY).transit().await.expect("connect");
-        keys::init(&transit, KeyType::EcdsaP256)
-            .await
-            .expect("init");
-        let subject = DscSubject {
-            country: "XX".into(),
-            organization: "DDCC Test Issuer".into(),
-            common_name: "XX DDCC DSC service test".into(),
-        };
-        keys::dev_certify(&transit, &DevCa::default(), &subject, None)
-            .await
-            .expect("dev-certify");
-        bao
-    })
+    support::service::provisioned_openbao(runtime, TRANSIT_KEY)
 }
 
 fn service(bao: &OpenBao, fhir: &FhirServer) -> Service {

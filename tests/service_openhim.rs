@@ -89,22 +89,29 @@ fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<
     }
 }
 
-/// exp − iat of an HC1, in days, through the CLI's verifier.
-fn validity_days(hc1: &str, key_dir: &std::path::Path) -> i64 {
+/// exp − iat of an HC1, in days, through the CLI's verifier trusting the published DSC.
+fn validity_days(hc1: &str, dsc_pem: &std::path::Path) -> i64 {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
-        .args(["verify", hc1, "--key-dir"])
-        .arg(key_dir)
+        .args(["verify", hc1, "--cert"])
+        .arg(dsc_pem)
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], true, "{report}");
     (report["exp"].as_i64().unwrap() - report["iat"].as_i64().unwrap()) / 86_400
 }
 
 #[test]
 fn registers_routes_logs_and_reconfigures_through_openhim() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bao = support::service::provisioned_openbao(&runtime, "ddcc-openhim-test");
     let openhim = OpenHim::start();
     let fhir = FhirServer::start();
     let service = Service::start(&[
+        ("DDCC_SIGNER", "vault".into()),
+        ("VAULT_ADDR", bao.addr()),
+        ("VAULT_TOKEN", support::openbao::ROOT_TOKEN.into()),
+        ("VAULT_TRANSIT_KEY", "ddcc-openhim-test".into()),
         ("OPENHIM_URL", openhim.api.clone()),
         ("OPENHIM_USERNAME", ROOT.into()),
         ("OPENHIM_PASSWORD", ROOT_PASSWORD.into()),
@@ -204,7 +211,7 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
     assert_eq!(bad.status, 422);
     assert!(bad.outcome_text().contains("linkId='dose'"));
 
-    // The transaction log: our status and orchestrations (the FHIR calls), no bodies needed.
+    // The transaction log: our status and orchestrations (the Vault and FHIR calls).
     let (_, transactions) = api.get_json("/transactions?filterRepresentation=full");
     let ours: Vec<&Value> = transactions
         .as_array()
@@ -245,13 +252,17 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
 
     // A configuration change in OpenHIM reaches the service with the next heartbeat.
     let key = service.api_key();
-    let key_dir = service.data_dir.join("keys");
+    let dsc = service.data_dir.join("published-dsc.pem");
+    std::fs::write(&dsc, &service.get("/trust/dsc.pem", None).body).unwrap();
+    let dsc_pem = dsc;
     let first = service.post_json(
         "/ddcc/generateHealthCertificate",
         Some(&key),
         &event("SVC-OH-0100", &[]),
     );
-    assert_eq!(validity_days(&hc1_of(&first.json(), "who"), &key_dir), 365);
+    // 365 days, or a little less: exp never passes the DSC's notAfter (the dev DSC lives 365 days).
+    let before = validity_days(&hc1_of(&first.json(), "who"), &dsc_pem);
+    assert!((360..=365).contains(&before), "{before}");
     let (status, text) = api.call(
         reqwest::Method::PUT,
         &format!("/mediators/{URN}/config"),
@@ -266,7 +277,7 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
             Some(&key),
             &event(&format!("SVC-OH-02{n:02}"), &[]),
         );
-        (validity_days(&hc1_of(&r.json(), "who"), &key_dir) == 30).then_some(())
+        (validity_days(&hc1_of(&r.json(), "who"), &dsc_pem) == 30).then_some(())
     });
     assert!(service
         .log_text()

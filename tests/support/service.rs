@@ -294,6 +294,31 @@ impl OpenHim {
     }
 }
 
+/// An OpenBao dev server with transit key `key` (ECDSA P-256) certified by a dev CSCA.
+pub fn provisioned_openbao(
+    runtime: &tokio::runtime::Runtime,
+    key: &str,
+) -> super::openbao::OpenBao {
+    use ddcc_mediator::keys::{self, DevCa, DscSubject};
+    use ddcc_mediator::signer::vault::KeyType;
+    runtime.block_on(async {
+        let bao = super::openbao::OpenBao::start().await;
+        let transit = bao.settings(key).transit().await.expect("connect");
+        keys::init(&transit, KeyType::EcdsaP256)
+            .await
+            .expect("init");
+        let subject = DscSubject {
+            country: "XX".into(),
+            organization: "DDCC Test Issuer".into(),
+            common_name: "XX DDCC DSC service test".into(),
+        };
+        keys::dev_certify(&transit, &DevCa::default(), &subject, None)
+            .await
+            .expect("dev-certify");
+        bao
+    })
+}
+
 /// The service binary.
 pub struct Service {
     proc: Proc,

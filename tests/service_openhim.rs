@@ -106,7 +106,7 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let bao = support::service::provisioned_openbao(&runtime, "ddcc-openhim-test");
     let openhim = OpenHim::start();
-    let fhir = FhirServer::start();
+    let mut fhir = FhirServer::start();
     let service = Service::start(&[
         ("DDCC_SIGNER", "vault".into()),
         ("VAULT_ADDR", bao.addr()),

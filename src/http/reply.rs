@@ -3,9 +3,11 @@
 //! A request that carries `X-OpenHIM-TransactionID` came through an OpenHIM channel. Its answer is
 //! `Content-Type: application/json+openhim` with `{x-mediator-urn, status, response{status, headers, body (a
 //! string), timestamp}, orchestrations, properties}`; the core unwraps `response` for its client and stores the
-//! rest in its transaction log. The envelope's own HTTP status is the real one too (the core ignores it, but
-//! proxies and logs in between do not). Binary bodies (PNG) cannot travel as an envelope string, so they
-//! always go plain; the core passes a non-envelope answer through unchanged.
+//! rest in its transaction log. The envelope itself travels with HTTP 200, as in the OpenHIM mediator guide and
+//! tutorials (the core reads the envelope whatever the status; the real status is `response.status`). A
+//! dependency outage (503) also carries `error`, which lets OpenHIM auto-retry the transaction when the
+//! channel allows it. Binary bodies (PNG, PDF) cannot travel as an envelope string, so they always go plain;
+//! the core passes a non-envelope answer through unchanged.
 
 use actix_web::body::BoxBody;
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
@@ -31,6 +33,8 @@ pub struct Reply {
     trace: Orchestrations,
     /// The OpenHIM transaction status, when the HTTP status alone does not tell (batches).
     openhim_status: Option<&'static str>,
+    /// A transient failure worth retrying (OpenHIM `error`).
+    retryable: Option<String>,
 }
 
 impl Reply {
@@ -42,6 +46,7 @@ impl Reply {
             headers: Vec::new(),
             trace: Orchestrations::default(),
             openhim_status: None,
+            retryable: None,
         }
     }
 
@@ -79,6 +84,7 @@ impl Reply {
         let mut reply = Reply::fhir(status, &outcome);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             reply = reply.header(actix_web::http::header::RETRY_AFTER, "10".into());
+            reply.retryable = Some(error.to_string());
         }
         reply
     }
@@ -126,7 +132,7 @@ impl Reply {
             headers.insert(name.as_str().to_owned(), json!(value));
         }
         let orchestrations: Vec<Value> = self.trace.take().iter().map(orchestration).collect();
-        let envelope = json!({
+        let mut envelope = json!({
             "x-mediator-urn": MEDIATOR_URN,
             "status": transaction_status,
             "response": {
@@ -138,7 +144,10 @@ impl Reply {
             "orchestrations": orchestrations,
             "properties": {"mediator": "ddcc-mediator", "version": env!("CARGO_PKG_VERSION")},
         });
-        HttpResponse::build(status)
+        if let Some(message) = &self.retryable {
+            envelope["error"] = json!({"message": message});
+        }
+        HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, "application/json+openhim; charset=utf-8"))
             .body(serde_json::to_vec(&envelope).unwrap_or_default())
     }

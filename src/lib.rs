@@ -11,14 +11,19 @@
 pub mod cli;
 pub mod codes;
 pub mod config;
+pub mod configuration;
 pub mod credential;
 pub mod document;
 pub mod domain;
 pub mod error;
+pub mod http;
 pub mod intake;
 pub mod keys;
+pub mod openhim;
 pub mod pipeline;
 pub mod render;
+pub mod service;
 pub mod signer;
+pub mod store;
 
 pub use error::{Error, Result};

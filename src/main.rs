@@ -4,14 +4,26 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ddcc_mediator::cli::{self, exit, issue, keys, Cli, Command, KeysArgs, SignerKind};
+use ddcc_mediator::configuration::LogFormat;
 use ddcc_mediator::keys::{self as key_export, PublishedDsc};
-use ddcc_mediator::signer::local::{DscSubject, LocalSigner};
+use ddcc_mediator::signer::local::LocalSigner;
 use ddcc_mediator::signer::vault::VaultSigner;
 use ddcc_mediator::signer::Signer;
 use ddcc_mediator::{Error, Result};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Serve(args) = &cli.command {
+        init_service_logging(args.log_format);
+        return match ddcc_mediator::service::serve(args) {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                tracing::error!(error = %e, "the service cannot run");
+                eprintln!("error: {e}");
+                ExitCode::from(exit::FAILURE)
+            }
+        };
+    }
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -39,6 +51,21 @@ fn init_logging() {
         .init();
 }
 
+/// Service logs: stderr, `info` and up unless RUST_LOG says otherwise, text or JSON lines.
+fn init_service_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
 async fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Issue(args) => {
@@ -49,9 +76,7 @@ async fn run(cli: Cli) -> u8 {
             match args.signer {
                 SignerKind::Local => {
                     let key_dir = args.keys.key_dir.clone();
-                    // "XX" (user-assigned in ISO 3166) marks a development DSC of no country.
-                    let subject =
-                        DscSubject::development(config.issuer_country.as_deref().unwrap_or("XX"));
+                    let subject = cli::development_subject(config.issuer_country.as_deref());
                     issue::run(&args, &config, async || {
                         LocalSigner::open_or_create(&key_dir, &subject)
                     })
@@ -71,6 +96,7 @@ async fn run(cli: Cli) -> u8 {
             Ok(()) => exit::OK,
             Err(e) => failure(&e),
         },
+        Command::Serve(_) => unreachable_serve(),
     }
 }
 
@@ -87,6 +113,12 @@ async fn run_keys(args: KeysArgs) -> Result<()> {
             "this keys command manages Vault transit keys: add --signer vault (the local development key is created by `issue`)".into(),
         )),
     }
+}
+
+/// `serve` returns from `main` before the CLI runtime starts.
+fn unreachable_serve() -> u8 {
+    eprintln!("error: serve runs outside the command runtime");
+    exit::FAILURE
 }
 
 fn failure(error: &Error) -> u8 {

@@ -84,10 +84,12 @@ fn citizen_pdf(
             .map_err(|e| crate::Error::Internal(format!("claim time out of range: {e}")))
     };
     let issued = date(ddcc.signed.iat)?;
+    // "Valid from" is the questionnaire's, else the vaccination date.
     let valid_from = event
         .certificate
         .valid_from
         .and_then(|d| d.full())
+        .or_else(|| event.vaccination.date.full())
         .unwrap_or(issued);
     let dates = pdf::IssueDates {
         issued,

@@ -22,6 +22,15 @@ pub enum PaperArg {
     Letter,
 }
 
+impl From<PaperArg> for Paper {
+    fn from(p: PaperArg) -> Self {
+        match p {
+            PaperArg::A4 => Paper::A4,
+            PaperArg::Letter => Paper::Letter,
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ddcc-mediator",
@@ -41,6 +50,14 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Signing keys and certificates: export the DSCs; create, certify and rotate Vault transit keys.
     Keys(KeysArgs),
+    /// Run the mediator service (HTTP API, OpenHIM mediator); see README "Run the service".
+    Serve(Box<crate::configuration::ServeArgs>),
+}
+
+/// Subject of the self-signed development DSC of the local signer. "XX" (user-assigned in ISO 3166)
+/// marks a development DSC of no country when no issuer country is configured.
+pub fn development_subject(issuer_country: Option<&str>) -> crate::signer::local::DscSubject {
+    crate::signer::local::DscSubject::development(issuer_country.unwrap_or("XX"))
 }
 
 /// Which key signs.
@@ -116,10 +133,7 @@ impl IssuanceArgs {
             validity: std::time::Duration::from_secs(self.validity_days * 24 * 3600),
             ddcc_hcert_key: self.ddcc_hcert_key,
             issuer_name: self.issuer_name.clone(),
-            paper: match self.paper {
-                PaperArg::A4 => Paper::A4,
-                PaperArg::Letter => Paper::Letter,
-            },
+            paper: self.paper.into(),
             labels: match &self.labels {
                 Some(path) => Labels::from_file(path)?,
                 None => Labels::english(),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod openbao;
+pub mod service;
 
 /// The team's reference data (`../shared` beside the repository; `DDCC_SHARED_DIR` overrides).
 pub fn shared_dir() -> PathBuf {

@@ -1,0 +1,464 @@
+//! Settings of `ddcc-mediator serve`: one [`ServiceConfig`], resolved once at start-up.
+//!
+//! Precedence: built-in defaults < TOML file (`DDCC_CONFIG` / `--config`) < environment < flags. Clap reads the
+//! environment and the flags (flags win); the file fills whatever neither set. Vault credentials come from the
+//! environment or flags only ([`VaultSettings`]): secrets do not belong in a config file. Every value is checked
+//! here, so a bad setting stops the service before it listens, with a message naming the setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::keys::VaultSettings;
+use crate::cli::SignerKind;
+use crate::config::IssuanceConfig;
+use crate::error::{Error, Result};
+
+/// `ddcc-mediator serve` flags; each also reads the environment variable named in its `env`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see README "Run the service").
+    #[arg(long, env = "DDCC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on. Default 127.0.0.1:4321.
+    #[arg(long, env = "DDCC_LISTEN")]
+    pub listen: Option<String>,
+    /// Local store and local keys. Default ./data.
+    #[arg(long, env = "DDCC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// FHIR server base URL (e.g. http://hapi:8080/fhir). Unset: certificates are kept in the data directory.
+    #[arg(long, env = "DDCC_FHIR_URL")]
+    pub fhir_url: Option<String>,
+    /// Base URL of this service as citizens reach it (download links). Default http://<listen>.
+    #[arg(long, env = "DDCC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest accepted request body, bytes. Default 1048576.
+    #[arg(long, env = "DDCC_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Batch entries issued at the same time. Default 8.
+    #[arg(long, env = "DDCC_BATCH_CONCURRENCY")]
+    pub batch_concurrency: Option<usize>,
+    /// Most entries accepted in one batch. Default 1000.
+    #[arg(long, env = "DDCC_MAX_BATCH_ENTRIES")]
+    pub max_batch_entries: Option<usize>,
+    /// Which key signs. Default local.
+    #[arg(long, value_enum, env = "DDCC_SIGNER")]
+    pub signer: Option<SignerKind>,
+    /// Key directory of the local signer. Default <data-dir>/keys.
+    #[arg(long, env = "DDCC_KEY_DIR")]
+    pub key_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub vault: VaultSettings,
+    /// CWT `iss` (ISO 3166-1 alpha-2). Default: the vaccination country.
+    #[arg(long, env = "DDCC_ISSUER_COUNTRY")]
+    pub issuer_country: Option<String>,
+    /// Days a certificate stays valid. Default 365.
+    #[arg(long, env = "DDCC_VALIDITY_DAYS")]
+    pub validity_days: Option<u64>,
+    /// hcert sub-claim of the DDCC core data set: 3 or 1. Default 3.
+    #[arg(long, env = "DDCC_HCERT_KEY")]
+    pub ddcc_hcert_key: Option<i64>,
+    /// Name of the issuing public health authority (Organization.name).
+    #[arg(long, env = "DDCC_ISSUER_NAME")]
+    pub issuer_name: Option<String>,
+    /// Do not issue the EU DCC payload.
+    #[arg(long, env = "DDCC_NO_DCC")]
+    pub no_dcc: bool,
+    /// Paper size of the citizen PDF (default A4).
+    #[arg(long, env = "DDCC_PDF_PAPER", value_enum)]
+    pub paper: Option<crate::cli::PaperArg>,
+    /// Translated labels for the citizen PDF (JSON; missing keys stay English).
+    #[arg(long, env = "DDCC_PDF_LABELS")]
+    pub labels: Option<PathBuf>,
+    /// Comma-separated SHA-256 hex digests of the accepted API keys.
+    #[arg(long, env = "DDCC_API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+    /// OpenHIM core API URL (e.g. https://openhim:8080). Unset: no OpenHIM.
+    #[arg(long, env = "OPENHIM_URL")]
+    pub openhim_url: Option<String>,
+    #[arg(long, env = "OPENHIM_USERNAME")]
+    pub openhim_username: Option<String>,
+    #[arg(long, env = "OPENHIM_PASSWORD", hide_env_values = true)]
+    pub openhim_password: Option<String>,
+    /// OpenHIM API authentication: token (4.x–8.x) or basic (7.1+). Default token.
+    #[arg(long, value_enum, env = "OPENHIM_AUTH")]
+    pub openhim_auth: Option<OpenHimAuth>,
+    /// Accept the OpenHIM API's self-signed TLS certificate.
+    #[arg(long, env = "OPENHIM_TRUST_SELF_SIGNED")]
+    pub openhim_trust_self_signed: Option<bool>,
+    /// Host name OpenHIM uses to reach this service. Default: the listen address ("localhost" for 0.0.0.0).
+    #[arg(long, env = "DDCC_MEDIATOR_HOST")]
+    pub mediator_host: Option<String>,
+    /// Port OpenHIM uses to reach this service. Default: the listen port.
+    #[arg(long, env = "DDCC_MEDIATOR_PORT")]
+    pub mediator_port: Option<u16>,
+    /// API key OpenHIM presents to this service on its channel route (Basic password). Default: a key
+    /// generated into <data-dir>/openhim-route-key.
+    #[arg(long, env = "DDCC_OPENHIM_ROUTE_KEY", hide_env_values = true)]
+    pub openhim_route_key: Option<String>,
+    /// Log format: text or json. Default text.
+    #[arg(long, value_enum, env = "DDCC_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenHimAuth {
+    /// OpenHIM's salted SHA-512 token headers (every core version up to 8.x).
+    Token,
+    /// HTTP Basic (core 7.1 and later).
+    Basic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The TOML file: the same settings, snake_case, all optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    fhir_url: Option<String>,
+    public_url: Option<String>,
+    body_limit: Option<usize>,
+    batch_concurrency: Option<usize>,
+    max_batch_entries: Option<usize>,
+    signer: Option<String>,
+    key_dir: Option<PathBuf>,
+    api_keys: Option<Vec<String>>,
+    issuance: Option<IssuanceConfig>,
+    openhim: Option<FileOpenHim>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileOpenHim {
+    url: Option<String>,
+    username: Option<String>,
+    auth: Option<OpenHimAuth>,
+    trust_self_signed: Option<bool>,
+    mediator_host: Option<String>,
+    mediator_port: Option<u16>,
+}
+
+/// The resolved settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// FHIR base URL without a trailing slash; `None`: the local store.
+    pub fhir_url: Option<String>,
+    /// Base of citizen download links, without a trailing slash.
+    pub public_url: String,
+    pub body_limit: usize,
+    pub batch_concurrency: usize,
+    pub max_batch_entries: usize,
+    pub signer: SignerKind,
+    pub key_dir: PathBuf,
+    pub vault: VaultSettings,
+    pub issuance: IssuanceConfig,
+    /// SHA-256 digests of the accepted API keys; empty: a key is generated into the data directory.
+    pub api_key_digests: Vec<[u8; 32]>,
+    pub openhim: Option<OpenHimConfig>,
+    /// True when nothing was configured: local signer, local store (logged at start-up).
+    pub embedded_defaults: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenHimConfig {
+    /// API base URL without a trailing slash.
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub auth: OpenHimAuth,
+    pub trust_self_signed: bool,
+    /// Where OpenHIM reaches this service (endpoints and channel routes).
+    pub mediator_host: String,
+    pub mediator_port: u16,
+    /// The key on the channel route; `None`: generated into the data directory at start-up.
+    pub route_key: Option<String>,
+}
+
+/// Timeout of every outbound call (FHIR server, OpenHIM); Vault has its own (`VAULT_TIMEOUT`).
+pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ServiceConfig {
+    /// Resolves flags/environment over the file over the defaults, and validates the result.
+    pub fn resolve(args: &ServeArgs) -> Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_text = pick(args.listen.clone(), file.listen, "127.0.0.1:4321".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            Error::Config(format!(
+                "DDCC_LISTEN must be an address such as 127.0.0.1:4321, not {listen_text:?}"
+            ))
+        })?;
+        let data_dir = pick(args.data_dir.clone(), file.data_dir, PathBuf::from("data"));
+        let fhir_url = args
+            .fhir_url
+            .clone()
+            .or(file.fhir_url)
+            .map(|u| base_url("DDCC_FHIR_URL", &u))
+            .transpose()?;
+        let public_url = match args.public_url.clone().or(file.public_url) {
+            Some(u) => base_url("DDCC_PUBLIC_URL", &u)?,
+            None => format!("http://{listen}"),
+        };
+        let body_limit = positive(
+            "DDCC_BODY_LIMIT",
+            pick(args.body_limit, file.body_limit, 1_048_576),
+        )?;
+        let batch_concurrency = positive(
+            "DDCC_BATCH_CONCURRENCY",
+            pick(args.batch_concurrency, file.batch_concurrency, 8),
+        )?;
+        let max_batch_entries = positive(
+            "DDCC_MAX_BATCH_ENTRIES",
+            pick(args.max_batch_entries, file.max_batch_entries, 1000),
+        )?;
+        let signer = match (args.signer, file.signer.as_deref()) {
+            (Some(s), _) => s,
+            (None, None | Some("local")) => SignerKind::Local,
+            (None, Some("vault")) => SignerKind::Vault,
+            (None, Some(other)) => {
+                return Err(Error::Config(format!(
+                    "signer must be \"local\" or \"vault\", not {other:?}"
+                )))
+            }
+        };
+        let key_dir = args
+            .key_dir
+            .clone()
+            .or(file.key_dir)
+            .unwrap_or_else(|| data_dir.join("keys"));
+        if signer == SignerKind::Vault {
+            args.vault.auth()?; // credentials present and coherent
+        }
+
+        let issuance = issuance(args, file.issuance.unwrap_or_default())?;
+
+        let api_key_digests = match args.api_keys.clone() {
+            Some(list) => parse_digests(list.split(',').map(str::to_owned))?,
+            None => parse_digests(file.api_keys.unwrap_or_default())?,
+        };
+
+        let file_openhim = file.openhim.unwrap_or_default();
+        let openhim = match args.openhim_url.clone().or(file_openhim.url) {
+            None => None,
+            Some(url) => {
+                let url = base_url("OPENHIM_URL", &url)?;
+                let username = args
+                    .openhim_username
+                    .clone()
+                    .or(file_openhim.username)
+                    .ok_or_else(|| {
+                        Error::Config("OPENHIM_URL is set but OPENHIM_USERNAME is not".into())
+                    })?;
+                let password = args.openhim_password.clone().ok_or_else(|| {
+                    Error::Config("OPENHIM_URL is set but OPENHIM_PASSWORD is not".into())
+                })?;
+                let default_host = match listen.ip() {
+                    ip if ip.is_unspecified() => "localhost".to_owned(),
+                    ip => ip.to_string(),
+                };
+                Some(OpenHimConfig {
+                    url,
+                    username,
+                    password,
+                    auth: pick(args.openhim_auth, file_openhim.auth, OpenHimAuth::Token),
+                    trust_self_signed: pick(
+                        args.openhim_trust_self_signed,
+                        file_openhim.trust_self_signed,
+                        false,
+                    ),
+                    mediator_host: pick(
+                        args.mediator_host.clone(),
+                        file_openhim.mediator_host,
+                        default_host,
+                    ),
+                    mediator_port: pick(
+                        args.mediator_port,
+                        file_openhim.mediator_port,
+                        listen.port(),
+                    ),
+                    route_key: args.openhim_route_key.clone().filter(|k| !k.is_empty()),
+                })
+            }
+        };
+        let embedded_defaults = signer == SignerKind::Local && fhir_url.is_none();
+        Ok(ServiceConfig {
+            listen,
+            data_dir,
+            fhir_url,
+            public_url,
+            body_limit,
+            batch_concurrency,
+            max_batch_entries,
+            signer,
+            key_dir,
+            vault: args.vault.clone(),
+            issuance,
+            api_key_digests,
+            openhim,
+            embedded_defaults,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::io(
+            format!("reading the configuration file {}", path.display()),
+            e,
+        )
+    })?;
+    toml::from_str(&text)
+        .map_err(|e| Error::Config(format!("configuration file {}: {e}", path.display())))
+}
+
+fn pick<T>(flag_or_env: Option<T>, file: Option<T>, default: T) -> T {
+    flag_or_env.or(file).unwrap_or(default)
+}
+
+fn positive(name: &str, value: usize) -> Result<usize> {
+    if value == 0 {
+        return Err(Error::Config(format!("{name} must be at least 1")));
+    }
+    Ok(value)
+}
+
+/// An http(s) URL, without its trailing slash.
+fn base_url(name: &str, url: &str) -> Result<String> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed)
+        .map_err(|e| Error::Config(format!("{name} is not a URL ({e}): {url:?}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(Error::Config(format!(
+            "{name} must be an http:// or https:// URL, not {url:?}"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn issuance(args: &ServeArgs, file: IssuanceConfig) -> Result<IssuanceConfig> {
+    let config = IssuanceConfig {
+        issuer_country: args.issuer_country.clone().or(file.issuer_country),
+        validity: match args.validity_days {
+            Some(days) => Duration::from_secs(days.saturating_mul(24 * 3600)),
+            None => file.validity,
+        },
+        ddcc_hcert_key: args.ddcc_hcert_key.unwrap_or(file.ddcc_hcert_key),
+        issuer_name: args.issuer_name.clone().or(file.issuer_name),
+        emit_dcc: !args.no_dcc && file.emit_dcc,
+        paper: args
+            .paper
+            .map(crate::render::pdf::Paper::from)
+            .unwrap_or(file.paper),
+        labels: match &args.labels {
+            Some(path) => crate::render::pdf::Labels::from_file(path)?,
+            None => file.labels,
+        },
+    };
+    validate_issuance(&config)?;
+    Ok(config)
+}
+
+/// The checks every source of issuance settings goes through (start-up and OpenHIM live config).
+pub fn validate_issuance(config: &IssuanceConfig) -> Result<()> {
+    if let Some(iss) = &config.issuer_country {
+        if iss.len() != 2 || !iss.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Error::Config(format!(
+                "DDCC_ISSUER_COUNTRY must be an ISO 3166-1 alpha-2 code such as \"CH\", not {iss:?}"
+            )));
+        }
+    }
+    if config.validity < Duration::from_secs(24 * 3600) {
+        return Err(Error::Config(
+            "DDCC_VALIDITY_DAYS must be at least 1".into(),
+        ));
+    }
+    if !matches!(config.ddcc_hcert_key, 1 | 3) {
+        return Err(Error::Config(format!(
+            "DDCC_HCERT_KEY must be 3 (SMART Trust) or 1 (WHO reference mediator), not {}",
+            config.ddcc_hcert_key
+        )));
+    }
+    Ok(())
+}
+
+fn parse_digests(list: impl IntoIterator<Item = String>) -> Result<Vec<[u8; 32]>> {
+    list.into_iter()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(&s, &mut digest).map_err(|_| {
+                Error::Config(
+                    "DDCC_API_KEYS must list SHA-256 digests as 64 hex characters, comma-separated \
+                     (e.g. `printf %s \"$KEY\" | sha256sum`)"
+                        .into(),
+                )
+            })?;
+            Ok(digest)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn resolve(flags: &[&str]) -> Result<ServiceConfig> {
+        let cmd = Cmd::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        ServiceConfig::resolve(&cmd.serve)
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ddcc.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nbody_limit = 2048\n[issuance]\nvalidity = 30\n",
+        )
+        .unwrap();
+        let config =
+            resolve(&["--config", path.to_str().unwrap(), "--body-limit", "4096"]).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.body_limit, 4096);
+        assert_eq!(
+            config.issuance.validity,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        assert_eq!(config.public_url, "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (flags, name) in [
+            (&["--listen", "nowhere"][..], "DDCC_LISTEN"),
+            (&["--fhir-url", "ftp://x"][..], "DDCC_FHIR_URL"),
+            (&["--batch-concurrency", "0"][..], "DDCC_BATCH_CONCURRENCY"),
+            (&["--ddcc-hcert-key", "2"][..], "DDCC_HCERT_KEY"),
+            (&["--api-keys", "abc"][..], "DDCC_API_KEYS"),
+            (&["--openhim-url", "https://h:8080"][..], "OPENHIM_USERNAME"),
+        ] {
+            let e = resolve(flags).unwrap_err().to_string();
+            assert!(e.contains(name), "{flags:?}: {e}");
+        }
+    }
+}

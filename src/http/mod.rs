@@ -1,0 +1,119 @@
+//! The HTTP API of `ddcc-mediator serve` (README "Run the service").
+//!
+//! Handlers parse, authenticate and format; the work runs on the service runtime (a multi-threaded tokio
+//! runtime separate from actix's per-worker event loops) through [`AppState::run`], where the pipeline's CPU
+//! work goes to blocking threads and every outbound call has a timeout.
+
+mod reply;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Service as _;
+use actix_web::{web, App, HttpServer};
+
+pub use reply::{Reply, FHIR_JSON, MEDIATOR_URN, OPENHIM_TRANSACTION};
+
+use crate::configuration::ServiceConfig;
+use crate::error::{Error, Result};
+use crate::service::auth::ApiKeys;
+use crate::service::issuer::Issuer;
+use crate::service::metrics::{Metrics, RouteLabels};
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub issuer: Arc<Issuer>,
+    pub keys: ApiKeys,
+    pub metrics: Arc<Metrics>,
+    /// The service runtime.
+    pub runtime: tokio::runtime::Handle,
+    pub body_limit: usize,
+    pub batch_concurrency: usize,
+    pub max_batch_entries: usize,
+    /// The `did:web` DID of `/trust/did.json`.
+    pub did: String,
+}
+
+impl AppState {
+    /// Runs `work` on the service runtime and waits for it.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        self.runtime
+            .spawn(work)
+            .await
+            .map_err(|e| Error::Internal(format!("request task failed: {e}")))?
+    }
+}
+
+/// The `did:web` DID whose document is `<public_url>/trust/did.json` (did:web method: host, `%3A` before a
+/// port, then each path segment after a `:`; a resolver fetches `https://<host>/<segments>/did.json`).
+pub fn did_web(public_url: &str) -> String {
+    let Ok(url) = reqwest::Url::parse(public_url) else {
+        return "did:web:localhost".into();
+    };
+    let mut did = format!("did:web:{}", url.host_str().unwrap_or("localhost"));
+    if let Some(port) = url.port() {
+        did.push_str(&format!("%3A{port}"));
+    }
+    for segment in url.path().split('/').filter(|s| !s.is_empty()) {
+        did.push(':');
+        did.push_str(segment);
+    }
+    did.push_str(":trust");
+    did
+}
+
+/// Serves until the process is stopped. Must be called outside any tokio runtime (actix runs its own).
+pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
+    let state = web::Data::new(state);
+    let listen = config.listen;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(2);
+    actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(move || {
+            let metrics = Arc::clone(&state.metrics);
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(move |req, srv| {
+                    let started = Instant::now();
+                    let method = req.method().to_string();
+                    let metrics = Arc::clone(&metrics);
+                    let call = srv.call(req);
+                    async move {
+                        let response = call.await?;
+                        let route = response
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".into());
+                        metrics
+                            .requests
+                            .get_or_create(&RouteLabels {
+                                method,
+                                route,
+                                status: response.status().as_u16(),
+                            })
+                            .observe(started.elapsed().as_secs_f64());
+                        Ok(response)
+                    }
+                })
+                .configure(routes::configure)
+        })
+        .workers(workers)
+        .client_request_timeout(Duration::from_secs(30))
+        .shutdown_timeout(10)
+        .bind(listen)
+        .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+        tracing::info!(%listen, "listening");
+        server
+            .run()
+            .await
+            .map_err(|e| Error::Internal(format!("HTTP server stopped: {e}")))
+    })
+}

@@ -1,0 +1,526 @@
+//! The routes. Issuing and `$getQRCode` need an API key; trust, health, metrics and citizen downloads are
+//! public.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+use base64::Engine as _;
+use futures_util::stream::{self, StreamExt};
+use serde_json::{json, Value};
+
+use super::reply::Reply;
+use super::AppState;
+use crate::domain::VaccinationEvent;
+use crate::error::{Error, Result};
+use crate::intake::{self, Submission};
+use crate::service::issuer::Issued;
+use crate::service::Orchestrations;
+use crate::store::Store;
+
+type State = web::Data<AppState>;
+
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a readiness probe waits for each dependency.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let endpoint = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let get = endpoint;
+    cfg.service(endpoint("/ddcc/submitHealthEvent").route(web::post().to(submit_health_event)))
+        .service(endpoint("/fhir/$submitHealthEvent").route(web::post().to(submit_health_event)))
+        .service(
+            endpoint("/ddcc/generateHealthCertificate")
+                .route(web::post().to(generate_health_certificate)),
+        )
+        .service(
+            endpoint("/fhir/QuestionnaireResponse/$generateHealthCertificate")
+                .route(web::post().to(generate_health_certificate)),
+        );
+    cfg.service(get("/ddcc/DocumentReference/{id}/$getQRCode").route(web::get().to(get_qr_code)))
+        .service(get("/certificates/{token}/{file}").route(web::get().to(citizen_download)))
+        .service(get("/trust/dsc.pem").route(web::get().to(trust_pem)))
+        .service(get("/trust/jwks.json").route(web::get().to(trust_jwks)))
+        .service(get("/trust/did.json").route(web::get().to(trust_did)))
+        .service(get("/health/live").route(web::get().to(live)))
+        .service(get("/health/ready").route(web::get().to(ready)))
+        .service(get("/metrics").route(web::get().to(metrics)))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Reply {
+    Reply::outcome(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> Reply {
+    Reply::outcome(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "not-supported",
+        "method not allowed on this endpoint",
+    )
+}
+
+/// The API key check of the issuing endpoints.
+fn authenticate(req: &HttpRequest, state: &AppState) -> std::result::Result<(), Reply> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if state.keys.authenticate(authorization) {
+        return Ok(());
+    }
+    Err(Reply::outcome(
+        StatusCode::UNAUTHORIZED,
+        "login",
+        "an API key is required: Authorization: Bearer <key> (or Basic with the key as password)",
+    )
+    .header(
+        header::WWW_AUTHENTICATE,
+        "Bearer realm=\"ddcc-mediator\"".into(),
+    ))
+}
+
+/// The body, if it is FHIR JSON within the size limit.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, Reply> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime != "application/fhir+json" && mime != "application/json" {
+        return Err(Reply::outcome(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            format!(
+                "Content-Type {:?} is not accepted; send application/fhir+json or application/json",
+                content_type
+            ),
+        ));
+    }
+    let too_large = || {
+        Reply::outcome(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-costly",
+            format!("the request body is larger than {limit} bytes (DDCC_BODY_LIMIT)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                Reply::outcome(
+                    StatusCode::BAD_REQUEST,
+                    "structure",
+                    format!("the request body could not be read: {e}"),
+                )
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    // A client that stops sending does not hold a connection forever.
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Reply::outcome(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ))
+        })
+}
+
+/// Validation of the body (CPU work) on a blocking thread.
+async fn parse(state: &AppState, body: Vec<u8>) -> Result<Submission> {
+    state
+        .run(async move {
+            tokio::task::spawn_blocking(move || intake::read_submission(&body))
+                .await
+                .map_err(|e| Error::Internal(format!("validation task failed: {e}")))?
+        })
+        .await
+}
+
+async fn generate_health_certificate(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+) -> Reply {
+    if let Err(reply) = authenticate(&req, &state) {
+        return reply;
+    }
+    let body = match read_body(&req, payload, state.body_limit).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let event = match parse(&state, body).await {
+        Ok(Submission::Single(Ok(event))) => event,
+        Ok(Submission::Single(Err(e))) | Err(e) => {
+            state.metrics.certificate("invalid");
+            return Reply::error(&e);
+        }
+        Ok(Submission::Batch(_)) => {
+            return Reply::outcome(
+                StatusCode::BAD_REQUEST,
+                "not-supported",
+                "generateHealthCertificate takes one QuestionnaireResponse or Parameters; post batch Bundles to /ddcc/submitHealthEvent",
+            )
+        }
+    };
+    let trace = Orchestrations::default();
+    let issuer = state.issuer.clone();
+    let work_trace = trace.clone();
+    match state
+        .run(async move { issuer.issue(event, &work_trace).await })
+        .await
+    {
+        Ok(Issued::Created(document)) => Reply::fhir(StatusCode::CREATED, &document).traced(&trace),
+        Ok(Issued::Existing(document)) => Reply::fhir(StatusCode::OK, &document).traced(&trace),
+        Err(e) => Reply::error(&e).traced(&trace),
+    }
+}
+
+async fn submit_health_event(req: HttpRequest, payload: web::Payload, state: State) -> Reply {
+    if let Err(reply) = authenticate(&req, &state) {
+        return reply;
+    }
+    let body = match read_body(&req, payload, state.body_limit).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let entries = match parse(&state, body).await {
+        Ok(Submission::Batch(entries)) => entries,
+        Ok(Submission::Single(_)) => {
+            return Reply::outcome(
+                StatusCode::BAD_REQUEST,
+                "structure",
+                "submitHealthEvent takes a batch Bundle of POST QuestionnaireResponse/$generateHealthCertificate entries; post a single QuestionnaireResponse to /ddcc/generateHealthCertificate",
+            )
+        }
+        Err(e) => return Reply::error(&e),
+    };
+    if entries.len() > state.max_batch_entries {
+        return Reply::outcome(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-costly",
+            format!(
+                "the batch has {} entries; at most {} are accepted (DDCC_MAX_BATCH_ENTRIES)",
+                entries.len(),
+                state.max_batch_entries
+            ),
+        );
+    }
+    let trace = Orchestrations::default();
+    let issuer = state.issuer.clone();
+    let metrics = state.metrics.clone();
+    let concurrency = state.batch_concurrency;
+    let work_trace = trace.clone();
+    let outcomes = state
+        .run(async move {
+            let results: Vec<Result<Issued>> = stream::iter(entries)
+                .map(|entry: Result<VaccinationEvent>| {
+                    let issuer = issuer.clone();
+                    let trace = work_trace.clone();
+                    let metrics = metrics.clone();
+                    async move {
+                        match entry {
+                            Ok(event) => issuer.issue(event, &trace).await,
+                            Err(e) => {
+                                metrics.certificate("invalid");
+                                Err(e)
+                            }
+                        }
+                    }
+                })
+                .buffered(concurrency)
+                .collect()
+                .await;
+            Ok(results)
+        })
+        .await;
+    let outcomes = match outcomes {
+        Ok(o) => o,
+        Err(e) => return Reply::error(&e).traced(&trace),
+    };
+
+    let (mut client_errors, mut server_errors) = (0, 0);
+    let entries: Vec<Value> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Ok(Issued::Created(document)) => {
+                json!({"resource": document, "response": {"status": "201 Created"}})
+            }
+            Ok(Issued::Existing(document)) => {
+                json!({"resource": document, "response": {"status": "200 OK"}})
+            }
+            Err(e) => {
+                if e.is_caller_fault() {
+                    client_errors += 1;
+                } else {
+                    server_errors += 1;
+                }
+                let status = StatusCode::from_u16(e.status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                json!({"response": {
+                    "status": format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
+                    "outcome": e.to_operation_outcome(),
+                }})
+            }
+        })
+        .collect();
+    let id = uuid::Uuid::new_v4();
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "id": id.to_string(),
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": id.urn().to_string()},
+        "type": "batch-response",
+        "timestamp": crate::service::rfc3339_ms(time::OffsetDateTime::now_utc()),
+        "entry": entries,
+    });
+    let openhim_status = match (client_errors, server_errors) {
+        (0, 0) => "Successful",
+        (_, 0) => "Completed",
+        _ => "Completed with error(s)",
+    };
+    Reply::fhir(StatusCode::OK, &bundle)
+        .traced(&trace)
+        .openhim_status(openhim_status)
+}
+
+/// The QR image (PNG) of a QR DocumentReference.
+async fn get_qr_code(req: HttpRequest, path: web::Path<String>, state: State) -> Reply {
+    if let Err(reply) = authenticate(&req, &state) {
+        return reply;
+    }
+    let id = path.into_inner();
+    let issuer = state.issuer.clone();
+    let found = state
+        .run(async move { issuer.store.read("DocumentReference", &id).await })
+        .await;
+    match found {
+        Ok(Some(reference)) => match png_of(&reference) {
+            Some(png) => Reply::new(StatusCode::OK, "image/png", png),
+            None => Reply::outcome(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "this DocumentReference holds no QR image",
+            ),
+        },
+        Ok(None) => Reply::outcome(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such DocumentReference",
+        ),
+        Err(e) => Reply::error(&e),
+    }
+}
+
+/// The PNG attachment of a QR DocumentReference.
+fn png_of(reference: &Value) -> Option<Vec<u8>> {
+    reference
+        .get("content")?
+        .as_array()?
+        .iter()
+        .filter_map(|c| c.get("attachment"))
+        .find(|a| a.get("contentType").and_then(Value::as_str) == Some("image/png"))
+        .and_then(|a| a.get("data")?.as_str())
+        .and_then(|data| base64::engine::general_purpose::STANDARD.decode(data).ok())
+}
+
+/// Citizen downloads. Unknown tokens and files are the same bare 404: no hint of what exists.
+async fn citizen_download(path: web::Path<(String, String)>, state: State) -> Reply {
+    let (token, file) = path.into_inner();
+    let nothing = || {
+        Reply::new(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            b"not found\n".to_vec(),
+        )
+    };
+    let kind = match file.as_str() {
+        "ddcc-qr.png" => "who",
+        "dcc-qr.png" => "dcc",
+        "certificate.pdf" => "pdf",
+        _ => return nothing(),
+    };
+    let Some(bundle_id) = state.issuer.links.bundle_id(&token) else {
+        return nothing();
+    };
+    let issuer = state.issuer.clone();
+    let document = state
+        .run(async move { issuer.store.read("Bundle", &bundle_id).await })
+        .await;
+    let document = match document {
+        Ok(Some(d)) => d,
+        Ok(None) => return nothing(),
+        Err(e) => return Reply::error(&e),
+    };
+    if kind == "pdf" {
+        return match pdf_of(&state, &document).await {
+            Ok(Some(pdf)) => Reply::new(StatusCode::OK, "application/pdf", pdf)
+                .header(header::CACHE_CONTROL, "private, no-store".into())
+                .header(
+                    header::CONTENT_DISPOSITION,
+                    "inline; filename=\"certificate.pdf\"".into(),
+                ),
+            Ok(None) => nothing(),
+            Err(e) => Reply::error(&e),
+        };
+    }
+    let png = document
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("resource"))
+        .find(|r| {
+            r.get("resourceType").and_then(Value::as_str) == Some("DocumentReference")
+                && r.pointer("/type/coding/0/code").and_then(Value::as_str) == Some(kind)
+        })
+        .and_then(png_of);
+    match png {
+        Some(png) => Reply::new(StatusCode::OK, "image/png", png)
+            .header(header::CACHE_CONTROL, "private, no-store".into())
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{file}\""),
+            ),
+        None => nothing(),
+    }
+}
+
+/// The citizen PDF of a stored document version.
+async fn pdf_of(state: &AppState, document: &Value) -> Result<Option<Vec<u8>>> {
+    let (Some(bundle_id), Some(hash)) = (
+        document.get("id").and_then(Value::as_str),
+        crate::service::issuer::tag_of(document),
+    ) else {
+        return Ok(None);
+    };
+    let binary_id = crate::service::issuer::pdf_binary_id(bundle_id, &hash);
+    let issuer = state.issuer.clone();
+    let binary = state
+        .run(async move { issuer.store.read("Binary", &binary_id).await })
+        .await?;
+    Ok(binary
+        .as_ref()
+        .and_then(|b| b.get("data"))
+        .and_then(Value::as_str)
+        .and_then(|data| base64::engine::general_purpose::STANDARD.decode(data).ok()))
+}
+
+async fn published(state: &AppState) -> Result<Vec<crate::keys::PublishedDsc>> {
+    let issuer = state.issuer.clone();
+    state
+        .run(async move { issuer.signer.published().await })
+        .await
+}
+
+async fn trust_pem(state: State) -> Reply {
+    match published(&state).await {
+        Ok(dscs) => Reply::new(
+            StatusCode::OK,
+            "application/x-pem-file",
+            crate::keys::to_pem(&dscs).into_bytes(),
+        ),
+        Err(e) => Reply::error(&e),
+    }
+    .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".into())
+}
+
+async fn trust_jwks(state: State) -> Reply {
+    match published(&state).await {
+        Ok(dscs) => Reply::json(StatusCode::OK, &crate::keys::to_jwks(&dscs)),
+        Err(e) => Reply::error(&e),
+    }
+    .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".into())
+    .header(header::CACHE_CONTROL, "public, max-age=300".into())
+}
+
+async fn trust_did(state: State) -> Reply {
+    match published(&state).await {
+        Ok(dscs) => Reply::json(StatusCode::OK, &crate::keys::to_did(&dscs, &state.did)),
+        Err(e) => Reply::error(&e),
+    }
+    .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".into())
+}
+
+async fn live() -> Reply {
+    Reply::json(StatusCode::OK, &json!({"status": "live"}))
+}
+
+/// Ready when the signer can sign and the store answers; otherwise 503 with the reasons.
+async fn ready(state: State) -> Reply {
+    let issuer = state.issuer.clone();
+    let checks = state
+        .run(async move {
+            let bounded =
+                |name: &'static str,
+                 r: std::result::Result<Result<()>, tokio::time::error::Elapsed>| {
+                    match r {
+                        Ok(Ok(())) => (name, None),
+                        Ok(Err(e)) => (name, Some(e.to_string())),
+                        Err(_) => (
+                            name,
+                            Some(format!("no answer within {} s", READY_TIMEOUT.as_secs())),
+                        ),
+                    }
+                };
+            let (signer, store) = tokio::join!(
+                tokio::time::timeout(READY_TIMEOUT, issuer.signer.check()),
+                tokio::time::timeout(READY_TIMEOUT, issuer.store.check()),
+            );
+            Ok(vec![bounded("signer", signer), bounded("store", store)])
+        })
+        .await;
+    let checks = match checks {
+        Ok(checks) => checks,
+        Err(e) => vec![("service", Some(e.to_string()))],
+    };
+    let failures: serde_json::Map<String, Value> = checks
+        .iter()
+        .filter_map(|(name, problem)| problem.as_ref().map(|p| ((*name).to_owned(), json!(p))))
+        .collect();
+    if failures.is_empty() {
+        Reply::json(StatusCode::OK, &json!({"status": "ready"}))
+    } else {
+        Reply::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "unavailable", "problems": failures}),
+        )
+    }
+}
+
+async fn metrics(state: State) -> Reply {
+    Reply::new(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        state.metrics.encode().into_bytes(),
+    )
+}

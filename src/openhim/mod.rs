@@ -1,0 +1,277 @@
+//! OpenHIM: registration as a mediator, default channel, heartbeat and live configuration.
+//!
+//! Runs as one background task that never blocks start-up: it registers (retrying with backoff), installs
+//! the default channel when `GET /channels` does not list it, then sends a heartbeat every 10 s (the first
+//! with `config: true`, so the stored configuration arrives at once). A heartbeat that returns a configuration
+//! swaps the issuer's settings atomically (see [`apply_config`]).
+//!
+//! URN: `urn:mediator:ddcc-mediator`, not the WHO reference mediator's `urn:mediator:who-int-ddcc-mediator`.
+//! This service answers differently (real HTTP statuses, the `+openhim` envelope, DDCC documents that are FHIR
+//! documents), so an administrator must be able to tell the two apart, and both can be registered side by
+//! side while channels are moved from one to the other.
+
+mod client;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub use client::OpenHimClient;
+
+use crate::config::IssuanceConfig;
+use crate::configuration::{validate_issuance, OpenHimConfig};
+use crate::error::{Error, Result};
+use crate::http::MEDIATOR_URN;
+use crate::service::issuer::Issuer;
+
+/// Heartbeat period (OpenHIM marks a mediator down after 60 s without one).
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// The channel this mediator installs.
+pub const CHANNEL_NAME: &str = "DDCC Mediator";
+/// Client role the default channel allows.
+pub const CLIENT_ROLE: &str = "ddcc";
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The mediator registration document. The route carries `route_key` as Basic password: OpenHIM does not
+/// forward its clients' credentials, so it authenticates to this service with a key of its own.
+pub fn mediator_config(
+    config: &OpenHimConfig,
+    route_key: &str,
+    settings: &IssuanceConfig,
+) -> Value {
+    let route = json!({
+        "name": "DDCC Mediator",
+        "host": config.mediator_host,
+        "port": config.mediator_port,
+        "primary": true,
+        "type": "http",
+        "username": "openhim",
+        "password": route_key,
+    });
+    let mut endpoint = route.clone();
+    endpoint["path"] = json!("/ddcc");
+    json!({
+        "urn": MEDIATOR_URN,
+        "version": env!("CARGO_PKG_VERSION"),
+        "name": "DDCC Mediator",
+        "description": "Issues WHO DDCC:VS vaccination certificates (FHIR document Bundle, signed HC1 QR codes)",
+        "endpoints": [endpoint],
+        "defaultChannelConfig": [{
+            "name": CHANNEL_NAME,
+            "description": "WHO DDCC endpoints and their FHIR operation aliases",
+            "urlPattern": r"^/(ddcc/.*|fhir/\$submitHealthEvent|fhir/QuestionnaireResponse/\$generateHealthCertificate)$",
+            "methods": ["GET", "POST"],
+            "type": "http",
+            "authType": "private",
+            "allow": [CLIENT_ROLE],
+            "routes": [route],
+        }],
+        "configDefs": [
+            {"param": "validityDays", "displayName": "Validity (days)", "type": "number",
+             "description": "Days a new certificate stays valid (capped at the signing certificate's expiry)"},
+            {"param": "hcertKey", "displayName": "hcert key of the DDCC payload", "type": "option",
+             "values": ["3", "1"],
+             "description": "3: SMART Trust DDCC:VS; 1: verifiers built for the WHO reference mediator"},
+            {"param": "emitDcc", "displayName": "Issue the EU DCC", "type": "bool",
+             "description": "Also issue the EU DCC QR code when the event maps to EU codes"},
+            {"param": "issuerName", "displayName": "Issuer name", "type": "string",
+             "description": "Name of the issuing public health authority (empty: its identifier)"},
+        ],
+        "config": current_config(settings),
+    })
+}
+
+/// The settings as OpenHIM config values.
+fn current_config(settings: &IssuanceConfig) -> Value {
+    json!({
+        "validityDays": settings.validity.as_secs() / 86_400,
+        "hcertKey": settings.ddcc_hcert_key.to_string(),
+        "emitDcc": settings.emit_dcc,
+        "issuerName": settings.issuer_name.clone().unwrap_or_default(),
+    })
+}
+
+/// `current` with the values of an OpenHIM config object applied; unknown keys are ignored.
+pub fn apply_config(current: &IssuanceConfig, config: &Value) -> Result<IssuanceConfig> {
+    let mut next = current.clone();
+    let bad = |param: &str, v: &Value| {
+        Error::Config(format!("OpenHIM config {param} = {v} is not valid"))
+    };
+    if let Some(v) = config.get("validityDays") {
+        let days = v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| bad("validityDays", v))?;
+        next.validity = Duration::from_secs(days.saturating_mul(86_400));
+    }
+    if let Some(v) = config.get("hcertKey") {
+        next.ddcc_hcert_key = v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| bad("hcertKey", v))?;
+    }
+    if let Some(v) = config.get("emitDcc") {
+        next.emit_dcc = v.as_bool().ok_or_else(|| bad("emitDcc", v))?;
+    }
+    if let Some(v) = config.get("issuerName") {
+        let name = v.as_str().ok_or_else(|| bad("issuerName", v))?.trim();
+        next.issuer_name = (!name.is_empty()).then(|| name.to_owned());
+    }
+    validate_issuance(&next)?;
+    Ok(next)
+}
+
+/// Starts the registration/heartbeat task on the current runtime.
+pub fn spawn(config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) -> Result<()> {
+    let client = OpenHimClient::new(&config)?;
+    tokio::spawn(run(client, config, route_key, issuer));
+    Ok(())
+}
+
+async fn run(client: OpenHimClient, config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) {
+    let started = Instant::now();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match register(&client, &config, &route_key, &issuer).await {
+            Ok(()) => {
+                tracing::info!(urn = MEDIATOR_URN, url = %config.url, "registered with OpenHIM");
+                backoff = Duration::from_secs(1);
+                heartbeats(&client, &issuer, started).await;
+                // Heartbeats stopped: the mediator is gone from OpenHIM; register again.
+            }
+            Err(e) => {
+                issuer.metrics.dependency_error("openhim");
+                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "OpenHIM registration failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn register(
+    client: &OpenHimClient,
+    config: &OpenHimConfig,
+    route_key: &str,
+    issuer: &Issuer,
+) -> Result<()> {
+    let body = mediator_config(config, route_key, &issuer.settings());
+    let (status, text) = client
+        .send(reqwest::Method::POST, "/mediators", Some(&body))
+        .await?;
+    if status != 201 {
+        return Err(client.refused("POST /mediators", status, &text));
+    }
+    install_channel(client).await
+}
+
+/// Installs the default channel unless a channel of that name exists (a second install fails: names are unique).
+async fn install_channel(client: &OpenHimClient) -> Result<()> {
+    let (status, text) = client.send(reqwest::Method::GET, "/channels", None).await?;
+    if status != 200 {
+        return Err(client.refused("GET /channels", status, &text));
+    }
+    let channels: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let present = channels.as_array().is_some_and(|list| {
+        list.iter()
+            .any(|c| c.get("name").and_then(Value::as_str) == Some(CHANNEL_NAME))
+    });
+    if present {
+        return Ok(());
+    }
+    let path = format!("/mediators/{MEDIATOR_URN}/channels");
+    let (status, text) = client
+        .send(reqwest::Method::POST, &path, Some(&json!([CHANNEL_NAME])))
+        .await?;
+    if status != 201 {
+        return Err(client.refused("installing the default channel", status, &text));
+    }
+    tracing::info!(channel = CHANNEL_NAME, "OpenHIM channel installed");
+    Ok(())
+}
+
+/// Heartbeats until OpenHIM no longer knows the mediator (404).
+async fn heartbeats(client: &OpenHimClient, issuer: &Issuer, started: Instant) {
+    let path = format!("/mediators/{MEDIATOR_URN}/heartbeat");
+    let mut first = true;
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let mut body = json!({"uptime": started.elapsed().as_secs_f64()});
+        if first {
+            body["config"] = json!(true);
+        }
+        match client.send(reqwest::Method::POST, &path, Some(&body)).await {
+            Ok((200, text)) => {
+                first = false;
+                let trimmed = text.trim();
+                if trimmed.is_empty() || trimmed == "OK" {
+                    continue;
+                }
+                match serde_json::from_str::<Value>(trimmed) {
+                    Ok(config) if config.is_object() => {
+                        match apply_config(&issuer.settings(), &config) {
+                            Ok(next) => {
+                                if next != *issuer.settings() {
+                                    tracing::info!(
+                                        validity_days = next.validity.as_secs() / 86_400,
+                                        hcert_key = next.ddcc_hcert_key,
+                                        emit_dcc = next.emit_dcc,
+                                        "applied configuration from OpenHIM"
+                                    );
+                                    issuer.set_settings(next);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "ignored configuration from OpenHIM")
+                            }
+                        }
+                    }
+                    _ => tracing::warn!(
+                        "OpenHIM heartbeat answered something that is not a config object"
+                    ),
+                }
+            }
+            Ok((404, _)) => {
+                tracing::warn!("OpenHIM no longer knows this mediator; registering again");
+                return;
+            }
+            Ok((status, text)) => {
+                issuer.metrics.dependency_error("openhim");
+                tracing::warn!(error = %client.refused("heartbeat", status, &text), "OpenHIM heartbeat failed");
+            }
+            Err(e) => {
+                issuer.metrics.dependency_error("openhim");
+                tracing::warn!(error = %e, "OpenHIM heartbeat failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_config_is_validated_and_applied() {
+        let base = IssuanceConfig::default();
+        let next = apply_config(
+            &base,
+            &json!({"validityDays": 30, "hcertKey": "1", "emitDcc": false, "issuerName": " MoH "}),
+        )
+        .unwrap();
+        assert_eq!(next.validity, Duration::from_secs(30 * 86_400));
+        assert_eq!(next.ddcc_hcert_key, 1);
+        assert!(!next.emit_dcc);
+        assert_eq!(next.issuer_name.as_deref(), Some("MoH"));
+        assert!(apply_config(&base, &json!({"hcertKey": "2"})).is_err());
+        assert!(apply_config(&base, &json!({"validityDays": 0})).is_err());
+    }
+}

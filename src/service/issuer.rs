@@ -1,0 +1,452 @@
+//! Issuing and storing one certificate, idempotently.
+//!
+//! "The same event" is decided by content: the SHA-256 of the canonical JSON of the validated
+//! [`VaccinationEvent`] (field order fixed by the type, so two submissions that differ only in JSON layout,
+//! in the QuestionnaireResponse wrapper or in fields the event does not carry, are the same event). It is kept
+//! as the document Bundle's `meta.tag` ([`crate::store::CONTENT_TAG_SYSTEM`]).
+//!
+//! - Same hcid and dose, same content: the stored certificate is returned; nothing is signed or written.
+//! - Same hcid and dose, other content (a corrected event): a new certificate replaces the document
+//!   (`Bundle/<id>` is the current version); its QR DocumentReferences get new ids and
+//!   `relatesTo: [{code: replaces}]` pointing at the previous ones, which are rewritten `status: superseded`.
+//!
+//! QR DocumentReference ids are therefore derived from the document's id and the content hash. Submissions of
+//! one hcid are serialised inside the process (a keyed lock), so ten concurrent copies yield one certificate;
+//! across processes the writes are idempotent PUTs with the same ids.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::links::Links;
+use super::metrics::Metrics;
+use super::signer::ServiceSigner;
+use super::Orchestrations;
+use crate::config::IssuanceConfig;
+use crate::document::{self, DocumentContext};
+use crate::domain::VaccinationEvent;
+use crate::error::{Error, Result};
+use crate::pipeline;
+use crate::store::{AnyStore, CertificateRecord, Store, CONTENT_TAG_SYSTEM};
+
+/// Namespace of the content-derived QR DocumentReference ids. Fixed forever.
+const QR_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5d2a_9c1e_77b4_4f0e_9a63_1c8e_2f40_d7a1);
+
+/// What a request got.
+#[derive(Debug, Clone)]
+pub enum Issued {
+    /// A new certificate (first issue, or a corrected event).
+    Created(Value),
+    /// The certificate already issued for this very event.
+    Existing(Value),
+}
+
+impl Issued {
+    pub fn document(&self) -> &Value {
+        match self {
+            Issued::Created(d) | Issued::Existing(d) => d,
+        }
+    }
+}
+
+pub struct Issuer {
+    pub signer: Arc<ServiceSigner>,
+    pub store: AnyStore,
+    pub links: Links,
+    pub metrics: Arc<Metrics>,
+    settings: RwLock<Arc<IssuanceConfig>>,
+    locks: KeyedLocks,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer").finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    pub fn new(
+        signer: ServiceSigner,
+        store: AnyStore,
+        links: Links,
+        metrics: Arc<Metrics>,
+        settings: IssuanceConfig,
+    ) -> Self {
+        Issuer {
+            signer: Arc::new(signer),
+            store,
+            links,
+            metrics,
+            settings: RwLock::new(Arc::new(settings)),
+            locks: KeyedLocks::default(),
+        }
+    }
+
+    /// The issuance settings in force now.
+    pub fn settings(&self) -> Arc<IssuanceConfig> {
+        match self.settings.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the issuance settings; requests already running keep the ones they started with.
+    pub fn set_settings(&self, settings: IssuanceConfig) {
+        let mut guard = match self.settings.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(settings);
+    }
+
+    /// Issues (or finds) the certificate of `event`, recording outbound calls into `trace`.
+    pub async fn issue(
+        self: &Arc<Self>,
+        event: VaccinationEvent,
+        trace: &Orchestrations,
+    ) -> Result<Issued> {
+        let result = self.issue_locked(event, trace).await;
+        match &result {
+            Ok(Issued::Existing(_)) => self.metrics.certificate("duplicate"),
+            Ok(Issued::Created(_)) => {}
+            Err(e) if e.is_caller_fault() => self.metrics.certificate("invalid"),
+            Err(e) => {
+                self.metrics.certificate("failed");
+                if let Error::Unavailable { service, .. } = e {
+                    self.metrics.dependency_error(dependency_label(service));
+                }
+            }
+        }
+        result
+    }
+
+    async fn issue_locked(
+        self: &Arc<Self>,
+        event: VaccinationEvent,
+        trace: &Orchestrations,
+    ) -> Result<Issued> {
+        let content_hash = content_hash(&event)?;
+        let _guard = self.locks.lock(event.certificate.hcid.as_str()).await;
+        let bundle_id = document_id(&event)?;
+
+        let previous = self.store.read("Bundle", &bundle_id).await?;
+        if let Some(previous) = &previous {
+            if tag_of(previous).as_deref() == Some(content_hash.as_str()) {
+                return Ok(Issued::Existing(previous.clone()));
+            }
+        }
+
+        let settings = self.settings();
+        let signer = self.signer.traced(trace.clone());
+        let handle = tokio::runtime::Handle::current();
+        // QR rendering and serialisation are CPU work: off the async workers. Signing inside is a network
+        // call for Vault; the blocking thread drives it on the runtime.
+        let certificate = tokio::task::spawn_blocking(move || {
+            handle.block_on(pipeline::issue_certificate(
+                &event,
+                &settings,
+                &signer,
+                OffsetDateTime::now_utc(),
+            ))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("issuing task failed: {e}")))??;
+
+        let mut document: Value = serde_json::from_slice(&certificate.document_json)
+            .map_err(|e| Error::Internal(format!("document does not parse: {e}")))?;
+        rekey_qr_references(&mut document, &content_hash)?;
+        set_tag(&mut document, &content_hash);
+        let mut extra = pdf_resources(&document, &bundle_id, &content_hash, &certificate.pdf)?;
+        let mut superseded = Vec::new();
+        if let Some(previous) = &previous {
+            superseded = self.supersede(previous, &mut document).await?;
+            if let Some(old_hash) = tag_of(previous) {
+                let old_id = pdf_reference_id(&bundle_id, &old_hash);
+                if let Some(mut old) = self.store.read("DocumentReference", &old_id).await? {
+                    old["status"] = json!("superseded");
+                    superseded.push(old);
+                    if let Some(new) = extra.iter_mut().find(|r| is_document_reference(r)) {
+                        new["relatesTo"] = json!([{
+                            "code": "replaces",
+                            "target": {"reference": format!("DocumentReference/{old_id}")}
+                        }]);
+                    }
+                }
+            }
+        }
+        self.add_links(&mut document, &bundle_id, certificate.dcc.is_ok());
+
+        let record = CertificateRecord {
+            document,
+            superseded,
+            extra,
+        };
+        self.store.save(&record, trace).await?;
+        self.metrics.certificate(if previous.is_some() {
+            "reissued"
+        } else {
+            "issued"
+        });
+        Ok(Issued::Created(record.document))
+    }
+
+    /// The previous version's QR DocumentReferences, `superseded`, and `relatesTo` on the new ones.
+    async fn supersede(&self, previous: &Value, document: &mut Value) -> Result<Vec<Value>> {
+        let old_refs: Vec<(String, Option<String>)> = qr_references(previous)
+            .map(|r| (id_of(r).unwrap_or_default(), qr_kind(r)))
+            .collect();
+        let mut superseded = Vec::new();
+        for (old_id, _) in &old_refs {
+            let stored = self.store.read("DocumentReference", old_id).await?;
+            let fallback = qr_references(previous)
+                .find(|r| id_of(r).as_deref() == Some(old_id))
+                .cloned();
+            if let Some(mut old) = stored.or(fallback) {
+                old["status"] = json!("superseded");
+                superseded.push(old);
+            }
+        }
+        for new in qr_references_mut(document) {
+            let kind = qr_kind(new);
+            if let Some((old_id, _)) = old_refs.iter().find(|(_, k)| *k == kind) {
+                new["relatesTo"] = json!([{
+                    "code": "replaces",
+                    "target": {"reference": format!("DocumentReference/{old_id}")}
+                }]);
+            }
+        }
+        Ok(superseded)
+    }
+
+    /// `Bundle.link`s to the citizen downloads (relation = file name without extension).
+    fn add_links(&self, document: &mut Value, bundle_id: &str, has_dcc: bool) {
+        let mut files = vec!["certificate.pdf", "ddcc-qr.png"];
+        if has_dcc {
+            files.push("dcc-qr.png");
+        }
+        let links: Vec<Value> = files
+            .into_iter()
+            .filter_map(|file| {
+                let url = self.links.url(bundle_id, file)?;
+                let relation = file.trim_end_matches(".png").trim_end_matches(".pdf");
+                Some(json!({"relation": relation, "url": url}))
+            })
+            .collect();
+        if let Some(list) = document.get_mut("link").and_then(Value::as_array_mut) {
+            list.extend(links);
+        } else {
+            document["link"] = Value::Array(links);
+        }
+    }
+}
+
+/// Id of the Binary holding the citizen PDF of a document version.
+pub fn pdf_binary_id(bundle_id: &str, content_hash: &str) -> String {
+    uuid::Uuid::new_v5(
+        &QR_ID_NAMESPACE,
+        format!("Binary|pdf|{bundle_id}|{content_hash}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// Id of the DocumentReference of the citizen PDF of a document version.
+fn pdf_reference_id(bundle_id: &str, content_hash: &str) -> String {
+    uuid::Uuid::new_v5(
+        &QR_ID_NAMESPACE,
+        format!("DocumentReference|pdf|{bundle_id}|{content_hash}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The PDF as a Binary, and a DocumentReference to it (LOINC 82593-5 "Immunization summary report") for
+/// the same Patient as the document.
+fn pdf_resources(
+    document: &Value,
+    bundle_id: &str,
+    content_hash: &str,
+    pdf: &[u8],
+) -> Result<Vec<Value>> {
+    use base64::Engine as _;
+    let patient_url = document
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|e| e.pointer("/resource/resourceType").and_then(Value::as_str) == Some("Patient"))
+        .and_then(|e| e.get("fullUrl").and_then(Value::as_str))
+        .ok_or_else(|| Error::Internal("document without a Patient entry".into()))?;
+    let binary_id = pdf_binary_id(bundle_id, content_hash);
+    let binary = json!({
+        "resourceType": "Binary",
+        "id": binary_id,
+        "contentType": "application/pdf",
+        "data": base64::engine::general_purpose::STANDARD.encode(pdf),
+    });
+    let reference = json!({
+        "resourceType": "DocumentReference",
+        "id": pdf_reference_id(bundle_id, content_hash),
+        "status": "current",
+        "type": {"coding": [{"system": "http://loinc.org", "code": "82593-5",
+                              "display": "Immunization summary report"}]},
+        "subject": {"reference": patient_url},
+        "date": document.get("timestamp").cloned().unwrap_or(Value::Null),
+        "content": [{"attachment": {
+            "contentType": "application/pdf",
+            "url": format!("Binary/{binary_id}"),
+            "size": pdf.len(),
+            "title": "certificate.pdf",
+        }}],
+    });
+    Ok(vec![binary, reference])
+}
+
+fn dependency_label(service: &str) -> &'static str {
+    match service {
+        "Vault" => "vault",
+        "FHIR server" => "fhir",
+        "OpenHIM" => "openhim",
+        _ => "other",
+    }
+}
+
+/// SHA-256 (hex) of the event's canonical JSON.
+pub fn content_hash(event: &VaccinationEvent) -> Result<String> {
+    let json = serde_json::to_vec(event)
+        .map_err(|e| Error::Internal(format!("event does not serialise: {e}")))?;
+    Ok(hex::encode(Sha256::digest(json)))
+}
+
+/// The document Bundle id of `event` (derived from hcid and dose; no signing needed to know it).
+fn document_id(event: &VaccinationEvent) -> Result<String> {
+    let probe = document::build_document(
+        event,
+        &DocumentContext {
+            issued_at: OffsetDateTime::UNIX_EPOCH,
+            issuer_name: None,
+            qrs: Vec::new(),
+        },
+    );
+    probe
+        .id
+        .ok_or_else(|| Error::Internal("document Bundle without id".into()))
+}
+
+/// The content hash a stored document was issued for.
+pub fn tag_of(document: &Value) -> Option<String> {
+    document
+        .pointer("/meta/tag")?
+        .as_array()?
+        .iter()
+        .find(|t| t.get("system").and_then(Value::as_str) == Some(CONTENT_TAG_SYSTEM))?
+        .get("code")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn set_tag(document: &mut Value, hash: &str) {
+    let tag = json!({"system": CONTENT_TAG_SYSTEM, "code": hash});
+    match document
+        .pointer_mut("/meta/tag")
+        .and_then(Value::as_array_mut)
+    {
+        Some(tags) => tags.push(tag),
+        None => match document.get_mut("meta").and_then(Value::as_object_mut) {
+            Some(meta) => {
+                meta.insert("tag".into(), json!([tag]));
+            }
+            None => document["meta"] = json!({"tag": [tag]}),
+        },
+    }
+}
+
+fn id_of(resource: &Value) -> Option<String> {
+    resource
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The QR type code (`who`, `dcc`) of a QR DocumentReference.
+fn qr_kind(resource: &Value) -> Option<String> {
+    resource
+        .pointer("/type/coding/0/code")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn is_document_reference(resource: &Value) -> bool {
+    resource.get("resourceType").and_then(Value::as_str) == Some("DocumentReference")
+}
+
+fn qr_references(document: &Value) -> impl Iterator<Item = &Value> {
+    document
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("resource"))
+        .filter(|r| is_document_reference(r))
+}
+
+fn qr_references_mut(document: &mut Value) -> impl Iterator<Item = &mut Value> {
+    document
+        .get_mut("entry")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get_mut("resource"))
+        .filter(|r| is_document_reference(r))
+}
+
+/// Gives each QR DocumentReference the id UUIDv5(its derived id | content hash), everywhere it appears
+/// (`id`, the entry's `urn:uuid:` fullUrl, the Composition's references). UUIDs are unique tokens, so a
+/// textual replacement over the serialised document is exact.
+fn rekey_qr_references(document: &mut Value, content_hash: &str) -> Result<()> {
+    let renames: Vec<(String, String)> = qr_references(document)
+        .filter_map(id_of)
+        .map(|old| {
+            let new =
+                uuid::Uuid::new_v5(&QR_ID_NAMESPACE, format!("{old}|{content_hash}").as_bytes());
+            (old, new.to_string())
+        })
+        .collect();
+    let mut text = serde_json::to_string(document)
+        .map_err(|e| Error::Internal(format!("document does not serialise: {e}")))?;
+    for (old, new) in &renames {
+        text = text.replace(old.as_str(), new);
+    }
+    *document = serde_json::from_str(&text)
+        .map_err(|e| Error::Internal(format!("document does not parse: {e}")))?;
+    Ok(())
+}
+
+/// One async mutex per key, dropped when nobody holds or waits for it.
+#[derive(Default)]
+struct KeyedLocks {
+    map: Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyedLocks {
+    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = match self.map.lock() {
+                Ok(m) => m,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            map.retain(|_, weak| weak.strong_count() > 0);
+            match map.get(key).and_then(std::sync::Weak::upgrade) {
+                Some(existing) => existing,
+                None => {
+                    let fresh = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(key.to_owned(), Arc::downgrade(&fresh));
+                    fresh
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}

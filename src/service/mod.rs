@@ -1,0 +1,208 @@
+//! The mediator service behind `ddcc-mediator serve`: everything but HTTP.
+//!
+//! [`issuer::Issuer`] issues and stores one certificate at a time (idempotent per event), [`links`] makes the
+//! unguessable citizen download links, [`auth`] checks API keys, [`metrics`] counts. The HTTP layer
+//! ([`crate::http`]) only parses, dispatches and formats; OpenHIM ([`crate::openhim`]) registers and
+//! reconfigures the issuer live.
+
+pub mod auth;
+pub mod issuer;
+pub mod links;
+pub mod metrics;
+pub mod signer;
+
+use std::sync::{Arc, Mutex};
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// The outbound calls made while answering one request, for OpenHIM's transaction log (`orchestrations`).
+/// Cheap to clone; every clone records into the same list.
+#[derive(Debug, Clone, Default)]
+pub struct Orchestrations(Arc<Mutex<Vec<Orchestration>>>);
+
+impl Orchestrations {
+    pub fn push(&self, step: Orchestration) {
+        match self.0.lock() {
+            Ok(mut list) => list.push(step),
+            Err(poisoned) => poisoned.into_inner().push(step),
+        }
+    }
+
+    pub fn take(&self) -> Vec<Orchestration> {
+        match self.0.lock() {
+            Ok(mut list) => std::mem::take(&mut *list),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
+
+/// One outbound call: what was asked of whom, and how it ended. No bodies: they hold personal data.
+#[derive(Debug, Clone)]
+pub struct Orchestration {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub request_at: OffsetDateTime,
+    /// HTTP status, or `None` when no answer came.
+    pub status: Option<u16>,
+    pub response_at: OffsetDateTime,
+    pub error: Option<String>,
+}
+
+impl Orchestration {
+    /// A call about to be made to `url`.
+    pub fn start(name: &'static str, method: &'static str, url: &str) -> Self {
+        let parsed = reqwest::Url::parse(url).ok();
+        let now = OffsetDateTime::now_utc();
+        Orchestration {
+            name,
+            method,
+            host: parsed
+                .as_ref()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default(),
+            port: parsed
+                .as_ref()
+                .and_then(reqwest::Url::port_or_known_default)
+                .unwrap_or(0),
+            path: parsed.map(|u| u.path().to_owned()).unwrap_or_default(),
+            request_at: now,
+            status: None,
+            response_at: now,
+            error: None,
+        }
+    }
+
+    pub fn finished(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self.response_at = OffsetDateTime::now_utc();
+        self
+    }
+
+    pub fn failed(mut self, error: &str) -> Self {
+        self.error = Some(error.to_owned());
+        self.response_at = OffsetDateTime::now_utc();
+        self
+    }
+}
+
+/// RFC 3339 UTC with milliseconds (`2026-11-23T22:28:02.556Z`), as OpenHIM stores timestamps.
+pub fn rfc3339_ms(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t
+        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Creates `path` with `contents` readable by the owner only (0600), failing if it exists.
+pub fn write_private_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// `ddcc-mediator serve`: resolves the settings, opens the signer and the store, starts OpenHIM
+/// registration, and serves HTTP until stopped. Runs outside any async runtime.
+pub fn serve(args: &crate::configuration::ServeArgs) -> crate::Result<()> {
+    use crate::configuration::ServiceConfig;
+    use crate::error::Error;
+
+    let config = ServiceConfig::resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ddcc-service")
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the service runtime: {e}")))?;
+    let state = runtime.block_on(start(&config))?;
+    crate::http::serve(&config, state)?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(())
+}
+
+async fn start(
+    config: &crate::configuration::ServiceConfig,
+) -> crate::Result<crate::http::AppState> {
+    use crate::cli::SignerKind;
+    use crate::error::Error;
+    use crate::store::{fhir::FhirStore, local::LocalStore, AnyStore};
+
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::io(format!("creating {}", config.data_dir.display()), e))?;
+    let signer = match config.signer {
+        SignerKind::Local => signer::ServiceSigner::Local(Box::new(
+            crate::signer::local::LocalSigner::open_or_create(
+                &config.key_dir,
+                &crate::cli::development_subject(config.issuance.issuer_country.as_deref()),
+            )?,
+        )),
+        SignerKind::Vault => signer::ServiceSigner::vault(
+            crate::signer::vault::VaultSigner::connect(&config.vault.signer_config()?).await?,
+            &config.vault,
+        ),
+    };
+    let store = match &config.fhir_url {
+        Some(url) => AnyStore::Fhir(FhirStore::new(
+            url.clone(),
+            crate::configuration::OUTBOUND_TIMEOUT,
+        )?),
+        None => AnyStore::Local(LocalStore::open(&config.data_dir)?),
+    };
+    let (mut keys, key_file) =
+        auth::ApiKeys::configured_or_generated(config.api_key_digests.clone(), &config.data_dir)?;
+    let openhim = match &config.openhim {
+        Some(openhim) => {
+            let route_key = match &openhim.route_key {
+                Some(key) => key.clone(),
+                None => auth::ApiKeys::key_file(&config.data_dir, auth::OPENHIM_ROUTE_KEY_FILE)?.0,
+            };
+            keys.accept(&route_key);
+            Some((openhim.clone(), route_key))
+        }
+        None => None,
+    };
+    let links = links::Links::open(&config.data_dir, config.public_url.clone())?;
+    let metrics = std::sync::Arc::new(metrics::Metrics::new());
+    let issuer = std::sync::Arc::new(issuer::Issuer::new(
+        signer,
+        store,
+        links,
+        metrics.clone(),
+        config.issuance.clone(),
+    ));
+
+    if config.embedded_defaults {
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            key_dir = %config.key_dir.display(),
+            "running on embedded defaults: local development signer and local store (not for production)"
+        );
+    }
+    if let Some(path) = key_file {
+        tracing::info!(api_key_file = %path.display(), "no DDCC_API_KEYS configured: the API key is in this file");
+    }
+    if let Some((openhim, route_key)) = openhim {
+        crate::openhim::spawn(openhim, route_key, issuer.clone())?;
+    }
+    Ok(crate::http::AppState {
+        issuer,
+        keys,
+        metrics,
+        runtime: tokio::runtime::Handle::current(),
+        body_limit: config.body_limit,
+        batch_concurrency: config.batch_concurrency,
+        max_batch_entries: config.max_batch_entries,
+        did: crate::http::did_web(&config.public_url),
+    })
+}

@@ -1,0 +1,125 @@
+//! The service's signer: the local development key or a Vault transit key, and what verifiers need of it.
+
+use std::sync::Arc;
+
+use crate::cli::keys::VaultSettings;
+use crate::error::{Error, Result};
+use crate::keys::PublishedDsc;
+use crate::signer::local::LocalSigner;
+use crate::signer::vault::VaultSigner;
+use crate::signer::{Signer, SigningIdentity};
+
+use super::{Orchestration, Orchestrations};
+
+/// The configured signer.
+#[derive(Debug)]
+pub enum ServiceSigner {
+    Local(Box<LocalSigner>),
+    Vault {
+        signer: VaultSigner,
+        /// `<VAULT_ADDR>/v1/<mount>/sign/<key>`, for orchestration records.
+        sign_url: String,
+    },
+}
+
+impl ServiceSigner {
+    pub fn vault(signer: VaultSigner, settings: &VaultSettings) -> Self {
+        let sign_url = format!(
+            "{}/v1/{}/sign/{}",
+            settings.addr.trim_end_matches('/'),
+            settings.transit_mount,
+            settings.key_name
+        );
+        ServiceSigner::Vault { signer, sign_url }
+    }
+
+    /// Every DSC verifiers should trust now (Vault: every version with a valid DSC, so certificates signed
+    /// before a rotation keep verifying).
+    pub async fn published(&self) -> Result<Vec<PublishedDsc>> {
+        match self {
+            ServiceSigner::Local(local) => Ok(vec![PublishedDsc::from_chain(
+                1,
+                vec![local.current().dsc_der.clone()],
+            )?]),
+            ServiceSigner::Vault { signer, .. } => {
+                let key = signer
+                    .transit()
+                    .read_key()
+                    .await?
+                    .ok_or_else(|| Error::Unavailable {
+                        service: "Vault",
+                        reason: format!("transit key {:?} is gone", signer.transit().key_name()),
+                    })?;
+                crate::keys::published(&key, unix_now())
+            }
+        }
+    }
+
+    /// Readiness: can this signer sign now?
+    pub async fn check(&self) -> Result<()> {
+        match self {
+            ServiceSigner::Local(_) => Ok(()),
+            ServiceSigner::Vault { signer, .. } => signer.refresh().await.map_err(|e| match e {
+                e @ Error::Unavailable { .. } => e,
+                other => Error::Unavailable {
+                    service: "Vault",
+                    reason: other.to_string(),
+                },
+            }),
+        }
+    }
+
+    /// A signer that records its Vault calls into `trace`.
+    pub fn traced(self: &Arc<Self>, trace: Orchestrations) -> TracedSigner {
+        TracedSigner {
+            inner: Arc::clone(self),
+            trace,
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Signer for ServiceSigner {
+    fn current(&self) -> Arc<SigningIdentity> {
+        match self {
+            ServiceSigner::Local(s) => s.current(),
+            ServiceSigner::Vault { signer, .. } => signer.current(),
+        }
+    }
+
+    async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            ServiceSigner::Local(s) => s.sign(identity, tbs).await,
+            ServiceSigner::Vault { signer, .. } => signer.sign(identity, tbs).await,
+        }
+    }
+}
+
+/// [`ServiceSigner`] plus a record of each Vault signing call.
+#[derive(Debug, Clone)]
+pub struct TracedSigner {
+    inner: Arc<ServiceSigner>,
+    trace: Orchestrations,
+}
+
+impl Signer for TracedSigner {
+    fn current(&self) -> Arc<SigningIdentity> {
+        self.inner.current()
+    }
+
+    async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {
+        let ServiceSigner::Vault { sign_url, .. } = &*self.inner else {
+            return self.inner.sign(identity, tbs).await;
+        };
+        let step = Orchestration::start("Vault transit sign", "POST", sign_url);
+        let result = self.inner.sign(identity, tbs).await;
+        self.trace.push(match &result {
+            Ok(_) => step.finished(200),
+            Err(e) => step.failed(&e.to_string()),
+        });
+        result
+    }
+}

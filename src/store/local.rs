@@ -1,0 +1,110 @@
+//! The embedded store: each resource as `<data-dir>/store/<Type>/<id>.json`.
+//!
+//! Each file is written to `<data-dir>/store/.tmp/` and renamed into place (a rename is atomic), and the document
+//! Bundle is renamed last: it is the commit record. A certificate exists once its Bundle file does; a crash
+//! half-way leaves resource files that the retry rewrites with the same ids, and no Bundle, so nothing is
+//! handed out that is not fully written.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{type_and_id, valid_id, CertificateRecord, Store};
+use crate::error::{Error, Result};
+use crate::service::Orchestrations;
+
+#[derive(Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// Opens (creating) `<data_dir>/store`.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let root = data_dir.join("store");
+        let tmp = root.join(".tmp");
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        Ok(LocalStore { root })
+    }
+
+    fn path(&self, resource_type: &str, id: &str) -> PathBuf {
+        self.root.join(resource_type).join(format!("{id}.json"))
+    }
+
+    /// Stages every file, then renames them into place, the Bundle last. On failure, removes what this
+    /// attempt staged (and only that: other certificates may be staging beside it).
+    fn write_all(&self, record: &CertificateRecord) -> Result<()> {
+        let mut staged = Vec::new();
+        let result = self.stage(record, &mut staged).and_then(|()| {
+            for (tmp, target) in &staged {
+                if let Some(dir) = target.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                }
+                std::fs::rename(tmp, target)
+                    .map_err(|e| Error::io(format!("renaming into {}", target.display()), e))?;
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            for (tmp, _) in &staged {
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
+        result
+    }
+
+    fn stage(
+        &self,
+        record: &CertificateRecord,
+        staged: &mut Vec<(PathBuf, PathBuf)>,
+    ) -> Result<()> {
+        let tmp_dir = self.root.join(".tmp");
+        let resources = record
+            .all_resources()
+            .chain(std::iter::once(&record.document));
+        for resource in resources {
+            let (rtype, id) = type_and_id(resource)?;
+            let target = self.path(rtype, id);
+            let tmp = tmp_dir.join(format!("{}.json", uuid::Uuid::new_v4()));
+            let bytes = serde_json::to_vec_pretty(resource)
+                .map_err(|e| Error::Internal(format!("resource does not serialise: {e}")))?;
+            std::fs::write(&tmp, bytes)
+                .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+            staged.push((tmp, target));
+        }
+        Ok(())
+    }
+}
+
+impl Store for LocalStore {
+    async fn save(&self, record: &CertificateRecord, _trace: &Orchestrations) -> Result<()> {
+        // File I/O blocks: tell the (multi-threaded) service runtime to move other tasks off this thread.
+        tokio::task::block_in_place(|| self.write_all(record))
+    }
+
+    async fn read(&self, resource_type: &'static str, id: &str) -> Result<Option<Value>> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        let path = self.path(resource_type, id);
+        match tokio::task::block_in_place(|| std::fs::read(&path)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Internal(format!("{} is not JSON: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    async fn check(&self) -> Result<()> {
+        let probe = self.root.join(".tmp").join(".ready-probe");
+        std::fs::write(&probe, b"ok")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| Error::Unavailable {
+                service: "local store",
+                reason: format!("{} is not writable: {e}", self.root.display()),
+            })
+    }
+}

@@ -1,0 +1,131 @@
+//! Where issued certificates are kept: a FHIR server ([`fhir::FhirStore`]) or files in the data directory
+//! ([`local::LocalStore`]). Both take one whole certificate at a time and write it all or not at all.
+//!
+//! A certificate is its DDCC document Bundle, the citizen PDF (a Binary and a DocumentReference pointing at
+//! it) and, for a corrected event, the earlier DocumentReferences marked `superseded`. The document's own id (derived from hcid and dose) is the certificate's identity; its
+//! `meta.tag` [`CONTENT_TAG_SYSTEM`] holds the SHA-256 of the canonical event, which is how a repeated
+//! submission is recognised (see [`crate::service::issuer`]).
+
+pub mod fhir;
+pub mod local;
+
+use std::future::Future;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::service::Orchestrations;
+
+/// `Bundle.meta.tag` system whose code is the hex SHA-256 of the canonical event JSON.
+pub const CONTENT_TAG_SYSTEM: &str = "urn:ddcc-mediator:event-sha256";
+
+/// One certificate, as it is written.
+#[derive(Debug, Clone)]
+pub struct CertificateRecord {
+    /// The document Bundle (its `id` is set).
+    pub document: Value,
+    /// Earlier QR and PDF DocumentReferences (as stored), now with `status: superseded`.
+    pub superseded: Vec<Value>,
+    /// Resources kept beside the document: the citizen PDF as a Binary and its DocumentReference.
+    pub extra: Vec<Value>,
+}
+
+impl CertificateRecord {
+    pub fn bundle_id(&self) -> Result<&str> {
+        self.document
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Internal("document Bundle without id".into()))
+    }
+
+    /// Every resource to write except the document Bundle itself: the document's entries, the superseded
+    /// DocumentReferences, the extras.
+    pub fn all_resources(&self) -> impl Iterator<Item = &Value> {
+        self.resources()
+            .chain(self.superseded.iter())
+            .chain(self.extra.iter())
+    }
+
+    /// The resources of the document (`entry.resource`), in document order.
+    pub fn resources(&self) -> impl Iterator<Item = &Value> {
+        self.document
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("resource"))
+    }
+}
+
+/// Keeps certificates and reads resources back by type and id.
+pub trait Store: Send + Sync {
+    /// Writes the whole certificate, or nothing (then an error saying why).
+    fn save(
+        &self,
+        record: &CertificateRecord,
+        trace: &Orchestrations,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// One stored resource; `Ok(None)` when there is none.
+    fn read(
+        &self,
+        resource_type: &'static str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Value>>> + Send;
+
+    /// Whether the store can be used now (readiness).
+    fn check(&self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The configured store.
+#[derive(Debug)]
+pub enum AnyStore {
+    Local(local::LocalStore),
+    Fhir(fhir::FhirStore),
+}
+
+impl Store for AnyStore {
+    async fn save(&self, record: &CertificateRecord, trace: &Orchestrations) -> Result<()> {
+        match self {
+            AnyStore::Local(s) => s.save(record, trace).await,
+            AnyStore::Fhir(s) => s.save(record, trace).await,
+        }
+    }
+
+    async fn read(&self, resource_type: &'static str, id: &str) -> Result<Option<Value>> {
+        match self {
+            AnyStore::Local(s) => s.read(resource_type, id).await,
+            AnyStore::Fhir(s) => s.read(resource_type, id).await,
+        }
+    }
+
+    async fn check(&self) -> Result<()> {
+        match self {
+            AnyStore::Local(s) => s.check().await,
+            AnyStore::Fhir(s) => s.check().await,
+        }
+    }
+}
+
+/// Resource ids are UUIDs (derived ids) or, from callers, FHIR ids: `[A-Za-z0-9\-\.]{1,64}`. Anything else
+/// is refused before it reaches a path or a URL.
+pub fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && id != "."
+        && id != ".."
+}
+
+/// `resourceType` and `id` of a resource.
+pub fn type_and_id(resource: &Value) -> Result<(&str, &str)> {
+    let rtype = resource.get("resourceType").and_then(Value::as_str);
+    let id = resource.get("id").and_then(Value::as_str);
+    match (rtype, id) {
+        (Some(t), Some(i)) if valid_id(i) => Ok((t, i)),
+        _ => Err(Error::Internal(
+            "a certificate resource has no resourceType or no valid id".into(),
+        )),
+    }
+}

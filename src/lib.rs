@@ -25,5 +25,6 @@ pub mod render;
 pub mod service;
 pub mod signer;
 pub mod store;
+pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ddcc_mediator::cli::{self, exit, issue, keys, Cli, Command, KeysArgs, SignerKind};
-use ddcc_mediator::configuration::LogFormat;
 use ddcc_mediator::keys::{self as key_export, PublishedDsc};
 use ddcc_mediator::signer::local::LocalSigner;
 use ddcc_mediator::signer::vault::VaultSigner;
@@ -14,7 +13,7 @@ use ddcc_mediator::{Error, Result};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Serve(args) = &cli.command {
-        init_service_logging(args.log_format);
+        let _telemetry = ddcc_mediator::telemetry::init_service(args.log_format);
         return match ddcc_mediator::service::serve(args) {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {
@@ -49,21 +48,6 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
-}
-
-/// Service logs: stderr, `info` and up unless RUST_LOG says otherwise, text or JSON lines.
-fn init_service_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-    }
 }
 
 async fn run(cli: Cli) -> u8 {

@@ -52,17 +52,20 @@ pub async fn issue_certificate<S: Signer>(
     if let Ok(dcc) = &dcc {
         qrs.push(artifact(QrKind::Dcc, dcc));
     }
-    let bundle = document::build_document(
-        event,
-        &DocumentContext {
-            issued_at: now,
-            issuer_name: config.issuer_name.clone(),
-            qrs,
-        },
-    );
-    let document_json = serde_json::to_vec_pretty(&bundle)
-        .map_err(|e| crate::Error::Internal(format!("document Bundle does not serialise: {e}")))?;
-    let pdf = citizen_pdf(event, config, &ddcc, dcc.as_ref().ok())?;
+    let document_json = tracing::info_span!("ddcc.build").in_scope(|| {
+        let bundle = document::build_document(
+            event,
+            &DocumentContext {
+                issued_at: now,
+                issuer_name: config.issuer_name.clone(),
+                qrs,
+            },
+        );
+        serde_json::to_vec_pretty(&bundle)
+            .map_err(|e| crate::Error::Internal(format!("document Bundle does not serialise: {e}")))
+    })?;
+    let pdf = tracing::info_span!("ddcc.render.pdf")
+        .in_scope(|| citizen_pdf(event, config, &ddcc, dcc.as_ref().ok()))?;
     Ok(Certificate {
         ddcc,
         dcc,
@@ -114,6 +117,7 @@ fn citizen_pdf(
 }
 
 fn render_qr(signed: SignedPayload) -> Result<RenderedQr> {
+    let _span = tracing::info_span!("ddcc.render.qr").entered();
     let png = render::qr_png(&signed.hc1)?;
     let svg = render::qr_svg(&signed.hc1)?;
     Ok(RenderedQr { signed, png, svg })

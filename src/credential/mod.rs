@@ -95,6 +95,7 @@ struct Envelope<'a> {
     identity: &'a SigningIdentity,
 }
 
+#[tracing::instrument(name = "ddcc.sign", skip_all, fields(hcert.key = hcert_key))]
 async fn sign_payload<S: Signer>(
     signer: &S,
     envelope: &Envelope<'_>,

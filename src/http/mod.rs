@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Service as _;
 use actix_web::{web, App, HttpServer};
+use tracing::Instrument as _;
 
 pub use reply::{Reply, FHIR_JSON, MEDIATOR_URN, OPENHIM_TRANSACTION};
 
@@ -44,7 +45,7 @@ impl AppState {
         work: impl Future<Output = Result<T>> + Send + 'static,
     ) -> Result<T> {
         self.runtime
-            .spawn(work)
+            .spawn(work.instrument(tracing::Span::current()))
             .await
             .map_err(|e| Error::Internal(format!("request task failed: {e}")))?
     }
@@ -85,13 +86,24 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
                     let started = Instant::now();
                     let method = req.method().to_string();
                     let metrics = Arc::clone(&metrics);
-                    let call = srv.call(req);
+                    // The route is known once matched: recorded when the answer is ready.
+                    let span = tracing::info_span!(
+                        "http.request",
+                        "otel.kind" = "server",
+                        "http.request.method" = %method,
+                        "http.route" = tracing::field::Empty,
+                        "http.response.status_code" = tracing::field::Empty,
+                    );
+                    crate::telemetry::continue_trace(&span, req.headers());
+                    let call = srv.call(req).instrument(span.clone());
                     async move {
                         let response = call.await?;
                         let route = response
                             .request()
                             .match_pattern()
                             .unwrap_or_else(|| "unmatched".into());
+                        span.record("http.route", route.as_str());
+                        span.record("http.response.status_code", response.status().as_u16());
                         metrics
                             .requests
                             .get_or_create(&RouteLabels {

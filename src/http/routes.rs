@@ -158,9 +158,10 @@ async fn read_body(
 
 /// Validation of the body (CPU work) on a blocking thread.
 async fn parse(state: &AppState, body: Vec<u8>) -> Result<Submission> {
+    let span = tracing::info_span!("ddcc.parse");
     state
         .run(async move {
-            tokio::task::spawn_blocking(move || intake::read_submission(&body))
+            tokio::task::spawn_blocking(move || span.in_scope(|| intake::read_submission(&body)))
                 .await
                 .map_err(|e| Error::Internal(format!("validation task failed: {e}")))?
         })

@@ -65,6 +65,7 @@ impl OpenHimClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, String)> {
+        let method_name = method.clone();
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         request = match self.auth {
             OpenHimAuth::Basic => {
@@ -90,10 +91,14 @@ impl OpenHimClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Self::unavailable(format!("unreachable: {}", error_chain(&e))))?;
+        let response = crate::telemetry::send(
+            crate::telemetry::Dependency::OpenHim,
+            method_name.as_str(),
+            path,
+            request,
+        )
+        .await
+        .map_err(|e| Self::unavailable(format!("unreachable: {}", error_chain(&e))))?;
         let status = response.status().as_u16();
         if status == 401 {
             // A changed password or salt: fetch it again next time.
@@ -112,12 +117,15 @@ impl OpenHimClient {
             return Ok(hash.clone());
         }
         let url = format!("{}/authenticate/{}", self.base, self.username);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| Self::unavailable(format!("unreachable: {}", error_chain(&e))))?;
+        // The path holds the API user's name: the span says only what the call is for.
+        let response = crate::telemetry::send(
+            crate::telemetry::Dependency::OpenHim,
+            "GET",
+            "authenticate",
+            self.http.get(&url),
+        )
+        .await
+        .map_err(|e| Self::unavailable(format!("unreachable: {}", error_chain(&e))))?;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         if status != 200 {

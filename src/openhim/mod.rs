@@ -14,6 +14,7 @@ mod client;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use serde_json::{json, Value};
 
@@ -138,7 +139,10 @@ async fn run(client: OpenHimClient, config: OpenHimConfig, route_key: String, is
     let started = Instant::now();
     let mut backoff = Duration::from_secs(1);
     loop {
-        match register(&client, &config, &route_key, &issuer).await {
+        let registered = register(&client, &config, &route_key, &issuer)
+            .instrument(tracing::info_span!("openhim.register"))
+            .await;
+        match registered {
             Ok(()) => {
                 tracing::info!(urn = MEDIATOR_URN, url = %config.url, "registered with OpenHIM");
                 backoff = Duration::from_secs(1);
@@ -208,7 +212,11 @@ async fn heartbeats(client: &OpenHimClient, issuer: &Issuer, started: Instant) {
         if first {
             body["config"] = json!(true);
         }
-        match client.send(reqwest::Method::POST, &path, Some(&body)).await {
+        let beat = client
+            .send(reqwest::Method::POST, &path, Some(&body))
+            .instrument(tracing::info_span!("openhim.heartbeat"))
+            .await;
+        match beat {
             Ok((200, text)) => {
                 first = false;
                 let trimmed = text.trim();

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 use super::links::Links;
 use super::metrics::Metrics;
@@ -109,7 +110,12 @@ impl Issuer {
         event: VaccinationEvent,
         trace: &Orchestrations,
     ) -> Result<Issued> {
-        let result = self.issue_locked(event, trace).await;
+        let span = tracing::info_span!("ddcc.issue", "ddcc.outcome" = tracing::field::Empty);
+        let result = self
+            .issue_locked(event, trace)
+            .instrument(span.clone())
+            .await;
+        span.record("ddcc.outcome", outcome_label(&result));
         match &result {
             Ok(Issued::Existing(_)) => self.metrics.certificate("duplicate"),
             Ok(Issued::Created(_)) => {}
@@ -145,13 +151,16 @@ impl Issuer {
         let handle = tokio::runtime::Handle::current();
         // QR rendering and serialisation are CPU work: off the async workers. Signing inside is a network
         // call for Vault; the blocking thread drives it on the runtime.
+        let span = tracing::Span::current();
         let certificate = tokio::task::spawn_blocking(move || {
-            handle.block_on(pipeline::issue_certificate(
-                &event,
-                &settings,
-                &signer,
-                OffsetDateTime::now_utc(),
-            ))
+            span.in_scope(|| {
+                handle.block_on(pipeline::issue_certificate(
+                    &event,
+                    &settings,
+                    &signer,
+                    OffsetDateTime::now_utc(),
+                ))
+            })
         })
         .await
         .map_err(|e| Error::Internal(format!("issuing task failed: {e}")))??;
@@ -185,7 +194,14 @@ impl Issuer {
             superseded,
             extra,
         };
-        self.store.save(&record, trace).await?;
+        let store_kind = match &self.store {
+            AnyStore::Fhir(_) => "fhir",
+            AnyStore::Local(_) => "local",
+        };
+        self.store
+            .save(&record, trace)
+            .instrument(tracing::info_span!("ddcc.store", "ddcc.store" = store_kind))
+            .await?;
         self.metrics.certificate(if previous.is_some() {
             "reissued"
         } else {
@@ -302,6 +318,16 @@ fn pdf_resources(
         }}],
     });
     Ok(vec![binary, reference])
+}
+
+/// The `ddcc.outcome` of a `ddcc.issue` span: `created`, `existing`, `invalid` or `failed`.
+fn outcome_label(result: &Result<Issued>) -> &'static str {
+    match result {
+        Ok(Issued::Created(_)) => "created",
+        Ok(Issued::Existing(_)) => "existing",
+        Err(e) if e.is_caller_fault() => "invalid",
+        Err(_) => "failed",
+    }
 }
 
 fn dependency_label(service: &str) -> &'static str {

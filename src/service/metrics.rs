@@ -64,6 +64,7 @@ impl Metrics {
             "Failed calls to Vault, the FHIR server and OpenHIM",
             dependency_errors.clone(),
         );
+        crate::telemetry::register_metrics(&mut registry);
         Metrics {
             registry,
             certificates,

@@ -68,15 +68,14 @@ impl FhirStore {
         }
         let url = format!("{}/Patient", self.base);
         let step = Orchestration::start("FHIR conditional create Patient", "POST", &url);
-        let response = self
+        let request = self
             .http
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
             .header("If-None-Exist", search)
-            .json(&body)
-            .send()
-            .await;
+            .json(&body);
+        let response = traced("POST", "create Patient", request).await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {
@@ -183,6 +182,21 @@ fn rewrite_references(resource: &Value, placeholders: &HashMap<String, String>) 
     Ok(copy)
 }
 
+/// One FHIR call under a `fhir.http` span; `operation` names the interaction, never an id or a search value.
+async fn traced(
+    method: &str,
+    operation: &str,
+    request: reqwest::RequestBuilder,
+) -> reqwest::Result<reqwest::Response> {
+    crate::telemetry::send(
+        crate::telemetry::Dependency::Fhir,
+        method,
+        operation,
+        request,
+    )
+    .await
+}
+
 impl Store for FhirStore {
     async fn save(&self, record: &CertificateRecord, trace: &Orchestrations) -> Result<()> {
         let mut resolved = HashMap::new();
@@ -198,14 +212,13 @@ impl Store for FhirStore {
         let transaction = Self::transaction(record, resolved)?;
         let url = format!("{}/", self.base);
         let step = Orchestration::start("FHIR transaction", "POST", &url);
-        let response = self
+        let request = self
             .http
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
-            .json(&transaction)
-            .send()
-            .await;
+            .json(&transaction);
+        let response = traced("POST", "transaction", request).await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {
@@ -263,11 +276,11 @@ impl Store for FhirStore {
             return Ok(None);
         }
         let url = format!("{}/{resource_type}/{id}", self.base);
-        let response = self
+        let request = self
             .http
             .get(&url)
-            .header(reqwest::header::ACCEPT, FHIR_JSON)
-            .send()
+            .header(reqwest::header::ACCEPT, FHIR_JSON);
+        let response = traced("GET", &format!("read {resource_type}"), request)
             .await
             .map_err(|e| Self::unavailable(format!("read failed: {}", error_chain(&e))))?;
         match response.status() {
@@ -285,7 +298,7 @@ impl Store for FhirStore {
 
     async fn check(&self) -> Result<()> {
         let url = format!("{}/metadata", self.base);
-        match self.http.get(&url).send().await {
+        match traced("GET", "metadata", self.http.get(&url)).await {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(Self::unavailable(format!(
                 "GET /metadata answered HTTP {}",

@@ -371,6 +371,7 @@ impl VaultClient {
         body: Option<&Value>,
         token: Option<&Secret>,
     ) -> Result<Envelope, VaultError> {
+        let method_name = method.clone();
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token.filter(|t| !t.expose().is_empty()) {
             request = request.header("X-Vault-Token", token.expose());
@@ -386,7 +387,14 @@ impl VaultClient {
             // Without the URL: it is ours, and the reason is what an operator needs.
             reason: e.without_url().to_string(),
         };
-        let response = request.send().await.map_err(transport)?;
+        let response = crate::telemetry::send(
+            crate::telemetry::Dependency::Vault,
+            method_name.as_str(),
+            path,
+            request,
+        )
+        .await
+        .map_err(transport)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?;
         if status.is_success() {

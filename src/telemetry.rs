@@ -214,6 +214,18 @@ impl Extractor for ActixHeaders<'_> {
     }
 }
 
+/// One log line per answered request, inside its span (so it carries the trace id): the route pattern, the
+/// status and the time taken. Probes (`/health/*`, `/metrics`) log at debug level.
+pub fn access_log(span: &Span, route: &str, status: u16, elapsed: Duration) {
+    let _entered = span.enter();
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if route.starts_with("/health/") || route == "/metrics" {
+        tracing::debug!(route, status, ms, "answered");
+    } else {
+        tracing::info!(route, status, ms, "answered");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Outgoing calls
 
@@ -268,7 +280,7 @@ pub async fn send(
 
 /// Records the answer's status on a client span (5xx counts as an error).
 pub fn record_status(span: &Span, status: u16) {
-    span.record("http.response.status_code", status);
+    span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         record_error(span, "http_status");
     }

@@ -103,7 +103,16 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
                             .match_pattern()
                             .unwrap_or_else(|| "unmatched".into());
                         span.record("http.route", route.as_str());
-                        span.record("http.response.status_code", response.status().as_u16());
+                        crate::telemetry::access_log(
+                            &span,
+                            &route,
+                            response.status().as_u16(),
+                            started.elapsed(),
+                        );
+                        span.record(
+                            "http.response.status_code",
+                            i64::from(response.status().as_u16()),
+                        );
                         metrics
                             .requests
                             .get_or_create(&RouteLabels {

@@ -381,6 +381,11 @@ impl Service {
         self.proc.log_text()
     }
 
+    /// Stops the service as an orchestrator does (SIGTERM), waiting for it to exit; the log stays readable.
+    pub fn stop(&mut self) {
+        self.proc.terminate(Duration::from_secs(20));
+    }
+
     /// The generated API key (embedded defaults).
     pub fn api_key(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("api-key"))

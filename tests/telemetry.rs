@@ -312,3 +312,85 @@ fn metrics_have_stage_and_dependency_latencies() {
         "{text}"
     );
 }
+
+/// With Vault signing and a FHIR server storing: each outgoing call has its client span under the stage that
+/// made it, in the caller's trace (its `traceparent` is what the dependency receives).
+#[test]
+fn vault_and_fhir_calls_are_client_spans_of_their_stage() {
+    use support::openbao::ROOT_TOKEN;
+    use support::service::FhirServer;
+    const TRANSIT_KEY: &str = "ddcc-telemetry-test";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bao = support::service::provisioned_openbao(&runtime, TRANSIT_KEY);
+    let fhir = FhirServer::start();
+    let receiver = Receiver::start();
+    let mut service = Service::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.clone()),
+        ("OTEL_SERVICE_NAME", "ddcc-telemetry-test".into()),
+        ("DDCC_LOG_FORMAT", "json".into()),
+        ("DDCC_SIGNER", "vault".into()),
+        ("VAULT_ADDR", bao.addr()),
+        ("VAULT_TOKEN", ROOT_TOKEN.into()),
+        ("VAULT_TRANSIT_KEY", TRANSIT_KEY.into()),
+        ("DDCC_FHIR_URL", fhir.base()),
+    ]);
+    let answer = client()
+        .post(format!("{}/ddcc/generateHealthCertificate", service.url))
+        .bearer_auth(service.api_key())
+        .header("Content-Type", "application/fhir+json")
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01"))
+        .body(event(HCID, &[("name", json!({"valueString": NAME}))]).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 201);
+    service.stop();
+
+    let spans = receiver.spans();
+    let by_id: HashMap<Vec<u8>, &Span> = spans.iter().map(|s| (s.span_id.clone(), s)).collect();
+    let in_trace = |name: &str| -> Vec<&Span> {
+        spans
+            .iter()
+            .filter(|s| s.name == name && hex(&s.trace_id) == TRACE_ID)
+            .collect()
+    };
+    let parent = |span: &Span| by_id.get(&span.parent_span_id).map(|p| p.name.as_str());
+    let vault_calls = in_trace("vault.http");
+    assert_eq!(vault_calls.len(), 2, "one transit sign per payload");
+    for call in &vault_calls {
+        assert_eq!(parent(call), Some("ddcc.sign"));
+        assert_eq!(call.kind, 3, "SPAN_KIND_CLIENT");
+        assert_eq!(
+            attribute(call, "http.response.status_code"),
+            Some(AnyValue::IntValue(200))
+        );
+    }
+    let fhir_calls = in_trace("fhir.http");
+    let operations: Vec<(Option<&str>, Option<AnyValue>)> = fhir_calls
+        .iter()
+        .map(|c| (parent(c), attribute(c, "ddcc.operation")))
+        .collect();
+    let op = |s: &str| Some(AnyValue::StringValue(s.into()));
+    assert!(
+        operations.contains(&(Some("ddcc.store"), op("transaction"))),
+        "{operations:?}"
+    );
+    assert!(
+        operations.contains(&(Some("ddcc.store"), op("create Patient"))),
+        "{operations:?}"
+    );
+    assert!(
+        operations.contains(&(Some("ddcc.issue"), op("read Bundle"))),
+        "{operations:?}"
+    );
+    let everything = receiver.all_text();
+    assert!(
+        everything.contains("ddcc-telemetry-test"),
+        "OTEL_SERVICE_NAME"
+    );
+    for secret in [NAME, HCID] {
+        assert!(
+            !everything.contains(secret),
+            "{secret:?} was exported in a span"
+        );
+    }
+}

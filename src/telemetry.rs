@@ -99,23 +99,29 @@ pub fn init_service(format: LogFormat) -> Telemetry {
         }
     }
     let provider = builder.build();
+    // RUST_LOG filters the log lines only: spans and their metrics stay on whatever the log level.
+    let ours = || {
+        tracing_subscriber::filter::Targets::new()
+            .with_target("ddcc_mediator", tracing::Level::INFO)
+    };
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(SERVICE_NAME))
-        .with_tracked_inactivity(false);
+        .with_tracked_inactivity(false)
+        .with_filter(ours());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match format {
-        LogFormat::Json => logs.event_format(JsonLines).boxed(),
+        LogFormat::Json => logs.event_format(JsonLines).with_filter(filter).boxed(),
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(filter)
             .boxed(),
     };
     tracing_subscriber::registry()
-        .with(filter)
-        .with(otel)
-        .with(SpanMetricsLayer)
         .with(logs)
+        .with(otel)
+        .with(SpanMetricsLayer.with_filter(ours()))
         .init();
     if let Some(e) = export_error {
         tracing::warn!(error = %e, "OTLP trace export is configured but cannot start; spans are not exported");

@@ -282,6 +282,30 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
     assert!(service
         .log_text()
         .contains("applied configuration from OpenHIM"));
+
+    // A dependency outage: the client gets the 503; OpenHIM logs the transaction as Failed, with the error.
+    fhir.stop();
+    let down = post_via_openhim(
+        "/ddcc/generateHealthCertificate",
+        &event("SVC-OH-0300", &[]),
+    );
+    assert_eq!(down.status, 503);
+    assert!(down.outcome_text().contains("FHIR server"));
+    let (_, transactions) = api.get_json("/transactions?filterRepresentation=full");
+    let failed = transactions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["response"]["status"] == 503)
+        .expect("the failed transaction is logged");
+    assert_eq!(failed["status"], "Failed");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("FHIR server"),
+        "{failed}"
+    );
     drop(service);
     drop(openhim);
 }

@@ -232,6 +232,22 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
         2,
         "{names:?}"
     );
+    assert!(
+        names.iter().filter(|n| **n == "Vault transit sign").count() >= 2,
+        "each payload signed in Vault: {names:?}"
+    );
+    let signing = ours[0]["orchestrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "Vault transit sign")
+        .unwrap();
+    assert_eq!(signing["request"]["port"], bao.port);
+    assert_eq!(
+        signing["request"]["path"],
+        "/v1/transit/sign/ddcc-openhim-test"
+    );
+    assert_eq!(signing["response"]["status"], 200);
     let orchestration = ours[0]["orchestrations"]
         .as_array()
         .unwrap()

@@ -94,11 +94,11 @@ fn bench(c: &mut Criterion) {
     );
     let qrs = [
         PdfQr {
-            kind: QrKind::Ddcc,
+            kind: QrKind::Who,
             hc1: &ddcc,
         },
         PdfQr {
-            kind: QrKind::EuDcc,
+            kind: QrKind::Dcc,
             hc1: &dcc,
         },
     ];

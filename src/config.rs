@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::render::pdf::{Labels, Paper};
+
 /// How certificates are issued. Built from defaults, a config file, the environment and flags.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -18,6 +20,10 @@ pub struct IssuanceConfig {
     pub issuer_name: Option<String>,
     /// Whether to also issue the EU DCC payload when the event maps to valid EU codes.
     pub emit_dcc: bool,
+    /// Paper size of the citizen PDF.
+    pub paper: Paper,
+    /// Printed labels of the citizen PDF (English unless a country supplies its translation).
+    pub labels: Labels,
 }
 
 impl Default for IssuanceConfig {
@@ -28,6 +34,8 @@ impl Default for IssuanceConfig {
             ddcc_hcert_key: 3,
             issuer_name: None,
             emit_dcc: true,
+            paper: Paper::A4,
+            labels: Labels::english(),
         }
     }
 }

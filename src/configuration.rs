@@ -64,6 +64,12 @@ pub struct ServeArgs {
     /// Do not issue the EU DCC payload.
     #[arg(long, env = "DDCC_NO_DCC")]
     pub no_dcc: bool,
+    /// Paper size of the citizen PDF. Default a4.
+    #[arg(long, env = "DDCC_PDF_PAPER", value_enum)]
+    pub paper: Option<crate::cli::PaperArg>,
+    /// Translated labels for the citizen PDF (JSON; missing keys stay English).
+    #[arg(long, env = "DDCC_PDF_LABELS")]
+    pub labels: Option<PathBuf>,
     /// Comma-separated SHA-256 hex digests of the accepted API keys.
     #[arg(long, env = "DDCC_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
@@ -350,6 +356,15 @@ fn issuance(args: &ServeArgs, file: IssuanceConfig) -> Result<IssuanceConfig> {
         ddcc_hcert_key: args.ddcc_hcert_key.unwrap_or(file.ddcc_hcert_key),
         issuer_name: args.issuer_name.clone().or(file.issuer_name),
         emit_dcc: !args.no_dcc && file.emit_dcc,
+        paper: match args.paper {
+            Some(crate::cli::PaperArg::A4) => crate::render::pdf::Paper::A4,
+            Some(crate::cli::PaperArg::Letter) => crate::render::pdf::Paper::Letter,
+            None => file.paper,
+        },
+        labels: match &args.labels {
+            Some(path) => crate::render::pdf::Labels::from_file(path)?,
+            None => file.labels,
+        },
     };
     validate_issuance(&config)?;
     Ok(config)

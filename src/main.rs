@@ -42,9 +42,11 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
 }
@@ -74,8 +76,11 @@ async fn run(cli: Cli) -> u8 {
             match args.signer {
                 SignerKind::Local => {
                     let key_dir = args.keys.key_dir.clone();
+                    // "XX" (user-assigned in ISO 3166) marks a development DSC of no country.
+                    let subject =
+                        DscSubject::development(config.issuer_country.as_deref().unwrap_or("XX"));
                     issue::run(&args, &config, async || {
-                        LocalSigner::open_or_create(&key_dir, &dev_subject())
+                        LocalSigner::open_or_create(&key_dir, &subject)
                     })
                     .await
                 }
@@ -110,11 +115,6 @@ async fn run_keys(args: KeysArgs) -> Result<()> {
             "this keys command manages Vault transit keys: add --signer vault (the local development key is created by `issue`)".into(),
         )),
     }
-}
-
-/// Subject of the self-signed development DSC.
-fn dev_subject() -> DscSubject {
-    cli::development_subject()
 }
 
 /// `serve` returns from `main` before the CLI runtime starts.

@@ -10,7 +10,7 @@ use crate::credential::{self, IssuedCredentials, SignedPayload};
 use crate::document::{self, DocumentContext, QrArtifact, QrKind};
 use crate::domain::VaccinationEvent;
 use crate::error::Result;
-use crate::render;
+use crate::render::{self, pdf};
 use crate::signer::Signer;
 
 /// A signed payload with its QR images.
@@ -29,7 +29,7 @@ pub struct Certificate {
     pub dcc: std::result::Result<RenderedQr, String>,
     /// The DDCC:VS document Bundle, serialised once.
     pub document_json: Vec<u8>,
-    /// The citizen PDF: the holder, the vaccination and the QR codes, printable.
+    /// The citizen PDF.
     pub pdf: Vec<u8>,
 }
 
@@ -62,7 +62,7 @@ pub async fn issue_certificate<S: Signer>(
     );
     let document_json = serde_json::to_vec_pretty(&bundle)
         .map_err(|e| crate::Error::Internal(format!("document Bundle does not serialise: {e}")))?;
-    let pdf = render_pdf(event, &ddcc, &dcc, now)?;
+    let pdf = citizen_pdf(event, config, &ddcc, dcc.as_ref().ok())?;
     Ok(Certificate {
         ddcc,
         dcc,
@@ -71,42 +71,44 @@ pub async fn issue_certificate<S: Signer>(
     })
 }
 
-/// The citizen PDF with the DDCC QR and, when issued, the EU DCC QR. Its dates are those of the signed
-/// DDCC payload (`iat`, `exp`); "valid from" is the questionnaire's, else the vaccination date.
-fn render_pdf(
+/// The printable certificate: every QR issued, and the validity the signed payload claims.
+fn citizen_pdf(
     event: &VaccinationEvent,
+    config: &IssuanceConfig,
     ddcc: &RenderedQr,
-    dcc: &std::result::Result<RenderedQr, String>,
-    now: OffsetDateTime,
+    dcc: Option<&RenderedQr>,
 ) -> Result<Vec<u8>> {
-    use render::pdf::{certificate_pdf, IssueDates, PdfOptions, PdfQr, QrKind as PdfKind};
-    let date_of = |unix: i64| {
+    let date = |unix: i64| {
         OffsetDateTime::from_unix_timestamp(unix)
-            .ok()
-            .map(|t| t.date())
+            .map(OffsetDateTime::date)
+            .map_err(|e| crate::Error::Internal(format!("claim time out of range: {e}")))
     };
-    let issued = date_of(ddcc.signed.iat).unwrap_or(now.date());
-    let dates = IssueDates {
+    let issued = date(ddcc.signed.iat)?;
+    let valid_from = event
+        .certificate
+        .valid_from
+        .and_then(|d| d.full())
+        .unwrap_or(issued);
+    let dates = pdf::IssueDates {
         issued,
-        valid_from: event
-            .certificate
-            .valid_from
-            .and_then(|d| d.full())
-            .or_else(|| event.vaccination.date.full())
-            .unwrap_or(issued),
-        valid_until: date_of(ddcc.signed.exp),
+        valid_from,
+        valid_until: Some(date(ddcc.signed.exp)?),
     };
-    let mut qrs = vec![PdfQr {
-        kind: PdfKind::Ddcc,
+    let mut qrs = vec![pdf::PdfQr {
+        kind: QrKind::Who,
         hc1: &ddcc.signed.hc1,
     }];
-    if let Ok(dcc) = dcc {
-        qrs.push(PdfQr {
-            kind: PdfKind::EuDcc,
+    if let Some(dcc) = dcc {
+        qrs.push(pdf::PdfQr {
+            kind: QrKind::Dcc,
             hc1: &dcc.signed.hc1,
         });
     }
-    certificate_pdf(event, &qrs, &dates, &PdfOptions::default())
+    let options = pdf::PdfOptions {
+        paper: config.paper,
+        labels: config.labels.clone(),
+    };
+    pdf::certificate_pdf(event, &qrs, &dates, &options)
 }
 
 fn render_qr(signed: SignedPayload) -> Result<RenderedQr> {

@@ -109,12 +109,12 @@ fn issue_writes_every_artefact_and_an_independent_checker_accepts_them() {
 
     for file in [
         "document-bundle.json",
+        "certificate.pdf",
         "ddcc.hc1",
         "ddcc-qr.png",
         "ddcc-qr.svg",
         "dcc.hc1",
         "dcc-qr.png",
-        "certificate.pdf",
     ] {
         assert!(ws.out.join(file).is_file(), "{file} missing");
     }
@@ -151,6 +151,11 @@ fn issue_writes_every_artefact_and_an_independent_checker_accepts_them() {
                 .trim()
         )
     );
+
+    // So does the citizen PDF, read from a 300 dpi rendering of the page.
+    let pdf = ws.out.join("certificate.pdf");
+    let report = support::hc1_verify(&[pdf.to_str().unwrap(), "--cert", dsc, "--strict", "--now"]);
+    assert_eq!(report["result"], "VALID", "{report:#}");
 
     // The EU DCC passes the EU schema and value sets.
     let shared = support::shared_dir();

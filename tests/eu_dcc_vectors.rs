@@ -231,6 +231,15 @@ fn who_mediator_examples_verify_as_ps256() {
             },
         );
         assert_eq!(stage(&early), Some(Stage::Expiry));
+        // The JSON report the CLI prints.
+        let json = serde_json::to_value(&early).unwrap();
+        assert_eq!(json["valid"], false);
+        assert_eq!(json["error"]["stage"], "expiry");
+        assert_eq!(json["kid"], "2c83a893cb311945");
+        assert!(serde_json::to_value(&report)
+            .unwrap()
+            .get("error")
+            .is_none());
         let untrusted = verify(
             &hc1,
             &VerifyOptions {
@@ -267,4 +276,38 @@ fn miniz(bytes: &[u8]) -> Vec<u8> {
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(bytes).unwrap();
     z.finish().unwrap()
+}
+
+#[test]
+fn never_panics_on_corrupted_certificates() {
+    // Every single-byte corruption of a real COSE_Sign1 is rejected (or, for bytes outside the signed
+    // data, still verified) without a panic.
+    let examples = shared().join("examples");
+    let pem = std::fs::read(examples.join("hc1-test-DSC-certificate-public.pem")).unwrap();
+    let dsc = Dsc::from_pem_or_der(&pem).unwrap();
+    let hc1 = std::fs::read_to_string(examples.join("hc1-dcc-from-existingDDCCDoc.txt")).unwrap();
+    let cose = ddcc_mediator::credential::hc1::decode(hc1.trim()).unwrap();
+    let options = VerifyOptions {
+        trusted_dscs: vec![dsc.der().to_vec()],
+        at: 1_640_000_000,
+    };
+    let mut rejected = 0;
+    for i in 0..cose.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut bad = cose.clone();
+            bad[i] ^= flip;
+            let report = verify(&format!("HC1:{}", base45::encode(miniz(&bad))), &options);
+            rejected += usize::from(!report.valid);
+        }
+        // Truncations too.
+        let report = verify(
+            &format!("HC1:{}", base45::encode(miniz(&cose[..i]))),
+            &options,
+        );
+        assert!(!report.valid);
+    }
+    assert!(
+        rejected > cose.len() * 2,
+        "only {rejected} corruptions rejected"
+    );
 }

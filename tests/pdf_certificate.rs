@@ -120,11 +120,11 @@ fn render(e: &VaccinationEvent, paper: Paper) -> Vec<u8> {
     let (ddcc, dcc) = hc1_payloads();
     let qrs = [
         PdfQr {
-            kind: QrKind::Ddcc,
+            kind: QrKind::Who,
             hc1: &ddcc,
         },
         PdfQr {
-            kind: QrKind::EuDcc,
+            kind: QrKind::Dcc,
             hc1: &dcc,
         },
     ];
@@ -352,7 +352,7 @@ fn one_payload_coded_displays_and_a_translation() {
         .unwrap(),
     };
     let qrs = [PdfQr {
-        kind: QrKind::Ddcc,
+        kind: QrKind::Who,
         hc1: &ddcc,
     }];
     let pdf = certificate_pdf(&e, &qrs, &dates(&e), &options).unwrap();
@@ -408,14 +408,14 @@ fn the_number_of_qr_codes_is_one_or_two() {
     let e = event("Example");
     let (ddcc, _) = hc1_payloads();
     let q = PdfQr {
-        kind: QrKind::Ddcc,
+        kind: QrKind::Who,
         hc1: &ddcc,
     };
     let options = PdfOptions::default();
     assert!(certificate_pdf(&e, &[], &dates(&e), &options).is_err());
     assert!(certificate_pdf(&e, &[q, q, q], &dates(&e), &options).is_err());
     let bad = PdfQr {
-        kind: QrKind::EuDcc,
+        kind: QrKind::Dcc,
         hc1: "HC1:lowercase is not base45",
     };
     assert!(certificate_pdf(&e, &[q, bad], &dates(&e), &options).is_err());

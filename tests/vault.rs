@@ -556,3 +556,203 @@ async fn keys_that_cannot_sign_hcerts_are_refused_at_start_up() {
         "{err}"
     );
 }
+
+/// End to end: a DDCC:VS (and EU DCC) issued through the Vault signer passes the independent
+/// checker with the DSC from `keys export`, for ES256 and PS256 keys.
+#[tokio::test]
+async fn certificates_signed_in_vault_pass_the_independent_checker() {
+    support::init_logs();
+    let bao = OpenBao::start().await;
+    // The repository's example event: EU codes, so an EU DCC is issued too.
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vaccination-event.json");
+    let input = std::fs::read(example).expect("example event");
+    let event = match ddcc_mediator::intake::read_submission(&input).expect("a submission") {
+        ddcc_mediator::intake::Submission::Single(event) => event.expect("a valid event"),
+        other => panic!("expected one QuestionnaireResponse, got {other:?}"),
+    };
+    let config = ddcc_mediator::config::IssuanceConfig::default();
+    let dir = tempfile::tempdir().unwrap();
+    for (key, key_type, alg) in [
+        ("es", KeyType::EcdsaP256, "ES256"),
+        ("ps", KeyType::Rsa2048, "PS256"),
+    ] {
+        let (settings, transit) = provision(&bao, key, key_type).await;
+        let signer = signer(&settings).await.unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let issued = ddcc_mediator::credential::issue(&event, &config, &signer, now)
+            .await
+            .expect("issued with Vault");
+        assert_eq!(issued.ddcc.kid, signer.current().kid);
+
+        let dsc_pem = dir.path().join(format!("{key}-dsc.pem"));
+        std::fs::write(
+            &dsc_pem,
+            keys::export(&transit, ExportFormat::Pem, None, now)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let dsc_pem = dsc_pem.to_str().unwrap();
+        let hcert_key = config.ddcc_hcert_key.to_string();
+        let report = support::hc1_verify(&[
+            &issued.ddcc.hc1,
+            "--cert",
+            dsc_pem,
+            "--strict",
+            "--now",
+            "--hcert-key",
+            &hcert_key,
+        ]);
+        assert_eq!(report["result"], "VALID", "{report:#}");
+        assert_eq!(report["alg"], alg);
+
+        let dcc = issued
+            .dcc
+            .as_ref()
+            .expect("the example event maps to an EU DCC");
+        let report = support::hc1_verify(&[
+            &dcc.hc1,
+            "--cert",
+            dsc_pem,
+            "--strict",
+            "--now",
+            "--keyusage",
+        ]);
+        assert_eq!(report["result"], "VALID", "{report:#}");
+    }
+}
+
+/// Runs the `ddcc-mediator` binary against `bao` (root token, transit key `key`).
+fn ddcc(bao: &OpenBao, key: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
+        .args(args)
+        .env("VAULT_ADDR", bao.addr())
+        .env("VAULT_TOKEN", support::openbao::ROOT_TOKEN)
+        .env("VAULT_TRANSIT_KEY", key)
+        .env("DDCC_SIGNER", "vault")
+        .env_remove("VAULT_ROLE_ID")
+        .env_remove("VAULT_SECRET_ID")
+        .env_remove("VAULT_K8S_ROLE")
+        .env_remove("VAULT_NAMESPACE")
+        .output()
+        .expect("run ddcc-mediator")
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The operator's path: `keys init`, `keys dev-certify`, `keys rotate`, `keys export`, then
+/// `issue --signer vault`, and the certificate verifies with the exported DSC.
+#[tokio::test]
+async fn the_keys_cli_provisions_vault_and_issue_signs_with_it() {
+    let bao = OpenBao::start().await;
+    let key = "cli-dsc";
+    assert!(stdout_of(&ddcc(&bao, key, &["keys", "init"])).contains("ecdsa-p256"));
+    stdout_of(&ddcc(
+        &bao,
+        key,
+        &["keys", "dev-certify", "--dsc-country", "CH"],
+    ));
+    assert!(stdout_of(&ddcc(&bao, key, &["keys", "rotate"])).contains("version 2"));
+    stdout_of(&ddcc(
+        &bao,
+        key,
+        &[
+            "keys",
+            "dev-certify",
+            "--version",
+            "2",
+            "--dsc-country",
+            "CH",
+        ],
+    ));
+    // A CSR for a version prints PEM.
+    let csr = stdout_of(&ddcc(&bao, key, &["keys", "csr", "--version", "1"]));
+    assert!(
+        csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----"),
+        "{csr}"
+    );
+
+    let jwks: Value = serde_json::from_str(&stdout_of(&ddcc(
+        &bao,
+        key,
+        &["keys", "export", "--format", "jwks"],
+    )))
+    .unwrap();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
+    let did = stdout_of(&ddcc(
+        &bao,
+        key,
+        &[
+            "keys",
+            "export",
+            "--format",
+            "did",
+            "--did",
+            "did:web:issuer.example",
+        ],
+    ));
+    assert!(did.contains("JsonWebKey2020"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let pem_path = dir.path().join("dscs.pem");
+    std::fs::write(&pem_path, stdout_of(&ddcc(&bao, key, &["keys", "export"]))).unwrap();
+    let out_dir = dir.path().join("out");
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vaccination-event.json");
+    stdout_of(&ddcc(
+        &bao,
+        key,
+        &[
+            "issue",
+            example.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    ));
+    // The export lists the newest DSC first, and that is the one `issue` signs with.
+    let hc1 = format!("@{}", out_dir.join("ddcc.hc1").display());
+    let report = support::hc1_verify(&[
+        &hc1,
+        "--cert",
+        pem_path.to_str().unwrap(),
+        "--strict",
+        "--now",
+    ]);
+    assert_eq!(report["result"], "VALID", "{report:#}");
+    assert_eq!(
+        report["kid"],
+        jwks["keys"][0]["kid"]
+            .as_str()
+            .map(|k| { hex::encode(base64::engine::general_purpose::STANDARD.decode(k).unwrap()) })
+            .unwrap(),
+        "{report:#}"
+    );
+
+    // Operational failures exit 3 with a message naming Vault.
+    let out = ddcc(&bao, "missing-key", &["keys", "export"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[tokio::test]
+async fn an_unreadable_kubernetes_token_is_a_configuration_error() {
+    let mut settings = VaultSettings::with_token("http://127.0.0.1:9", "unused");
+    settings.token = None;
+    settings.k8s_role = Some("mediator".into());
+    settings.k8s_jwt_path = "/nonexistent/serviceaccount/token".into();
+    let err = settings.transit().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("Kubernetes service-account token")),
+        "{err}"
+    );
+}

@@ -121,10 +121,10 @@ fn write_certificate(dir: &Path, cert: &Certificate) -> crate::Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     write("document-bundle.json", &cert.document_json)?;
+    write("certificate.pdf", &cert.pdf)?;
     write("ddcc.hc1", cert.ddcc.signed.hc1.as_bytes())?;
     write("ddcc-qr.png", &cert.ddcc.png)?;
     write("ddcc-qr.svg", cert.ddcc.svg.as_bytes())?;
-    write("certificate.pdf", &cert.pdf)?;
     if let Ok(dcc) = &cert.dcc {
         write("dcc.hc1", dcc.signed.hc1.as_bytes())?;
         write("dcc-qr.png", &dcc.png)?;

@@ -13,6 +13,14 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::IssuanceConfig;
+use crate::render::pdf::{Labels, Paper};
+
+/// `--paper` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PaperArg {
+    A4,
+    Letter,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,14 +43,6 @@ pub enum Command {
     Keys(KeysArgs),
     /// Run the mediator service (HTTP API, OpenHIM mediator); see README "Run the service".
     Serve(Box<crate::configuration::ServeArgs>),
-}
-
-/// Subject of the self-signed development DSC (local signer).
-pub fn development_subject() -> crate::signer::local::DscSubject {
-    crate::signer::local::DscSubject {
-        country: "XX".into(),
-        common_name: "DDCC development DSC (not for production)".into(),
-    }
 }
 
 /// Which key signs.
@@ -88,6 +88,12 @@ pub struct IssuanceArgs {
     /// Name of the issuing public health authority, shown in the document's Organization.
     #[arg(long, env = "DDCC_ISSUER_NAME")]
     pub issuer_name: Option<String>,
+    /// Paper size of the citizen PDF.
+    #[arg(long, env = "DDCC_PDF_PAPER", value_enum, default_value = "a4")]
+    pub paper: PaperArg,
+    /// Translated labels for the citizen PDF (JSON; missing keys stay English).
+    #[arg(long, env = "DDCC_PDF_LABELS")]
+    pub labels: Option<PathBuf>,
     /// Do not issue the EU DCC payload.
     #[arg(long, env = "DDCC_NO_DCC")]
     pub no_dcc: bool,
@@ -112,6 +118,14 @@ impl IssuanceArgs {
             validity: std::time::Duration::from_secs(self.validity_days * 24 * 3600),
             ddcc_hcert_key: self.ddcc_hcert_key,
             issuer_name: self.issuer_name.clone(),
+            paper: match self.paper {
+                PaperArg::A4 => Paper::A4,
+                PaperArg::Letter => Paper::Letter,
+            },
+            labels: match &self.labels {
+                Some(path) => Labels::from_file(path)?,
+                None => Labels::english(),
+            },
             emit_dcc: !self.no_dcc,
         })
     }

@@ -31,10 +31,12 @@ impl fmt::Display for NonEmpty {
 pub struct PositiveInt(u32);
 
 impl PositiveInt {
+    /// FHIR positiveInt: 1 ..= 2^31 - 1.
     pub fn new(n: i64) -> Option<Self> {
-        (1..=i64::from(i32::MAX))
-            .contains(&n)
-            .then(|| PositiveInt(n as u32))
+        if !(1..=i64::from(i32::MAX)).contains(&n) {
+            return None;
+        }
+        u32::try_from(n).ok().map(PositiveInt)
     }
     pub fn get(self) -> u32 {
         self.0

@@ -26,6 +26,8 @@ pub use self::response::MAX_TEXT_CHARS;
 pub const GENERATE_URL: &str = "QuestionnaireResponse/$generateHealthCertificate";
 
 /// A parsed submission.
+// One per request and matched right away: boxing the large variant would only complicate every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Submission {
     /// A QuestionnaireResponse, bare or in `Parameters`: its event, or every problem with it.
@@ -66,7 +68,7 @@ pub fn read_submission(json: &[u8]) -> Result<Submission> {
         Some(Bundle::RESOURCE_TYPE) => from_batch(body).map(Submission::Batch),
         Some(other) => Err(Error::invalid(
             "not-supported",
-            Some("resourceType".into()),
+            None,
             format!(
                 "resourceType {} is not accepted; send a QuestionnaireResponse, a Parameters with a \
                  'response' QuestionnaireResponse, or a batch Bundle of them",
@@ -75,7 +77,7 @@ pub fn read_submission(json: &[u8]) -> Result<Submission> {
         )),
         None => Err(Error::invalid(
             "required",
-            Some("resourceType".into()),
+            None,
             "the body has no resourceType; send a QuestionnaireResponse, a Parameters or a batch Bundle",
         )),
     }
@@ -220,3 +222,6 @@ fn typed<T: Resource>(resource: Value, at: &At, what: &str) -> Result<T> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests;

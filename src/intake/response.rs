@@ -112,9 +112,11 @@ struct Check<'a> {
     issues: Vec<Issue>,
     /// The answer value of each question answered once, with the `value[x]` type it asks for.
     answers: HashMap<&'static str, &'a Value>,
-    /// Questions with an issue already, so that they are not also reported as missing.
+    /// Questions with an issue already: their value is not read, and a broken `manufacturer` is not
+    /// reported again under who-ddcc-data-1.
     flagged: HashSet<&'static str>,
-    /// Questions whose item has been seen (duplicates are reported).
+    /// Questions whose item has been seen: a second item is a duplicate, and a required question
+    /// never seen is missing.
     seen: HashSet<&'static str>,
 }
 
@@ -275,7 +277,7 @@ impl<'a> Check<'a> {
         }
     }
 
-    /// Required questions with neither an answer nor an issue yet.
+    /// Required questions without an item (an item without an answer was reported in [`Check::item`]).
     fn missing_required(&mut self) {
         for q in questionnaire::QUESTIONS.iter().filter(|q| q.required) {
             if !self.seen.contains(q.link_id) {
@@ -408,26 +410,37 @@ impl<'a> Check<'a> {
             );
             return None;
         };
-        let mut ok = true;
-        let mut part = |check: &mut Self, name: &str, text: Option<&str>| -> Option<String> {
-            let text = text?;
-            let clean = check.clean_text(link_id, name, text).map(str::to_owned);
-            ok &= clean.is_some();
-            clean
+        let system = self.coding_part(link_id, "system", coding.system.as_deref());
+        let display = self.coding_part(link_id, "display", coding.display.as_deref());
+        let code = match coding.code.as_deref() {
+            Some(code) => self
+                .clean_text(link_id, "code", code)
+                .and_then(NonEmpty::parse),
+            None => {
+                self.bad_value(link_id, "required", "has a valueCoding without a code");
+                None
+            }
         };
-        let system = part(self, "system", coding.system.as_deref());
-        let code = part(self, "code", coding.code.as_deref());
-        let display = part(self, "display", coding.display.as_deref());
-        if coding.code.is_none() {
-            self.bad_value(link_id, "required", "has a valueCoding without a code");
-            return None;
-        }
-        let code = NonEmpty::parse(code.as_deref().unwrap_or_default()).filter(|_| ok)?;
         Some(Code {
-            system,
-            code,
-            display,
+            system: system?,
+            code: code?,
+            display: display?,
         })
+    }
+
+    /// An optional part of a Coding: `Some(None)` when absent, `None` when present but not clean text.
+    fn coding_part(
+        &mut self,
+        link_id: &'static str,
+        part: &str,
+        text: Option<&str>,
+    ) -> Option<Option<String>> {
+        match text {
+            None => Some(None),
+            Some(text) => self
+                .clean_text(link_id, part, text)
+                .map(|t| Some(t.to_owned())),
+        }
     }
 
     fn sex(&mut self) -> Option<Sex> {

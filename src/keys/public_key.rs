@@ -1,4 +1,4 @@
-//! Public keys of DSCs and transit key versions: compare, verify, and publish as JWK.
+//! Public keys of DSCs and transit key versions: compare, and publish as JWK.
 //!
 //! Transit hands out SPKI PEM, certificates carry SPKI DER; both reduce to the same two forms
 //! (an uncompressed P-256 point, or RSA n/e), so "does this certificate certify that key version"
@@ -11,23 +11,20 @@ use serde_json::{json, Map, Value};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use crate::error::{Error, Result};
+use crate::signer::certificate::Dsc;
 use crate::signer::Algorithm;
 
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
-/// A public key that can verify ES256 or PS256 signatures.
+/// The public key of an ES256 or PS256 signer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
     /// P-256, as the 65-byte uncompressed point `04 || x || y`.
     EcP256 { point: Vec<u8> },
-    /// RSA: the DER `RSAPublicKey` (what ring verifies with) and its unsigned big-endian parts.
-    Rsa {
-        der: Vec<u8>,
-        n: Vec<u8>,
-        e: Vec<u8>,
-    },
+    /// RSA: modulus and public exponent, unsigned big-endian.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
 }
 
 fn unreadable(what: &str, e: impl std::fmt::Display) -> Error {
@@ -56,9 +53,12 @@ impl PublicKey {
 
     /// The subject public key of a DER certificate.
     pub fn from_certificate(der: &[u8]) -> Result<Self> {
-        let cert =
-            x509_cert::Certificate::from_der(der).map_err(|e| unreadable("certificate", e))?;
-        Self::from_spki(&cert.tbs_certificate.subject_public_key_info)
+        Self::from_dsc(&Dsc::from_der(der)?)
+    }
+
+    /// The public key of a parsed DSC.
+    pub fn from_dsc(dsc: &Dsc) -> Result<Self> {
+        Self::from_key_bytes(dsc.alg(), dsc.public_key())
     }
 
     fn from_spki(spki: &SubjectPublicKeyInfoOwned) -> Result<Self> {
@@ -66,33 +66,47 @@ impl PublicKey {
             .subject_public_key
             .as_bytes()
             .ok_or_else(|| unreadable("public key", "unused bits in the key bit string"))?;
-        match spki.algorithm.oid {
+        let alg = match spki.algorithm.oid {
             EC_PUBLIC_KEY => {
                 let curve = spki
                     .algorithm
                     .parameters
                     .as_ref()
                     .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-                if curve != Some(P256) || bits.len() != 65 || bits.first() != Some(&4) {
+                if curve != Some(P256) {
                     return Err(Error::NotSupported(
-                        "only uncompressed P-256 EC keys are supported (HCERT ES256)".into(),
+                        "only P-256 EC keys are supported (HCERT ES256)".into(),
+                    ));
+                }
+                Algorithm::ES256
+            }
+            RSA_ENCRYPTION => Algorithm::PS256,
+            other => {
+                return Err(Error::NotSupported(format!(
+                    "public key algorithm {other} is neither EC P-256 nor RSA"
+                )))
+            }
+        };
+        Self::from_key_bytes(alg, bits)
+    }
+
+    /// From the subjectPublicKey bytes of a key that signs with `alg`.
+    fn from_key_bytes(alg: Algorithm, bits: &[u8]) -> Result<Self> {
+        match alg {
+            Algorithm::ES256 => {
+                if bits.len() != 65 || bits.first() != Some(&4) {
+                    return Err(Error::NotSupported(
+                        "only uncompressed P-256 points are supported".into(),
                     ));
                 }
                 Ok(PublicKey::EcP256 {
                     point: bits.to_vec(),
                 })
             }
-            RSA_ENCRYPTION => {
+            Algorithm::PS256 => {
                 let (n, e) = rsa_parts(bits).map_err(|e| unreadable("RSA public key", e))?;
-                Ok(PublicKey::Rsa {
-                    der: bits.to_vec(),
-                    n,
-                    e,
-                })
+                Ok(PublicKey::Rsa { n, e })
             }
-            other => Err(Error::NotSupported(format!(
-                "public key algorithm {other} is neither EC P-256 nor RSA"
-            ))),
         }
     }
 
@@ -101,26 +115,6 @@ impl PublicKey {
         match self {
             PublicKey::EcP256 { .. } => Algorithm::ES256,
             PublicKey::Rsa { .. } => Algorithm::PS256,
-        }
-    }
-
-    /// Verifies a COSE signature (raw r‖s for ES256; PSS, SHA-256, 32-byte salt for PS256).
-    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        use ring::signature::{
-            UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, RSA_PSS_2048_8192_SHA256,
-        };
-        match (self, alg) {
-            (PublicKey::EcP256 { point }, Algorithm::ES256) => {
-                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-                    .verify(message, signature)
-                    .is_ok()
-            }
-            (PublicKey::Rsa { der, .. }, Algorithm::PS256) => {
-                UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, der)
-                    .verify(message, signature)
-                    .is_ok()
-            }
-            _ => false,
         }
     }
 

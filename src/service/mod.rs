@@ -144,7 +144,10 @@ async fn start(
         SignerKind::Local => signer::ServiceSigner::Local(Box::new(
             crate::signer::local::LocalSigner::open_or_create(
                 &config.key_dir,
-                &crate::cli::development_subject(),
+                // "XX" (user-assigned in ISO 3166) marks a development DSC of no country.
+                &crate::signer::local::DscSubject::development(
+                    config.issuance.issuer_country.as_deref().unwrap_or("XX"),
+                ),
             )?,
         )),
         SignerKind::Vault => signer::ServiceSigner::vault(

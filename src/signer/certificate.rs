@@ -178,6 +178,45 @@ mod tests {
     }
 
     #[test]
+    fn es256_signatures_must_be_raw_r_s_not_der() {
+        use crate::signer::local::{DscSubject, LocalSigner};
+        use crate::signer::Signer;
+        let dir = tempfile::tempdir().unwrap();
+        let signer =
+            LocalSigner::open_or_create(dir.path(), &DscSubject::development("NL")).unwrap();
+        let id = signer.current();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let raw = rt.block_on(signer.sign(&id, b"tbs")).unwrap();
+        let dsc = Dsc::from_der(&id.dsc_der).unwrap();
+        assert!(dsc.verify_signature(Algorithm::ES256, b"tbs", &raw).is_ok());
+        // The same signature DER-encoded (SEQUENCE { INTEGER r, INTEGER s }), as Vault's default gives.
+        let int = |half: &[u8]| {
+            let mut v = half.to_vec();
+            while v.len() > 1 && v[0] == 0 && v[1] < 0x80 {
+                v.remove(0);
+            }
+            if v[0] >= 0x80 {
+                v.insert(0, 0);
+            }
+            let mut out = vec![0x02, v.len() as u8];
+            out.extend(v);
+            out
+        };
+        let body = [int(&raw[..32]), int(&raw[32..])].concat();
+        let der = [vec![0x30, body.len() as u8], body].concat();
+        let err = dsc
+            .verify_signature(Algorithm::ES256, b"tbs", &der)
+            .unwrap_err();
+        assert!(err.contains("DER"), "{err}");
+        // And the algorithm must match the key.
+        assert!(dsc
+            .verify_signature(Algorithm::PS256, b"tbs", &raw)
+            .is_err());
+    }
+
+    #[test]
     fn rejects_garbage_without_panicking() {
         for bytes in [
             &b""[..],

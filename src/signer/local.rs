@@ -35,6 +35,16 @@ pub struct DscSubject {
     pub common_name: String,
 }
 
+impl DscSubject {
+    /// The subject of a development DSC for `country` (alpha-2, e.g. the configured issuer country).
+    pub fn development(country: &str) -> Self {
+        DscSubject {
+            country: country.to_string(),
+            common_name: format!("ddcc-mediator development DSC {country}"),
+        }
+    }
+}
+
 /// A P-256 key on local disk that signs as ES256.
 pub struct LocalSigner {
     identity: Arc<SigningIdentity>,

@@ -68,14 +68,13 @@ pub fn build(event: &VaccinationEvent, issuer_country: &str) -> Result<serde_jso
     serde_json::to_value(&dcc).map_err(|e| format!("DCC to JSON: {e}"))
 }
 
-/// Builds the DCC structure; every failure is a reason a person can act on.
+/// Builds the DCC structure, or every reason it cannot be built (each one a person can act on).
 pub fn dcc(event: &VaccinationEvent, issuer_country: &str) -> Result<Dcc, String> {
     let vs = value_sets();
     let v = &event.vaccination;
-    let mut problems = Vec::new();
-    let mut ok = |r: Result<String, String>| r.map_err(|e| problems.push(e)).unwrap_or_default();
+    let mut reasons = Reasons::default();
 
-    let vp = ok(mapping::to_eu(
+    let vp = reasons.take(mapping::to_eu(
         mapping::VACCINE,
         &v.vaccine,
         &vs.prophylaxis,
@@ -83,53 +82,58 @@ pub fn dcc(event: &VaccinationEvent, issuer_country: &str) -> Result<Dcc, String
     // Without a `disease`, the vaccine decides: every EU vaccine-prophylaxis code is a COVID-19
     // vaccine (value set `sct-vaccines-covid-19`), and COVID-19 is the only EU `tg`.
     let tg = match &v.disease {
-        Some(d) => ok(mapping::to_eu(mapping::DISEASE, d, &vs.disease)),
-        None => COVID19.to_string(),
+        Some(d) => reasons.take(mapping::to_eu(mapping::DISEASE, d, &vs.disease)),
+        None => Some(COVID19.to_string()),
     };
-    let mp = ok(mapping::to_eu(mapping::BRAND, &v.brand, &vs.product));
-    // "Marketing authorisation holder; if none, the manufacturer" (schema, `ma`).
-    let producers = [v.producer.ma_holder(), v.producer.manufacturer()];
-    let ma = producers
-        .iter()
-        .flatten()
-        .map(|c| mapping::to_eu(mapping::PRODUCER, c, &vs.producer))
-        .reduce(|first, second| first.or(second))
-        .map(|r| ok(r))
-        .unwrap_or_default();
+    let mp = reasons.take(mapping::to_eu(mapping::BRAND, &v.brand, &vs.product));
+    // "Marketing authorisation holder - if no MAH present, then manufacturer" (schema, `ma`).
+    let ma = reasons.take(
+        [v.producer.ma_holder(), v.producer.manufacturer()]
+            .into_iter()
+            .flatten()
+            .map(|c| mapping::to_eu(mapping::PRODUCER, c, &vs.producer))
+            .reduce(|first, second| first.or(second))
+            .unwrap_or_else(|| Err("no manufacturer or ma_holder".into())),
+    );
     let co = v.country.alpha2().to_string();
-    if !vs.country.allows(&co) {
-        problems.push(format!(
-            "country {co} is not in the EU value set country-2-codes"
-        ));
-    }
-    let Some(sd) = v.total_doses.map(|n| n.get()) else {
-        problems.push("total_doses is required for the EU DCC (sd)".into());
-        return Err(problems.join("; "));
-    };
+    let co = reasons.take(vs.country.allows(&co).then_some(co).ok_or_else(|| {
+        "the vaccination country is not in the EU value set country-2-codes".to_string()
+    }));
+    // Unknown series length is not guessed: sd = dn would claim a completed series.
+    let sd = reasons.take(
+        v.total_doses
+            .map(|n| n.get())
+            .ok_or_else(|| "total_doses is required for the EU DCC (sd)".to_string()),
+    );
+    let nam = reasons.take(person_name(event.holder.name.as_str()));
+    let dt =
+        reasons.take(v.date.full().map(|_| v.date.to_string()).ok_or_else(|| {
+            "the vaccination date must be a full date for the EU DCC (dt)".to_string()
+        }));
+    let ci = reasons.take(
+        uvci::uvci(issuer_country, event.certificate.hcid.as_str())
+            .ok_or_else(|| format!("issuer country {issuer_country} cannot form a UVCI")),
+    );
 
-    let nam = person_name(event.holder.name.as_str()).map_err(|e| problems.push(e));
-    let dob = match event.holder.birth_date {
-        None => String::new(),
-        Some(d) => d.to_string(),
-    };
-    let dt = match v.date {
-        FhirDate::Full(_) => v.date.to_string(),
-        _ => {
-            problems.push("the vaccination date must be a full date for the EU DCC (dt)".into());
-            String::new()
-        }
-    };
-    let ci = uvci::uvci(issuer_country, event.certificate.hcid.as_str());
-    if ci.is_none() {
-        problems.push(format!(
-            "issuer country {issuer_country} cannot form a UVCI"
-        ));
-    }
-    match (nam, ci, problems.is_empty()) {
-        (Ok(nam), Some(ci), true) => Ok(Dcc {
+    match (tg, vp, mp, ma, co, sd, nam, dt, ci) {
+        (
+            Some(tg),
+            Some(vp),
+            Some(mp),
+            Some(ma),
+            Some(co),
+            Some(sd),
+            Some(nam),
+            Some(dt),
+            Some(ci),
+        ) => Ok(Dcc {
             ver: DCC_VERSION,
             nam,
-            dob,
+            dob: event
+                .holder
+                .birth_date
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
             v: [VaccinationEntry {
                 tg,
                 vp,
@@ -143,7 +147,17 @@ pub fn dcc(event: &VaccinationEvent, issuer_country: &str) -> Result<Dcc, String
                 ci,
             }],
         }),
-        _ => Err(problems.join("; ")),
+        _ => Err(reasons.0.join("; ")),
+    }
+}
+
+/// Collects every reason, so that the caller learns all of them at once.
+#[derive(Default)]
+struct Reasons(Vec<String>);
+
+impl Reasons {
+    fn take<T>(&mut self, result: Result<T, String>) -> Option<T> {
+        result.map_err(|e| self.0.push(e)).ok()
     }
 }
 

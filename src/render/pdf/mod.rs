@@ -55,14 +55,8 @@ pub struct PdfOptions {
     pub labels: Labels,
 }
 
-/// Which payload a QR carries; decides its printed label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QrKind {
-    /// The WHO DDCC:VS payload.
-    Ddcc,
-    /// The EU Digital COVID Certificate payload.
-    EuDcc,
-}
+/// Which payload a QR carries (decides its printed label): the document module's kind, so there is one.
+pub use crate::document::QrKind;
 
 /// One signed payload to print as a QR code.
 #[derive(Debug, Clone, Copy)]
@@ -304,8 +298,8 @@ impl Layout {
                 side: qside,
             });
             let label = match q.kind {
-                QrKind::Ddcc => &l.qr_ddcc,
-                QrKind::EuDcc => &l.qr_eu_dcc,
+                QrKind::Who => &l.qr_ddcc,
+                QrKind::Dcc => &l.qr_eu_dcc,
             };
             page.text(
                 label,

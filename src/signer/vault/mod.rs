@@ -22,6 +22,7 @@ pub use transit::{CertifiedVersion, KeyType, KeyVersion, Transit, TransitKey};
 
 use crate::error::{Error, Result};
 use crate::keys::public_key::PublicKey;
+use crate::signer::certificate::Dsc;
 use crate::signer::{Signer, SigningIdentity};
 
 /// What the signer needs: how to reach Vault and which transit key to use.
@@ -44,6 +45,9 @@ pub struct VaultSigner {
 struct Inner {
     transit: Transit,
     active: RwLock<Arc<SigningIdentity>>,
+    /// Held while a refresh triggered by a failed signature runs: during an outage many requests
+    /// fail at once, and one re-read is enough.
+    error_refresh: tokio::sync::Mutex<()>,
 }
 
 impl VaultSigner {
@@ -69,6 +73,7 @@ impl VaultSigner {
         let inner = Arc::new(Inner {
             transit,
             active: RwLock::new(Arc::new(identity)),
+            error_refresh: tokio::sync::Mutex::new(()),
         });
         spawn_refresh(Arc::downgrade(&inner), refresh_interval);
         Ok(VaultSigner { inner })
@@ -94,14 +99,15 @@ impl VaultSigner {
             .sign(identity.key_version, identity.alg, tbs)
             .await
             .map_err(|e| e.to_string())?;
-        let dsc_key = PublicKey::from_certificate(&identity.dsc_der).map_err(|e| e.to_string())?;
-        if !dsc_key.verify(identity.alg, tbs, &signature) {
-            return Err(format!(
-                "the signature of key version {} does not verify with its DSC (kid {}); the key in Vault changed",
-                identity.key_version,
-                hex::encode(identity.kid)
-            ));
-        }
+        let dsc = Dsc::from_der(&identity.dsc_der).map_err(|e| e.to_string())?;
+        dsc.verify_signature(identity.alg, tbs, &signature)
+            .map_err(|e| {
+                format!(
+                    "the signature of key version {} does not verify with its DSC (kid {}): {e}; was the key in Vault replaced?",
+                    identity.key_version,
+                    hex::encode(identity.kid)
+                )
+            })?;
         Ok(signature)
     }
 }
@@ -139,8 +145,10 @@ impl Signer for VaultSigner {
             Err(reason) => {
                 // Vault may have come back with other state (restart, re-provisioning, rotation):
                 // re-read it so that the next `current()` names a key that can sign.
-                if let Err(e) = self.inner.refresh().await {
-                    tracing::debug!(error = %e, "re-reading the transit key failed");
+                if let Ok(_running) = self.inner.error_refresh.try_lock() {
+                    if let Err(e) = self.inner.refresh().await {
+                        tracing::debug!(error = %e, "re-reading the transit key failed");
+                    }
                 }
                 Err(Error::Unavailable {
                     service: "Vault",

@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""Checks of the deployment files that need no container engine and no cluster (called by scripts/check-deploy).
+
+- Dockerfile: every build-context COPY source is let through by .dockerignore; the runtime stage is non-root,
+  distroless, exposes 4321.
+- docker-compose.yml (as resolved by `docker compose config`): pinned images, host ports on 127.0.0.1 only,
+  start order (healthchecks behind service_healthy, one-shot jobs behind service_completed_successfully),
+  secrets only as ${VAR:-demo default}, the mediator's settings are the service's, bind-mounted files exist,
+  and the Prometheus / OpenTelemetry Collector configs are consistent.
+- The Helm chart, through the real Helm engine (helm-python-sdk: Helm's Go SDK as a library): `helm lint
+  --strict`, values.yaml against values.schema.json, rendering with every ci/*.yaml, rejection of bad values,
+  Kubernetes schema validation of every rendered object (kubernetes-validate, strict, oldest and newest
+  supported Kubernetes), and cross-object consistency (selectors, ports, probes, hardening, secret handling).
+
+Prints one line per check and a closing "N passed, N failed" line; exits 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "ddcc-mediator"
+KUBE_VERSIONS = ("1.25.0", "1.37.0")  # Chart.yaml kubeVersion >=1.25; the newest schemas kubernetes-validate ships
+
+# The service's settings (the contract of `ddcc-mediator serve` and `keys`); the files may set nothing else.
+CONTRACT_ENV = set(
+    """DDCC_CONFIG DDCC_LISTEN DDCC_DATA_DIR DDCC_FHIR_URL DDCC_PUBLIC_URL DDCC_BODY_LIMIT DDCC_BATCH_CONCURRENCY
+    DDCC_MAX_BATCH_ENTRIES DDCC_SIGNER DDCC_KEY_DIR VAULT_ADDR VAULT_TOKEN VAULT_ROLE_ID VAULT_SECRET_ID
+    VAULT_APPROLE_MOUNT VAULT_K8S_ROLE VAULT_K8S_JWT_PATH VAULT_K8S_MOUNT VAULT_NAMESPACE VAULT_TRANSIT_MOUNT
+    VAULT_TRANSIT_KEY VAULT_KEY_TYPE DDCC_ISSUER_COUNTRY DDCC_VALIDITY_DAYS DDCC_HCERT_KEY DDCC_ISSUER_NAME
+    DDCC_NO_DCC DDCC_API_KEYS OPENHIM_URL OPENHIM_USERNAME OPENHIM_PASSWORD OPENHIM_AUTH OPENHIM_TRUST_SELF_SIGNED
+    DDCC_MEDIATOR_HOST DDCC_MEDIATOR_PORT RUST_LOG DDCC_LOG_FORMAT OTEL_EXPORTER_OTLP_ENDPOINT
+    OTEL_SERVICE_NAME DDCC_OPENHIM_ROUTE_KEY""".split()
+)
+SECRET_ENV = {"VAULT_TOKEN", "VAULT_SECRET_ID", "VAULT_ROLE_ID", "OPENHIM_PASSWORD", "DDCC_API_KEYS", "DDCC_OPENHIM_ROUTE_KEY"}
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN", re.I)
+
+results: list[tuple[bool, str]] = []
+
+
+def check(ok: bool, what: str, detail: str = "") -> bool:
+    results.append((ok, what))
+    print(f"{'ok  ' if ok else 'FAIL'} {what}{'' if ok or not detail else ': ' + detail}")
+    return ok
+
+
+# --- Dockerfile -----------------------------------------------------------------------------------------
+
+
+def dockerignore_allows(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last matching pattern wins; `!` re-includes. Directories match their contents."""
+    allowed = True
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pat = raw[1:] if negate else raw
+        pat = pat.rstrip("/")
+        if fnmatch.fnmatch(path, pat) or path.startswith(pat + "/") or pat == "*":
+            allowed = negate
+    return allowed
+
+
+def dockerignore_patterns() -> list[str]:
+    return [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def copy_build_context(dest: Path) -> int:
+    """Copies the tracked files that .dockerignore lets into the image build to `dest` (what `COPY . .` sees)."""
+    import shutil
+
+    patterns = dockerignore_patterns()
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    count = 0
+    for name in filter(None, files.decode().split("\0")):
+        if dockerignore_allows(name, patterns) and (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+            count += 1
+    return count
+
+
+def check_dockerfile() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    patterns = dockerignore_patterns()
+    # Logical lines (continuations joined).
+    lines = re.sub(r"\\\n", " ", text).splitlines()
+    sources: list[str] = []
+    for line in lines:
+        words = line.split()
+        if not words or words[0].upper() != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        args = [w for w in words[1:] if not w.startswith("--")]
+        sources += [s for s in args[:-1] if s != "."]
+    for src in sources:
+        exists = (ROOT / src).exists()
+        check(exists and dockerignore_allows(src.rstrip("/"), patterns), f"Dockerfile COPY {src}: exists, not dockerignored")
+    # `COPY . .` sends what .dockerignore lets through: the crate must build from it.
+    for needed in ("Cargo.toml", "Cargo.lock", "src/main.rs", "fhir-models/Cargo.toml", "benches/pipeline.rs", "assets"):
+        check(dockerignore_allows(needed, patterns), f".dockerignore lets {needed} into the build")
+    check(not dockerignore_allows("target/debug/x", patterns), ".dockerignore keeps target/ out of the build context")
+    stages = re.split(r"^FROM ", text, flags=re.M)
+    runtime = stages[-1]
+    check(runtime.startswith("gcr.io/distroless/cc-debian12:nonroot AS runtime"), "the default (last) stage is the distroless runtime")
+    check(bool(re.search(r"^USER 65532:65532$", runtime, re.M)), "runtime runs as UID/GID 65532")
+    check(bool(re.search(r"^EXPOSE 4321$", runtime, re.M)), "runtime exposes 4321")
+    check("DDCC_DATA_DIR=/data" in runtime and 'VOLUME ["/data"]' in runtime, "runtime data dir is the /data volume")
+
+
+# --- docker-compose.yml ---------------------------------------------------------------------------------
+
+
+def compose_resolved() -> dict:
+    cmd = ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--format", "json"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DDCC_", "OPENHIM_", "HAPI_", "VAULT_"))}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if not check(out.returncode == 0, "docker compose config (schema, interpolation)", out.stderr.strip()[:500]):
+        sys.exit(1)
+    return json.loads(out.stdout)
+
+
+def check_compose() -> None:
+    resolved = compose_resolved()
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = resolved["services"]
+
+    for name, svc in sorted(services.items()):
+        image = svc.get("image", "")
+        if "build" in svc:
+            check(image.endswith(":local"), f"compose {name}: built image is tagged :local ({image})")
+        else:
+            tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
+            check(bool(re.search(r"\d", tag)) and tag != "latest", f"compose {name}: image pinned ({image})")
+        for port in svc.get("ports", []):
+            check(port.get("host_ip") == "127.0.0.1", f"compose {name}: port {port.get('published')} bound to 127.0.0.1")
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            target = services.get(dep)
+            if not check(target is not None, f"compose {name}: depends on existing service {dep}"):
+                continue
+            c = cond.get("condition")
+            if c == "service_healthy":
+                check("healthcheck" in target and not target["healthcheck"].get("disable"), f"compose {name} -> {dep}: service_healthy has a healthcheck")
+            elif c == "service_completed_successfully":
+                check(target.get("restart", "no") == "no", f"compose {name} -> {dep}: one-shot job does not restart")
+        for vol in svc.get("volumes", []):
+            if vol.get("type") == "bind":
+                check(Path(vol["source"]).is_file(), f"compose {name}: bind-mounted {Path(vol['source']).relative_to(ROOT)} exists")
+
+    # Secrets: only ${VAR:-default} in the file itself.
+    for name, svc in raw["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            if SECRET_NAME.search(key) and key not in {"OPENHIM_TRUST_SELF_SIGNED"}:
+                check(isinstance(value, str) and value.startswith("${"), f"compose {name}: {key} comes from the environment")
+
+    med = services["ddcc-mediator"]
+    env = set(med.get("environment", {}))
+    check(env <= CONTRACT_ENV, "compose ddcc-mediator: every setting is one the service reads", ", ".join(sorted(env - CONTRACT_ENV)))
+    check(med.get("read_only") is True, "compose ddcc-mediator: read-only root filesystem")
+    check(med.get("cap_drop") == ["ALL"], "compose ddcc-mediator: all capabilities dropped")
+    check(any(m.get("target") == "/data" for m in med.get("volumes", [])), "compose ddcc-mediator: /data is a volume")
+    check(med["environment"].get("DDCC_SIGNER") == "vault" and "VAULT_ROLE_ID" in env, "compose ddcc-mediator: Vault signer with AppRole")
+    order = {dep: c["condition"] for dep, c in med["depends_on"].items()}
+    check(order.get("vault-init") == "service_completed_successfully" and order.get("openhim-init") == "service_completed_successfully",
+          "compose ddcc-mediator: starts after vault-init and openhim-init succeeded")
+    check(med["environment"]["VAULT_ROLE_ID"] == services["vault-init"]["environment"]["DDCC_VAULT_ROLE_ID"]
+          and med["environment"]["VAULT_SECRET_ID"] == services["vault-init"]["environment"]["DDCC_VAULT_SECRET_ID"],
+          "compose: the mediator logs in with the AppRole ids vault-init installs")
+
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = {t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
+    check("ddcc-mediator:4321" in targets, "prometheus.yml scrapes ddcc-mediator:4321")
+    check(all(job.get("metrics_path", "/metrics") == "/metrics" for job in prom["scrape_configs"]), "prometheus.yml uses /metrics")
+
+    otel = yaml.safe_load((ROOT / "deploy" / "otel-collector.yaml").read_text())
+    for pname, pipe in otel["service"]["pipelines"].items():
+        for kind in ("receivers", "processors", "exporters"):
+            for comp in pipe.get(kind, []):
+                check(comp in (otel.get(kind) or {}), f"otel-collector.yaml pipeline {pname}: {kind[:-1]} {comp} is defined")
+    endpoint = med["environment"].get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    check(endpoint.startswith("http://otel-collector:431"), "compose: the mediator exports OTLP to the collector")
+
+
+# --- Helm chart -----------------------------------------------------------------------------------------
+
+
+def load_values(name: str) -> dict:
+    return yaml.safe_load((CHART / "ci" / name).read_text()) or {}
+
+
+def docs_of(manifests: dict[str, str]) -> list[dict]:
+    docs = []
+    for path, text in manifests.items():
+        if path.endswith("NOTES.txt"):
+            continue
+        docs += [d for d in yaml.safe_load_all(text) if d]
+    return docs
+
+
+def check_rendered(label: str, docs: list[dict], values: dict) -> None:
+    import kubernetes_validate
+
+    by_kind: dict[str, list[dict]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    for d in docs:
+        if d["apiVersion"].startswith("monitoring.coreos.com/"):
+            ep = d["spec"]["endpoints"][0]
+            check(d["kind"] == "ServiceMonitor" and ep["path"] == "/metrics", f"{label}: ServiceMonitor scrapes /metrics")
+            continue
+        for kv in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(d, kv, strict=True)
+                check(True, f"{label}: {d['kind']} valid for Kubernetes {kv} (strict)")
+            except Exception as e:  # kubernetes_validate raises its own ValidationError / SchemaNotFoundError
+                check(False, f"{label}: {d['kind']} valid for Kubernetes {kv} (strict)", str(e)[:400])
+
+    dep = by_kind["Deployment"][0]
+    pod = dep["spec"]["template"]
+    spec = pod["spec"]
+    c = spec["containers"][0]
+    sel = dep["spec"]["selector"]["matchLabels"]
+    check(sel.items() <= pod["metadata"]["labels"].items(), f"{label}: Deployment selector matches its pod labels")
+    svc = by_kind["Service"][0]
+    check(svc["spec"]["selector"] == sel, f"{label}: Service selects the pods")
+    port_names = {p["name"] for p in c["ports"]}
+    check(svc["spec"]["ports"][0]["targetPort"] in port_names, f"{label}: Service targets a container port")
+    check(c["ports"][0]["containerPort"] == 4321, f"{label}: container listens on 4321")
+    check(c["livenessProbe"]["httpGet"]["path"] == "/health/live" and c["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+          and c["startupProbe"]["httpGet"]["path"] == "/health/live", f"{label}: probes on /health/live, /health/ready, startup")
+    sc, psc = c["securityContext"], spec["securityContext"]
+    check(sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
+          and psc["runAsNonRoot"] is True and psc["seccompProfile"]["type"] == "RuntimeDefault", f"{label}: pod hardening")
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in spec["volumes"]}
+    check("/data" in mounts and "emptyDir" in vols[mounts["/data"]], f"{label}: /data is an emptyDir")
+    cms = {cm["metadata"]["name"]: cm for cm in by_kind["ConfigMap"]}
+    env_cm = cms[c["envFrom"][0]["configMapRef"]["name"]]
+    names = set(env_cm["data"]) | {e["name"] for e in c.get("env", [])}
+    extra = set((values.get("config") or {}).get("extraEnv") or {})
+    check(names - extra <= CONTRACT_ENV, f"{label}: every setting is one the service reads", ", ".join(sorted(names - extra - CONTRACT_ENV)))
+    check(not (set(env_cm["data"]) & SECRET_ENV), f"{label}: no secret in the ConfigMap")
+    check(all("secretKeyRef" in e["valueFrom"] for e in c.get("env", []) if e["name"] in SECRET_ENV), f"{label}: secrets come from Secret references")
+    k8s_auth = env_cm["data"].get("DDCC_SIGNER") == "vault" and "VAULT_K8S_ROLE" in env_cm["data"]
+    check(spec["automountServiceAccountToken"] is k8s_auth, f"{label}: service-account token mounted only for Vault Kubernetes auth")
+    check(pod["metadata"]["annotations"].get("checksum/config", "") != "", f"{label}: pods roll on config change")
+    link = [m for m in c["volumeMounts"] if m["mountPath"] == "/data/link-secret"]
+    shared = env_cm["data"]["DDCC_SIGNER"] == "vault" or dep["spec"].get("replicas", 2) > 1
+    check(bool(link) == shared and all(m.get("readOnly") and "secret" in vols[m["name"]] for m in link),
+          f"{label}: the link secret is mounted from a Secret when replicas share it")
+    if "OPENHIM_URL" in env_cm["data"]:
+        check("DDCC_OPENHIM_ROUTE_KEY" in {e["name"] for e in c.get("env", [])}, f"{label}: OpenHIM route key from a Secret")
+    for hpa in by_kind.get("HorizontalPodAutoscaler", []):
+        check(hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"] and "replicas" not in dep["spec"], f"{label}: HPA scales the Deployment (which sets no replicas)")
+    for pdb in by_kind.get("PodDisruptionBudget", []):
+        check(pdb["spec"]["selector"]["matchLabels"] == sel, f"{label}: PDB selects the pods")
+    for np_ in by_kind.get("NetworkPolicy", []):
+        check(np_["spec"]["podSelector"]["matchLabels"] == sel, f"{label}: NetworkPolicy selects the pods")
+        check([p["port"] for r in np_["spec"]["ingress"] for p in r["ports"]] == [4321], f"{label}: NetworkPolicy ingress only to 4321")
+        check(set(np_["spec"]["policyTypes"]) == {"Ingress", "Egress"}, f"{label}: NetworkPolicy restricts egress too")
+    for sm in by_kind.get("ServiceMonitor", []):
+        check(sm["spec"]["endpoints"][0]["port"] in {p["name"] for p in svc["spec"]["ports"]}, f"{label}: ServiceMonitor port is a Service port")
+
+
+def check_chart() -> None:
+    import helm_python as helm
+
+    helm.disable_logging()  # lint mode logs each `fail` it skips; the checks below assert them instead
+    print(f"     (Helm SDK {helm.helm_sdk_version()} via helm-python-sdk)")
+    for values_name in [None] + sorted(p.name for p in (CHART / "ci").glob("*.yaml")):
+        values = load_values(values_name) if values_name else None
+        report = helm.lint(str(CHART), values, strict=True)
+        problems = [m for m in report["messages"] if m["severity"] >= 2] + [{"error": e} for e in report["errors"]]
+        check(not problems, f"helm lint --strict ({values_name or 'values.yaml'})", "; ".join(m["error"] for m in problems))
+
+    chart = helm.Chart.load(str(CHART))
+    try:
+        chart.validate_schema()
+        check(True, "values.yaml satisfies values.schema.json (Helm)")
+    except helm.HelmError as e:
+        check(False, "values.yaml satisfies values.schema.json (Helm)", str(e))
+
+    # Defaults alone must refuse to render: signing needs a Vault address.
+    try:
+        chart.render(name="ddcc", namespace="ddcc", is_install=True)
+        check(False, "defaults without vault.addr are refused")
+    except helm.HelmError as e:
+        check("vault.addr is required" in str(e), "defaults without vault.addr are refused", str(e)[:200])
+
+    bad_values = {
+        "unknown top-level key": {"replicas": 3},
+        "writable root filesystem": {"securityContext": {"readOnlyRootFilesystem": False}},
+        "bad signer": {"signer": {"type": "hsm"}},
+        "bad hcert key": {"config": {"hcertKey": 2}},
+        "bad country": {"config": {"issuerCountry": "che"}},
+        "bad egress peer": {"networkPolicy": {"egress": {"vault": {"peers": [{"cidr": "10.0.0.0/8"}]}}}},
+    }
+    base = load_values("vault-kubernetes-values.yaml")
+    for what, override in bad_values.items():
+        try:
+            chart.render(values={**base, **override}, name="ddcc", namespace="ddcc", is_install=True)
+            check(False, f"schema rejects {what}")
+        except helm.HelmValuesError:
+            check(True, f"schema rejects {what}")
+    for what, override, message in [
+        ("OpenHIM without a route key", {"openhim": {**base["openhim"], "routeKey": {"existingSecret": ""}}}, "routeKey.existingSecret is required"),
+        ("Vault signer without a link secret", {"linkSecret": {"existingSecret": ""}}, "linkSecret.existingSecret is required"),
+    ]:
+        try:
+            chart.render(values={**base, **override}, name="ddcc", namespace="ddcc", is_install=True)
+            check(False, f"{what} is refused")
+        except helm.HelmError as e:
+            check(message in str(e), f"{what} is refused", str(e)[:200])
+    approle_missing = {**base, "vault": {"addr": "http://v:8200", "auth": {"method": "approle"}}}
+    try:
+        chart.render(values=approle_missing, name="ddcc", namespace="ddcc", is_install=True)
+        check(False, "approle without existingSecret is refused")
+    except helm.HelmError as e:
+        check("existingSecret is required" in str(e), "approle without existingSecret is refused", str(e)[:200])
+
+    for values_path in sorted((CHART / "ci").glob("*.yaml")):
+        values = load_values(values_path.name)
+        label = f"chart[{values_path.stem}]"
+        try:
+            manifests = chart.render(values=values, name="ddcc", namespace="ddcc", is_install=True)
+        except helm.HelmError as e:
+            check(False, f"{label}: renders", str(e)[:500])
+            continue
+        check(True, f"{label}: renders")
+        docs = docs_of(manifests)
+        out_dir = os.environ.get("CHECK_DEPLOY_RENDER_DIR")
+        if out_dir:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            (Path(out_dir) / f"{values_path.stem}.yaml").write_text(
+                "".join(f"---\n# {p}\n{t.strip()}\n" for p, t in sorted(manifests.items()) if t.strip() and not p.endswith("NOTES.txt"))
+            )
+        check_rendered(label, docs, values)
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--build-context":
+        print(f"copied {copy_build_context(Path(sys.argv[2]))} files")
+        return 0
+    check_dockerfile()
+    check_compose()
+    check_chart()
+    passed = sum(ok for ok, _ in results)
+    failed = len(results) - passed
+    print(f"check_deploy: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -114,8 +114,9 @@ fn citizen_pdf(
 }
 
 fn render_qr(signed: SignedPayload) -> Result<RenderedQr> {
-    let png = render::qr_png(&signed.hc1)?;
-    let svg = render::qr_svg(&signed.hc1)?;
+    let code = render::qr::encode(&signed.hc1)?;
+    let png = render::qr::png_of(&code)?;
+    let svg = render::qr::svg_of(&code);
     Ok(RenderedQr { signed, png, svg })
 }
 

@@ -75,16 +75,19 @@ fn stages(c: &mut Criterion) {
     c.bench_function("qr svg", |b| {
         b.iter(|| render::qr_svg(black_box(&issued.ddcc.hc1)))
     });
-    c.bench_function("whole pipeline, no PDF (local signer)", |b| {
-        b.iter(|| {
-            rt.block_on(pipeline::issue_certificate(
-                black_box(&event),
-                &config,
-                &signer,
-                now,
-            ))
-        })
-    });
+    c.bench_function(
+        "whole pipeline: payloads, QR PNG+SVG, document, PDF (local signer)",
+        |b| {
+            b.iter(|| {
+                rt.block_on(pipeline::issue_certificate(
+                    black_box(&event),
+                    &config,
+                    &signer,
+                    now,
+                ))
+            })
+        },
+    );
 }
 
 criterion_group!(benches, stages);

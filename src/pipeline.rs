@@ -118,8 +118,9 @@ fn citizen_pdf(
 
 fn render_qr(signed: SignedPayload) -> Result<RenderedQr> {
     let _span = tracing::info_span!("ddcc.render.qr").entered();
-    let png = render::qr_png(&signed.hc1)?;
-    let svg = render::qr_svg(&signed.hc1)?;
+    let code = render::qr::encode(&signed.hc1)?;
+    let png = render::qr::png_of(&code)?;
+    let svg = render::qr::svg_of(&code);
     Ok(RenderedQr { signed, png, svg })
 }
 

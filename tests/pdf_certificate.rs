@@ -215,6 +215,16 @@ fn each_ig_language_renders_scannable_qrs_and_its_own_script() {
             assert!(text.contains(date), "{language}: {date} missing");
         }
         assert!(text.contains(e.certificate.hcid.as_str()));
+        // The country by name, with the code a border officer can check.
+        let country = e.vaccination.country.alpha3();
+        assert!(
+            text.contains(&format!("({country})")),
+            "{language}: country {country} missing"
+        );
+        assert!(
+            text.contains(ddcc_mediator::codes::iso3166::name_alpha3(country).unwrap_or(country)),
+            "{language}: country name missing"
+        );
 
         // Every font is embedded and subset.
         let fonts = run("pdffonts", "poppler-utils", &[pdf_path]);

@@ -157,6 +157,11 @@ fn stores_in_fhir_signs_in_vault_once_per_event() {
         who["id"].as_str().unwrap()
     ));
     assert_eq!(old_ref["status"], "superseded");
+    let (_, old_pdf_ref) = fhir.get(&format!(
+        "DocumentReference/{}",
+        pdf_ref["id"].as_str().unwrap()
+    ));
+    assert_eq!(old_pdf_ref["status"], "superseded", "the old PDF too");
     let (_, current) = fhir.get(&format!("Bundle/{id}"));
     assert_eq!(hc1_of(&current, "who"), hc1_of(&new_document, "who"));
     assert_ne!(hc1_of(&current, "who"), hc1_of(&document, "who"));

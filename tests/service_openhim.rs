@@ -232,6 +232,22 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
         2,
         "{names:?}"
     );
+    assert!(
+        names.iter().filter(|n| **n == "Vault transit sign").count() >= 2,
+        "each payload signed in Vault: {names:?}"
+    );
+    let signing = ours[0]["orchestrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "Vault transit sign")
+        .unwrap();
+    assert_eq!(signing["request"]["port"], bao.port);
+    assert_eq!(
+        signing["request"]["path"],
+        "/v1/transit/sign/ddcc-openhim-test"
+    );
+    assert_eq!(signing["response"]["status"], 200);
     let orchestration = ours[0]["orchestrations"]
         .as_array()
         .unwrap()
@@ -282,6 +298,30 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
     assert!(service
         .log_text()
         .contains("applied configuration from OpenHIM"));
+
+    // A dependency outage: the client gets the 503; OpenHIM logs the transaction as Failed, with the error.
+    fhir.stop();
+    let down = post_via_openhim(
+        "/ddcc/generateHealthCertificate",
+        &event("SVC-OH-0300", &[]),
+    );
+    assert_eq!(down.status, 503);
+    assert!(down.outcome_text().contains("FHIR server"));
+    let (_, transactions) = api.get_json("/transactions?filterRepresentation=full");
+    let failed = transactions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["response"]["status"] == 503)
+        .expect("the failed transaction is logged");
+    assert_eq!(failed["status"], "Failed");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("FHIR server"),
+        "{failed}"
+    );
     drop(service);
     drop(openhim);
 }

@@ -125,7 +125,6 @@ fn write_certificate(dir: &Path, cert: &Certificate) -> crate::Result<()> {
     write("ddcc.hc1", cert.ddcc.signed.hc1.as_bytes())?;
     write("ddcc-qr.png", &cert.ddcc.png)?;
     write("ddcc-qr.svg", cert.ddcc.svg.as_bytes())?;
-    write("certificate.pdf", &cert.pdf)?;
     if let Ok(dcc) = &cert.dcc {
         write("dcc.hc1", dcc.signed.hc1.as_bytes())?;
         write("dcc-qr.png", &dcc.png)?;

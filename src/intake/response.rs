@@ -410,6 +410,15 @@ impl<'a> Check<'a> {
             );
             return None;
         };
+        // `sex` and `country` name their value set by the linkId; every other code means nothing without its
+        // code system (and the DDCC Immunization profile requires `vaccineCode.coding.system`).
+        if coding.system.is_none() && !matches!(link_id, "sex" | "country") {
+            self.bad_value(
+                link_id,
+                "required",
+                "has a valueCoding without a system: name the code system of the code",
+            );
+        }
         let system = self.coding_part(link_id, "system", coding.system.as_deref());
         let display = self.coding_part(link_id, "display", coding.display.as_deref());
         let code = match coding.code.as_deref() {

@@ -605,3 +605,18 @@ fn batch_entries_are_independent() {
         ("invalid", Some("Bundle.entry[5].resource"))
     );
 }
+
+#[test]
+fn codes_need_their_code_system_except_sex_and_country() {
+    let qr = answer(
+        demo(),
+        "vaccine",
+        json!({"valueCoding": {"code": "1119349007"}}),
+    );
+    let issue = one_issue(&qr, "required", &value_at("vaccine"));
+    assert!(issue.message.contains("system"), "{issue:?}");
+
+    let qr = answer(demo(), "sex", json!({"valueCoding": {"code": "male"}}));
+    let qr = answer(qr, "country", json!({"valueCoding": {"code": "USA"}}));
+    assert_eq!(event(&qr).vaccination.country.alpha3(), "USA");
+}

@@ -66,7 +66,11 @@ pub fn encode(hc1: &str) -> Result<QrCode> {
 
 /// PNG of the symbol: 8-bit greyscale, [`PNG_MODULE_PX`] px per module, 4-module quiet zone.
 pub fn png(hc1: &str) -> Result<Vec<u8>> {
-    let code = encode(hc1)?;
+    png_of(&encode(hc1)?)
+}
+
+/// PNG of an encoded symbol (encoding is the costly part: encode once, render many).
+pub fn png_of(code: &QrCode) -> Result<Vec<u8>> {
     let img = code
         .render::<Luma<u8>>()
         .quiet_zone(true)
@@ -87,14 +91,17 @@ pub fn png(hc1: &str) -> Result<Vec<u8>> {
 /// SVG of the symbol: one module is one user unit, so the `viewBox` spans the symbol and its quiet
 /// zone and the image scales to any size without blurring.
 pub fn svg(hc1: &str) -> Result<String> {
-    let code = encode(hc1)?;
-    Ok(code
-        .render::<svg::Color<'_>>()
+    Ok(svg_of(&encode(hc1)?))
+}
+
+/// SVG of an encoded symbol.
+pub fn svg_of(code: &QrCode) -> String {
+    code.render::<svg::Color<'_>>()
         .quiet_zone(true)
         .module_dimensions(1, 1)
         .dark_color(svg::Color("#000000"))
         .light_color(svg::Color("#ffffff"))
-        .build())
+        .build()
 }
 
 #[cfg(test)]

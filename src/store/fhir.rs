@@ -233,18 +233,7 @@ impl Store for FhirStore {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         trace.push(step.finished(status.as_u16()));
         if !status.is_success() {
-            let reason = format!(
-                "transaction refused with HTTP {status}: {}",
-                diagnostics(&body)
-            );
-            return Err(
-                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                    Self::unavailable(reason)
-                } else {
-                    // The server rejected what we built: our fault, not the caller's, not transient.
-                    Error::Internal(reason)
-                },
-            );
+            return Err(refused("the transaction", status, &body));
         }
         let entries = body.get("entry").and_then(Value::as_array);
         let expected = transaction["entry"].as_array().map_or(0, Vec::len);
@@ -257,9 +246,8 @@ impl Store for FhirStore {
                         .and_then(|s| s.split_whitespace().next())
                         .and_then(|s| s.parse::<u16>().ok());
                     if !matches!(code, Some(200..=299)) {
-                        return Err(Error::Internal(format!(
-                            "transaction entry {i} answered {:?}: the certificate was not stored",
-                            code
+                        return Err(Self::unavailable(format!(
+                            "transaction entry {i} answered {code:?}: the certificate was not stored"
                         )));
                     }
                 }
@@ -312,17 +300,21 @@ impl Store for FhirStore {
     }
 }
 
-/// A refusal by the server: transient (503) for 5xx and 429, otherwise the server rejected what we built,
-/// which is our fault, not the caller's (500).
+/// A refusal by the server, by cause: content it will not store (400, 422) is the submission's problem
+/// (422, with the server's reason); anything else (5xx, 429, 401/403 misconfiguration, 409/412 conflicts)
+/// is the server's, to retry later (503).
 fn refused(what: &str, status: StatusCode, outcome: &Value) -> Error {
     let reason = format!(
         "{what} was refused with HTTP {status}: {}",
         diagnostics(outcome)
     );
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        FhirStore::unavailable(reason)
-    } else {
-        Error::Internal(reason)
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => Error::invalid(
+            "processing",
+            None,
+            format!("the FHIR server would not store the certificate: {reason}"),
+        ),
+        _ => FhirStore::unavailable(reason),
     }
 }
 

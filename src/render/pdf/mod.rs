@@ -208,7 +208,7 @@ impl Layout {
                         }),
                     ),
                     (&l.centre, Some(v.centre.to_string())),
-                    (&l.country, Some(v.country.alpha3().to_owned())),
+                    (&l.country, Some(country_text(v.country))),
                     (
                         &l.health_worker,
                         v.health_worker.as_ref().map(|w| w.to_string()),
@@ -644,4 +644,12 @@ fn qr_ops(ops: &mut Vec<Op>, code: &qrcode::QrCode, x: f32, y: f32, side: f32) {
         },
     });
     ops.push(Op::RestoreGraphicsState);
+}
+
+/// "Switzerland (CHE)": the English short name from ISO 3166-1 with the code a border officer can check.
+fn country_text(country: crate::domain::Country) -> String {
+    match crate::codes::iso3166::name_alpha3(country.alpha3()) {
+        Some(name) => format!("{name} ({})", country.alpha3()),
+        None => country.alpha3().to_owned(),
+    }
 }

@@ -425,7 +425,7 @@ impl ServiceConfig {
             ));
         }
         if auth_methods.contains(&Method::Mtls)
-            && !tls.as_ref().is_some_and(|t| t.client_ca.is_some())
+            && tls.as_ref().is_none_or(|t| t.client_ca.is_none())
         {
             return Err(Error::Config(
                 "DDCC_AUTH has mtls but DDCC_TLS_CLIENT_CA is not set".into(),

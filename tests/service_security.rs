@@ -437,3 +437,66 @@ fn mutual_tls_lets_certified_clients_issue() {
     assert!(subject.contains("CN=openhim-core"), "{subject}");
     assert_eq!(by_cert["outcome"], "0");
 }
+
+#[test]
+fn audit_events_go_to_the_fhir_server_and_its_failure_does_not_fail_the_answer() {
+    let mut fhir = support::service::FhirServer::start_validating();
+    let service = Service::start(&[("DDCC_FHIR_URL", fhir.base())]);
+    let key = service.api_key();
+    let created = service.post_json(
+        "/ddcc/generateHealthCertificate",
+        Some(&key),
+        &event("SEC-FHIR-0001", &[]),
+    );
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    assert_eq!(
+        service
+            .post_json(
+                "/ddcc/generateHealthCertificate",
+                None,
+                &event("SEC-FHIR-0002", &[])
+            )
+            .status,
+        401
+    );
+
+    // Both events are AuditEvents on the FHIR server (which validated them against R4), none in a local file.
+    let (status, found) = fhir.get("AuditEvent?_count=50");
+    assert_eq!(status, 200);
+    let text = found.to_string();
+    for data in HOLDER_DATA {
+        assert!(!text.contains(data), "an AuditEvent holds {data:?}");
+    }
+    let mut codes: Vec<&str> = found["entry"]
+        .as_array()
+        .expect("AuditEvents stored")
+        .iter()
+        .map(|e| e["resource"]["outcome"].as_str().unwrap())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, ["0", "4"]);
+    assert!(!service.data_dir.join("audit.jsonl").exists());
+    let bundle_id = created.json()["id"].as_str().unwrap().to_owned();
+    assert!(text.contains(&format!("Bundle/{bundle_id}")));
+
+    // The FHIR server goes away: the answer is the outage (503), the lost AuditEvent is counted.
+    fhir.stop();
+    let down = service.post_json(
+        "/ddcc/generateHealthCertificate",
+        Some(&key),
+        &event("SEC-FHIR-0003", &[]),
+    );
+    assert_eq!(down.status, 503);
+    let metrics = String::from_utf8(service.get("/metrics", None).body).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ddcc_dependency_errors_total{dependency=\"audit\"}")),
+        "{metrics}"
+    );
+}

@@ -224,3 +224,44 @@ fn entity(document: Option<&Value>, hcid: Option<&str>) -> Option<AuditEventEnti
         ..Default::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dependency_failure_is_outcome_8_and_says_which_without_its_text() {
+        let error = Error::Unavailable {
+            service: "Vault",
+            reason: "secret detail".into(),
+        };
+        let requester = Requester {
+            credential: Some(Credential::ApiKey {
+                key_id: "0a1b2c3d".into(),
+            }),
+            ..Default::default()
+        };
+        let event = Auditor::new("https://certificates.example.org".into()).event(&Attempt {
+            operation: "$generateHealthCertificate",
+            requester: &requester,
+            outcome: Outcome::of_error(&error),
+            description: describe(&error),
+            document: None,
+            hcid: Some("HC-1"),
+        });
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["outcome"], "8");
+        assert_eq!(json["outcomeDesc"], "Vault unavailable");
+        assert_eq!(json["agent"][0]["who"]["identifier"]["value"], "0a1b2c3d");
+        assert_eq!(json["entity"][0]["what"]["identifier"]["value"], "HC-1");
+        assert_eq!(
+            json["source"]["observer"]["display"]
+                .as_str()
+                .map(|s| s.starts_with("ddcc-mediator")),
+            Some(true)
+        );
+        let invalid = Error::invalid("value", None, "birthDate 1990-02-14 is in the future");
+        assert_eq!(Outcome::of_error(&invalid).code(), "4");
+        assert!(!describe(&invalid).contains("1990"));
+    }
+}

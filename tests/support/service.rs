@@ -193,11 +193,23 @@ impl FhirServer {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::launch(port, false)
+    }
+
+    /// A server that validates every resource written against the R4 StructureDefinitions.
+    pub fn start_validating() -> Self {
+        Self::launch(free_port(), true)
+    }
+
+    fn launch(port: u16, validate: bool) -> Self {
         ensure_node_servers();
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/fhir/server.mjs");
         let mut command = Command::new("node");
         command.arg(script).arg(port.to_string());
+        if validate {
+            command.env("FHIR_VALIDATE", "1");
+        }
         let mut proc = Proc::spawn("FHIR server", command, dir.path().join("fhir.log"));
         proc.wait_until(Duration::from_secs(60), |log| {
             log.contains("FHIR server listening on")

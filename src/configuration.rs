@@ -603,6 +603,35 @@ mod tests {
     }
 
     #[test]
+    fn credentials_default_to_what_is_configured() {
+        let plain = resolve(&[]).unwrap();
+        assert_eq!(plain.auth_methods, [Method::ApiKey]);
+        assert!(plain.tls.is_none());
+        assert_eq!(plain.download_rate.map(|r| r.burst), Some(30));
+        let oidc = resolve(&[
+            "--oidc-issuer",
+            "https://idp.example.org/realms/ddcc",
+            "--oidc-audience",
+            "ddcc",
+            "--download-rate",
+            "off",
+        ])
+        .unwrap();
+        assert_eq!(oidc.auth_methods, [Method::ApiKey, Method::Oidc]);
+        assert!(oidc.download_rate.is_none());
+        let only_tokens = resolve(&[
+            "--oidc-issuer",
+            "https://idp.example.org/realms/ddcc",
+            "--oidc-audience",
+            "ddcc",
+            "--auth",
+            "oidc",
+        ])
+        .unwrap();
+        assert_eq!(only_tokens.auth_methods, [Method::Oidc]);
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         for (flags, name) in [
             (&["--listen", "nowhere"][..], "DDCC_LISTEN"),
@@ -611,6 +640,15 @@ mod tests {
             (&["--ddcc-hcert-key", "2"][..], "DDCC_HCERT_KEY"),
             (&["--api-keys", "abc"][..], "DDCC_API_KEYS"),
             (&["--openhim-url", "https://h:8080"][..], "OPENHIM_USERNAME"),
+            (&["--download-rate", "5/day"][..], "DDCC_DOWNLOAD_RATE"),
+            (&["--tls-cert", "cert.pem"][..], "DDCC_TLS_KEY"),
+            (&["--auth", "oidc"][..], "DDCC_OIDC_ISSUER"),
+            (&["--auth", "mtls"][..], "DDCC_TLS_CLIENT_CA"),
+            (&["--auth", "password"][..], "DDCC_AUTH"),
+            (
+                &["--oidc-issuer", "https://idp/realms/x"][..],
+                "DDCC_OIDC_AUDIENCE",
+            ),
         ] {
             let e = resolve(flags).unwrap_err().to_string();
             assert!(e.contains(name), "{flags:?}: {e}");

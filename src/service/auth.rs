@@ -122,7 +122,10 @@ mod tests {
         assert!(!keys.authenticate(Some("s3cret")));
         assert!(!keys.authenticate(None));
         // The audit id is the first 8 hex digits of SHA-256("s3cret").
-        assert_eq!(keys.identify(Some("Bearer s3cret")).as_deref(), Some("1ec1c26b"));
+        assert_eq!(
+            keys.identify(Some("Bearer s3cret")).as_deref(),
+            Some("1ec1c26b")
+        );
         assert_eq!(keys.identify(Some("Bearer other")), None);
     }
 }

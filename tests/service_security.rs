@@ -500,3 +500,42 @@ fn audit_events_go_to_the_fhir_server_and_its_failure_does_not_fail_the_answer()
         "{metrics}"
     );
 }
+
+#[test]
+fn an_unreachable_oidc_provider_is_a_dependency_failure() {
+    let issuer = format!(
+        "http://127.0.0.1:{}/realms/ddcc",
+        support::service::free_port()
+    );
+    let service = Service::start(&[
+        ("DDCC_OIDC_ISSUER", issuer.clone()),
+        ("DDCC_OIDC_AUDIENCE", AUDIENCE.into()),
+    ]);
+    let key = TestKey::ec("ec-1");
+    let mut claims = json!({"iss": issuer, "aud": AUDIENCE, "sub": "s", "exp": 4_000_000_000u64});
+    claims["scope"] = json!(ROLE);
+    let r = service.post_json(
+        "/ddcc/generateHealthCertificate",
+        Some(&key.sign(&claims)),
+        &event("SEC-IDP-0001", &[]),
+    );
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.header("retry-after").is_some());
+    assert!(r.outcome_text().contains("OIDC provider"));
+    // The API key does not depend on the provider.
+    assert_eq!(
+        service
+            .post_json(
+                "/ddcc/generateHealthCertificate",
+                Some(&service.api_key()),
+                &event("SEC-IDP-0001", &[])
+            )
+            .status,
+        201
+    );
+    let summary = outcomes(&audit_events(&service));
+    assert_eq!(
+        summary,
+        ["8 OIDC provider unavailable", "0 certificate issued"]
+    );
+}

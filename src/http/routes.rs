@@ -362,10 +362,12 @@ async fn submit_health_event(req: HttpRequest, payload: web::Payload, state: Sta
         Err(reply) => return reply,
     };
     let (reply, facts) = submit(&req, payload, &state).await;
-    // One AuditEvent per entry (or one for a batch refused as a whole).
-    for fact in &facts {
-        fact.record(&state, OPERATION, &requester).await;
-    }
+    // One AuditEvent per entry (or one for a batch refused as a whole), as many at once as entries are issued.
+    stream::iter(&facts)
+        .for_each_concurrent(state.batch_concurrency, |fact| {
+            fact.record(&state, OPERATION, &requester)
+        })
+        .await;
     reply
 }
 

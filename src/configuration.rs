@@ -13,6 +13,9 @@ use crate::cli::keys::VaultSettings;
 use crate::cli::SignerKind;
 use crate::config::IssuanceConfig;
 use crate::error::{Error, Result};
+use crate::service::access::Method;
+use crate::service::oidc::OidcSettings;
+use crate::service::ratelimit::Rate;
 
 /// `ddcc-mediator serve` flags; each also reads the environment variable named in its `env`.
 #[derive(Debug, Clone, clap::Args)]
@@ -96,6 +99,37 @@ pub struct ServeArgs {
     /// generated into <data-dir>/openhim-route-key.
     #[arg(long, env = "DDCC_OPENHIM_ROUTE_KEY", hide_env_values = true)]
     pub openhim_route_key: Option<String>,
+    /// Accepted ways to authenticate on the issuing endpoints, comma-separated: api-key, oidc, mtls.
+    /// Default: api-key, plus oidc when DDCC_OIDC_ISSUER is set, plus mtls when DDCC_TLS_CLIENT_CA is set.
+    #[arg(long, env = "DDCC_AUTH")]
+    pub auth: Option<String>,
+    /// OIDC issuer URL (Keycloak: https://host/realms/<realm>); enables OIDC bearer tokens.
+    #[arg(long, env = "DDCC_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The audience OIDC tokens must name (this service's client id at the provider).
+    #[arg(long, env = "DDCC_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Role or scope an OIDC token must grant (e.g. ddcc:issue). Default: none required.
+    #[arg(long, env = "DDCC_OIDC_REQUIRED_ROLE")]
+    pub oidc_required_role: Option<String>,
+    /// Least seconds between two JWKS refreshes caused by unknown kids. Default 30.
+    #[arg(long, env = "DDCC_OIDC_JWKS_MIN_REFRESH")]
+    pub oidc_jwks_min_refresh: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM); needs DDCC_TLS_KEY.
+    #[arg(long, env = "DDCC_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of DDCC_TLS_CERT.
+    #[arg(long, env = "DDCC_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) whose client certificates authenticate callers (mutual TLS).
+    #[arg(long, env = "DDCC_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Citizen downloads per client IP: N/s, N/min or N/h, or "off". Default 30/min.
+    #[arg(long, env = "DDCC_DOWNLOAD_RATE")]
+    pub download_rate: Option<String>,
+    /// Downloads a client may make at once before the rate applies. Default: N of DDCC_DOWNLOAD_RATE.
+    #[arg(long, env = "DDCC_DOWNLOAD_BURST")]
+    pub download_burst: Option<u32>,
     /// Log format: text or json. Default text.
     #[arg(long, value_enum, env = "DDCC_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -132,6 +166,15 @@ struct FileConfig {
     api_keys: Option<Vec<String>>,
     issuance: Option<IssuanceConfig>,
     openhim: Option<FileOpenHim>,
+    auth: Option<Vec<Method>>,
+    oidc_issuer: Option<String>,
+    oidc_audience: Option<String>,
+    oidc_required_role: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    download_rate: Option<String>,
+    download_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -166,6 +209,21 @@ pub struct ServiceConfig {
     pub openhim: Option<OpenHimConfig>,
     /// True when nothing was configured: local signer, local store (logged at start-up).
     pub embedded_defaults: bool,
+    /// Accepted authentication methods of the issuing endpoints.
+    pub auth_methods: Vec<Method>,
+    pub oidc: Option<OidcSettings>,
+    /// HTTPS (and mutual TLS); `None`: plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// Citizen download rate per client IP; `None`: unlimited.
+    pub download_rate: Option<Rate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA whose client certificates authenticate callers; `None`: no client certificates asked for.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +350,99 @@ impl ServiceConfig {
             }
         };
         let embedded_defaults = signer == SignerKind::Local && fhir_url.is_none();
+        let oidc = match args.oidc_issuer.clone().or(file.oidc_issuer) {
+            None => None,
+            Some(issuer) => {
+                base_url("DDCC_OIDC_ISSUER", &issuer)?;
+                let audience = args
+                    .oidc_audience
+                    .clone()
+                    .or(file.oidc_audience)
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| {
+                        Error::Config(
+                            "DDCC_OIDC_ISSUER is set but DDCC_OIDC_AUDIENCE is not".into(),
+                        )
+                    })?;
+                Some(OidcSettings {
+                    // Exactly as configured: `iss` is compared byte for byte.
+                    issuer: issuer.trim().to_owned(),
+                    audience,
+                    required_role: args
+                        .oidc_required_role
+                        .clone()
+                        .or(file.oidc_required_role)
+                        .filter(|r| !r.is_empty()),
+                    min_refresh: Duration::from_secs(args.oidc_jwks_min_refresh.unwrap_or(30)),
+                })
+            }
+        };
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+            args.tls_client_ca.clone().or(file.tls_client_ca),
+        ) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), client_ca) => Some(TlsConfig {
+                cert,
+                key,
+                client_ca,
+            }),
+            _ => return Err(Error::Config(
+                "DDCC_TLS_CERT and DDCC_TLS_KEY go together (and DDCC_TLS_CLIENT_CA needs both)"
+                    .into(),
+            )),
+        };
+        let auth_methods = match (args.auth.as_deref(), file.auth) {
+            (Some(list), _) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(|m| {
+                    <Method as clap::ValueEnum>::from_str(m, true).map_err(|_| {
+                        Error::Config(format!("DDCC_AUTH lists api-key, oidc and mtls, not {m:?}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+            (None, Some(list)) => list,
+            (None, None) => {
+                let mut methods = vec![Method::ApiKey];
+                if oidc.is_some() {
+                    methods.push(Method::Oidc);
+                }
+                if tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
+                    methods.push(Method::Mtls);
+                }
+                methods
+            }
+        };
+        if auth_methods.is_empty() {
+            return Err(Error::Config("DDCC_AUTH lists no method".into()));
+        }
+        if auth_methods.contains(&Method::Oidc) && oidc.is_none() {
+            return Err(Error::Config(
+                "DDCC_AUTH has oidc but DDCC_OIDC_ISSUER is not set".into(),
+            ));
+        }
+        if auth_methods.contains(&Method::Mtls)
+            && tls.as_ref().is_none_or(|t| t.client_ca.is_none())
+        {
+            return Err(Error::Config(
+                "DDCC_AUTH has mtls but DDCC_TLS_CLIENT_CA is not set".into(),
+            ));
+        }
+        let download_rate = match args
+            .download_rate
+            .clone()
+            .or(file.download_rate)
+            .unwrap_or_else(|| "30/min".into())
+        {
+            off if off.trim().eq_ignore_ascii_case("off") => None,
+            rate => Some(Rate::parse(
+                &rate,
+                args.download_burst.or(file.download_burst),
+            )?),
+        };
         Ok(ServiceConfig {
             listen,
             data_dir,
@@ -307,6 +458,10 @@ impl ServiceConfig {
             api_key_digests,
             openhim,
             embedded_defaults,
+            auth_methods,
+            oidc,
+            tls,
+            download_rate,
         })
     }
 }
@@ -448,6 +603,35 @@ mod tests {
     }
 
     #[test]
+    fn credentials_default_to_what_is_configured() {
+        let plain = resolve(&[]).unwrap();
+        assert_eq!(plain.auth_methods, [Method::ApiKey]);
+        assert!(plain.tls.is_none());
+        assert_eq!(plain.download_rate.map(|r| r.burst), Some(30));
+        let oidc = resolve(&[
+            "--oidc-issuer",
+            "https://idp.example.org/realms/ddcc",
+            "--oidc-audience",
+            "ddcc",
+            "--download-rate",
+            "off",
+        ])
+        .unwrap();
+        assert_eq!(oidc.auth_methods, [Method::ApiKey, Method::Oidc]);
+        assert!(oidc.download_rate.is_none());
+        let only_tokens = resolve(&[
+            "--oidc-issuer",
+            "https://idp.example.org/realms/ddcc",
+            "--oidc-audience",
+            "ddcc",
+            "--auth",
+            "oidc",
+        ])
+        .unwrap();
+        assert_eq!(only_tokens.auth_methods, [Method::Oidc]);
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         for (flags, name) in [
             (&["--listen", "nowhere"][..], "DDCC_LISTEN"),
@@ -456,6 +640,15 @@ mod tests {
             (&["--ddcc-hcert-key", "2"][..], "DDCC_HCERT_KEY"),
             (&["--api-keys", "abc"][..], "DDCC_API_KEYS"),
             (&["--openhim-url", "https://h:8080"][..], "OPENHIM_USERNAME"),
+            (&["--download-rate", "5/day"][..], "DDCC_DOWNLOAD_RATE"),
+            (&["--tls-cert", "cert.pem"][..], "DDCC_TLS_KEY"),
+            (&["--auth", "oidc"][..], "DDCC_OIDC_ISSUER"),
+            (&["--auth", "mtls"][..], "DDCC_TLS_CLIENT_CA"),
+            (&["--auth", "password"][..], "DDCC_AUTH"),
+            (
+                &["--oidc-issuer", "https://idp/realms/x"][..],
+                "DDCC_OIDC_AUDIENCE",
+            ),
         ] {
             let e = resolve(flags).unwrap_err().to_string();
             assert!(e.contains(name), "{flags:?}: {e}");

@@ -203,6 +203,15 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
         assert_eq!(entry["response"]["status"], "201 Created");
         assert!(hc1_of(&entry["resource"], "who").starts_with("HC1:"));
     }
+    // The audit trail names the OpenHIM client on whose behalf OpenHIM called (X-OpenHIM-ClientID).
+    let (_, audits) = fhir.get("AuditEvent?_count=50");
+    let on_behalf = audits["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["resource"]["agent"][1]["who"]["identifier"]["value"] == "facility-a")
+        .count();
+    assert_eq!(on_behalf, 2, "one AuditEvent per batch entry: {audits}");
     // Errors keep their status through OpenHIM.
     let bad = post_via_openhim(
         "/ddcc/generateHealthCertificate",

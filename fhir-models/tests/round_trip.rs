@@ -50,6 +50,7 @@ fn through<T: Resource>(v: &Value) -> Result<Value, String> {
 /// Round-trips `v` through its model; `None` when its resourceType is not modelled.
 fn round_trip(v: &Value) -> Option<Result<Value, String>> {
     Some(match resource_type_of(v)? {
+        AuditEvent::RESOURCE_TYPE => through::<AuditEvent>(v),
         Binary::RESOURCE_TYPE => through::<Binary>(v),
         Bundle::RESOURCE_TYPE => through::<Bundle>(v),
         Composition::RESOURCE_TYPE => through::<Composition>(v),
@@ -184,4 +185,29 @@ fn built_resources_serialize_as_fhir_json() {
         serde_json::to_value(&ext).expect("ser"),
         json!({"url": "http://example.org/country", "valueCode": "USA"})
     );
+}
+
+#[test]
+fn audit_event_round_trips_losslessly() {
+    // The shape of the R4 specification's example "example-rest" (a RESTful interaction), with elements the
+    // model keeps in `extra` (purposeOfEvent codings, agent.media, entity.query).
+    let event = json!({
+        "resourceType": "AuditEvent", "id": "example-rest",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "Restful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "vread", "display": "vread"}],
+        "action": "R", "recorded": "2013-06-20T23:42:24Z", "outcome": "0",
+        "agent": [{
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "humanuser"}]},
+            "who": {"identifier": {"value": "95"}}, "altId": "601847123", "name": "Grahame Grieve", "requestor": true,
+            "network": {"address": "127.0.0.1", "type": "2"},
+            "media": {"code": "110030"}
+        }],
+        "source": {"site": "Cloud", "observer": {"display": "hl7connect.healthintersections.com.au"},
+                   "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "3"}]},
+        "entity": [{"what": {"reference": "Patient/example/_history/1"},
+                    "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+                    "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"},
+                    "lifecycle": {"code": "6"}}]
+    });
+    assert_eq!(through::<AuditEvent>(&event).expect("AuditEvent"), event);
 }

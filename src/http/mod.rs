@@ -6,6 +6,7 @@
 
 mod reply;
 mod routes;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,15 +20,20 @@ pub use reply::{Reply, FHIR_JSON, MEDIATOR_URN, OPENHIM_TRANSACTION};
 
 use crate::configuration::ServiceConfig;
 use crate::error::{Error, Result};
-use crate::service::auth::ApiKeys;
+use crate::service::access::{Authenticator, ClientCertificate};
+use crate::service::audit::Auditor;
 use crate::service::issuer::Issuer;
 use crate::service::metrics::{Metrics, RouteLabels};
+use crate::service::ratelimit::RateLimiter;
 
 /// What every handler shares.
 #[derive(Debug)]
 pub struct AppState {
     pub issuer: Arc<Issuer>,
-    pub keys: ApiKeys,
+    pub auth: Authenticator,
+    /// Per-client limit of the citizen downloads; `None`: unlimited.
+    pub downloads: Option<RateLimiter>,
+    pub auditor: Auditor,
     pub metrics: Arc<Metrics>,
     /// The service runtime.
     pub runtime: tokio::runtime::Handle,
@@ -73,6 +79,7 @@ pub fn did_web(public_url: &str) -> String {
 pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
     let state = web::Data::new(state);
     let listen = config.listen;
+    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -126,15 +133,42 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
                 })
                 .configure(routes::configure)
         })
+        .on_connect(remember_client_certificate)
         .workers(workers)
         .client_request_timeout(Duration::from_secs(30))
-        .shutdown_timeout(10)
-        .bind(listen)
+        .shutdown_timeout(10);
+        let server = match &tls {
+            Some(tls) => server.bind_rustls_0_23(listen, tls.clone()),
+            None => server.bind(listen),
+        }
         .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
-        tracing::info!(%listen, "listening");
+        tracing::info!(%listen, https = tls.is_some(), "listening");
         server
             .run()
             .await
             .map_err(|e| Error::Internal(format!("HTTP server stopped: {e}")))
     })
+}
+
+/// Keeps the verified client certificate of a TLS connection for its requests
+/// ([`HttpRequest::conn_data`](actix_web::HttpRequest::conn_data)).
+fn remember_client_certificate(
+    connection: &dyn std::any::Any,
+    data: &mut actix_web::dev::Extensions,
+) {
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    let Some(stream) = connection.downcast_ref::<Tls>() else {
+        return;
+    };
+    // rustls verified the chain against DDCC_TLS_CLIENT_CA during the handshake; a certificate that does
+    // not chain ends the handshake, so any certificate here is a verified one.
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|end_entity| ClientCertificate::from_der(end_entity.as_ref()));
+    if let Some(certificate) = certificate {
+        data.insert(certificate);
+    }
 }

@@ -15,12 +15,16 @@ use super::AppState;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
 use crate::intake::{self, Submission};
+use crate::service::access::{ClientCertificate, Refusal};
+use crate::service::audit::{self, Attempt, Outcome, Requester};
 use crate::service::issuer::Issued;
 use crate::service::Orchestrations;
 use crate::store::Store;
 
 type State = web::Data<AppState>;
 
+/// The OpenHIM client on whose behalf OpenHIM routed the request (set by the OpenHIM router).
+const OPENHIM_CLIENT: &str = "x-openhim-clientid";
 /// How long a request body may take to arrive.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a readiness probe waits for each dependency.
@@ -62,24 +66,149 @@ async fn method_not_allowed() -> Reply {
     )
 }
 
-/// The API key check of the issuing endpoints.
-fn authenticate(req: &HttpRequest, state: &AppState) -> std::result::Result<(), Reply> {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if state.keys.authenticate(authorization) {
-        return Ok(());
-    }
-    Err(Reply::outcome(
-        StatusCode::UNAUTHORIZED,
-        "login",
-        "an API key is required: Authorization: Bearer <key> (or Basic with the key as password)",
+/// The credential check of the protected endpoints (README "Authentication"). Refusals are audited.
+async fn authenticate(
+    req: &HttpRequest,
+    state: &State,
+    operation: &'static str,
+) -> std::result::Result<Requester, Reply> {
+    let text = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut requester = Requester {
+        credential: None,
+        openhim_client: text(OPENHIM_CLIENT),
+        address: req.peer_addr().map(|a| a.ip().to_string()),
+    };
+    let authorization = text(header::AUTHORIZATION.as_str());
+    let certificate = req.conn_data::<ClientCertificate>().cloned();
+    // OIDC may fetch the provider's keys: outbound calls run on the service runtime.
+    let checker = state.clone();
+    let result = state
+        .run(async move {
+            Ok(checker
+                .auth
+                .authenticate(authorization.as_deref(), certificate.as_ref())
+                .await)
+        })
+        .await;
+    let refusal = match result {
+        Ok(Ok(credential)) => {
+            requester.credential = Some(credential);
+            return Ok(requester);
+        }
+        Ok(Err(refusal)) => refusal,
+        Err(e) => Refusal::Unavailable(e),
+    };
+    let (reply, outcome, description) = match refusal {
+        Refusal::Unauthenticated(reason) => (
+            Reply::outcome(StatusCode::UNAUTHORIZED, "login", reason.clone())
+                .header(header::WWW_AUTHENTICATE, state.auth.challenge(&reason)),
+            Outcome::Refused,
+            format!("not authenticated: {reason}"),
+        ),
+        Refusal::Forbidden(reason) => (
+            Reply::outcome(StatusCode::FORBIDDEN, "forbidden", reason.clone())
+                .header(header::WWW_AUTHENTICATE, state.auth.insufficient_scope()),
+            Outcome::Refused,
+            format!("not authorised: {reason}"),
+        ),
+        Refusal::Unavailable(e) => (Reply::error(&e), Outcome::of_error(&e), audit::describe(&e)),
+    };
+    record(
+        state,
+        &Attempt {
+            operation,
+            requester: &requester,
+            outcome,
+            description,
+            document: None,
+            hcid: None,
+        },
     )
-    .header(
-        header::WWW_AUTHENTICATE,
-        "Bearer realm=\"ddcc-mediator\"".into(),
-    ))
+    .await;
+    Err(reply)
+}
+
+/// Writes one AuditEvent through the store. A failure is logged and counted, never passed on (see
+/// [`crate::service::audit`]).
+async fn record(state: &State, attempt: &Attempt<'_>) {
+    let event = match serde_json::to_value(state.auditor.event(attempt)) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "AuditEvent not built");
+            return;
+        }
+    };
+    let issuer = state.issuer.clone();
+    if let Err(e) = state
+        .run(async move { issuer.store.audit(&event).await })
+        .await
+    {
+        state.metrics.dependency_error("audit");
+        tracing::warn!(error = %e, operation = attempt.operation, "AuditEvent not recorded");
+    }
+}
+
+/// What the audit trail learns about one issuing attempt once authenticated.
+struct Facts {
+    outcome: Outcome,
+    description: String,
+    document: Option<Value>,
+    hcid: Option<String>,
+}
+
+impl Facts {
+    fn refused(description: impl Into<String>) -> Self {
+        Facts {
+            outcome: Outcome::Refused,
+            description: description.into(),
+            document: None,
+            hcid: None,
+        }
+    }
+
+    fn of(result: &Result<Issued>, hcid: Option<String>) -> Self {
+        match result {
+            Ok(issued) => Facts {
+                outcome: Outcome::Success,
+                description: match issued {
+                    Issued::Created(_) => "certificate issued".into(),
+                    Issued::Existing(_) => "certificate already issued: returned".into(),
+                },
+                document: Some(issued.document().clone()),
+                hcid,
+            },
+            Err(e) => Facts::failed(e, hcid),
+        }
+    }
+
+    fn failed(error: &Error, hcid: Option<String>) -> Self {
+        Facts {
+            outcome: Outcome::of_error(error),
+            description: audit::describe(error),
+            document: None,
+            hcid,
+        }
+    }
+
+    async fn record(&self, state: &State, operation: &'static str, requester: &Requester) {
+        record(
+            state,
+            &Attempt {
+                operation,
+                requester,
+                outcome: self.outcome,
+                description: self.description.clone(),
+                document: self.document.as_ref(),
+                hcid: self.hcid.as_deref(),
+            },
+        )
+        .await;
+    }
 }
 
 /// The body, if it is FHIR JSON within the size limit.
@@ -173,61 +302,101 @@ async fn generate_health_certificate(
     payload: web::Payload,
     state: State,
 ) -> Reply {
-    if let Err(reply) = authenticate(&req, &state) {
-        return reply;
-    }
-    let body = match read_body(&req, payload, state.body_limit).await {
-        Ok(b) => b,
+    const OPERATION: &str = "$generateHealthCertificate";
+    let requester = match authenticate(&req, &state, OPERATION).await {
+        Ok(r) => r,
         Err(reply) => return reply,
     };
-    let event = match parse(&state, body).await {
+    let (reply, facts) = generate(&req, payload, &state).await;
+    facts.record(&state, OPERATION, &requester).await;
+    reply
+}
+
+async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Facts) {
+    let body = match read_body(req, payload, state.body_limit).await {
+        Ok(b) => b,
+        Err(reply) => {
+            let facts = Facts::refused(format!(
+                "request refused (HTTP {})",
+                reply.status().as_u16()
+            ));
+            return (reply, facts);
+        }
+    };
+    let event = match parse(state, body).await {
         Ok(Submission::Single(Ok(event))) => event,
         Ok(Submission::Single(Err(e))) | Err(e) => {
             state.metrics.certificate("invalid");
-            return Reply::error(&e);
+            return (Reply::error(&e), Facts::failed(&e, None));
         }
         Ok(Submission::Batch(_)) => {
-            return Reply::outcome(
-                StatusCode::BAD_REQUEST,
-                "not-supported",
-                "generateHealthCertificate takes one QuestionnaireResponse or Parameters; post batch Bundles to /ddcc/submitHealthEvent",
+            return (
+                Reply::outcome(
+                    StatusCode::BAD_REQUEST,
+                    "not-supported",
+                    "generateHealthCertificate takes one QuestionnaireResponse or Parameters; post batch Bundles to /ddcc/submitHealthEvent",
+                ),
+                Facts::refused("a batch posted to generateHealthCertificate"),
             )
         }
     };
+    let hcid = event.certificate.hcid.as_str().to_owned();
     let trace = Orchestrations::default();
     let issuer = state.issuer.clone();
     let work_trace = trace.clone();
-    match state
+    let result = state
         .run(async move { issuer.issue(event, &work_trace).await })
-        .await
-    {
+        .await;
+    let facts = Facts::of(&result, Some(hcid));
+    let reply = match result {
         Ok(Issued::Created(document)) => Reply::fhir(StatusCode::CREATED, &document).traced(&trace),
         Ok(Issued::Existing(document)) => Reply::fhir(StatusCode::OK, &document).traced(&trace),
         Err(e) => Reply::error(&e).traced(&trace),
-    }
+    };
+    (reply, facts)
 }
 
 async fn submit_health_event(req: HttpRequest, payload: web::Payload, state: State) -> Reply {
-    if let Err(reply) = authenticate(&req, &state) {
-        return reply;
-    }
-    let body = match read_body(&req, payload, state.body_limit).await {
-        Ok(b) => b,
+    const OPERATION: &str = "$submitHealthEvent";
+    let requester = match authenticate(&req, &state, OPERATION).await {
+        Ok(r) => r,
         Err(reply) => return reply,
     };
-    let entries = match parse(&state, body).await {
+    let (reply, facts) = submit(&req, payload, &state).await;
+    // One AuditEvent per entry (or one for a batch refused as a whole), as many at once as entries are issued.
+    stream::iter(&facts)
+        .for_each_concurrent(state.batch_concurrency, |fact| {
+            fact.record(&state, OPERATION, &requester)
+        })
+        .await;
+    reply
+}
+
+async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Vec<Facts>) {
+    let refused = |reply: Reply| {
+        let facts = vec![Facts::refused(format!(
+            "batch refused (HTTP {})",
+            reply.status().as_u16()
+        ))];
+        (reply, facts)
+    };
+    let body = match read_body(req, payload, state.body_limit).await {
+        Ok(b) => b,
+        Err(reply) => return refused(reply),
+    };
+    let entries = match parse(state, body).await {
         Ok(Submission::Batch(entries)) => entries,
         Ok(Submission::Single(_)) => {
-            return Reply::outcome(
+            return refused(Reply::outcome(
                 StatusCode::BAD_REQUEST,
                 "structure",
                 "submitHealthEvent takes a batch Bundle of POST QuestionnaireResponse/$generateHealthCertificate entries; post a single QuestionnaireResponse to /ddcc/generateHealthCertificate",
-            )
+            ))
         }
-        Err(e) => return Reply::error(&e),
+        Err(e) => return (Reply::error(&e), vec![Facts::failed(&e, None)]),
     };
     if entries.len() > state.max_batch_entries {
-        return Reply::outcome(
+        return refused(Reply::outcome(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-costly",
             format!(
@@ -235,8 +404,16 @@ async fn submit_health_event(req: HttpRequest, payload: web::Payload, state: Sta
                 entries.len(),
                 state.max_batch_entries
             ),
-        );
+        ));
     }
+    let hcids: Vec<Option<String>> = entries
+        .iter()
+        .map(|e| {
+            e.as_ref()
+                .ok()
+                .map(|event| event.certificate.hcid.as_str().to_owned())
+        })
+        .collect();
     let trace = Orchestrations::default();
     let issuer = state.issuer.clone();
     let metrics = state.metrics.clone();
@@ -267,8 +444,16 @@ async fn submit_health_event(req: HttpRequest, payload: web::Payload, state: Sta
         .await;
     let outcomes = match outcomes {
         Ok(o) => o,
-        Err(e) => return Reply::error(&e).traced(&trace),
+        Err(e) => {
+            let facts = vec![Facts::failed(&e, None)];
+            return (Reply::error(&e).traced(&trace), facts);
+        }
     };
+    let facts: Vec<Facts> = outcomes
+        .iter()
+        .zip(hcids)
+        .map(|(outcome, hcid)| Facts::of(outcome, hcid))
+        .collect();
 
     let (mut client_errors, mut server_errors) = (0, 0);
     let entries: Vec<Value> = outcomes
@@ -309,14 +494,15 @@ async fn submit_health_event(req: HttpRequest, payload: web::Payload, state: Sta
         (_, 0) => "Completed",
         _ => "Completed with error(s)",
     };
-    Reply::fhir(StatusCode::OK, &bundle)
+    let reply = Reply::fhir(StatusCode::OK, &bundle)
         .traced(&trace)
-        .openhim_status(openhim_status)
+        .openhim_status(openhim_status);
+    (reply, facts)
 }
 
 /// The QR image (PNG) of a QR DocumentReference.
 async fn get_qr_code(req: HttpRequest, path: web::Path<String>, state: State) -> Reply {
-    if let Err(reply) = authenticate(&req, &state) {
+    if let Err(reply) = authenticate(&req, &state, "$getQRCode").await {
         return reply;
     }
     let id = path.into_inner();
@@ -355,7 +541,24 @@ fn png_of(reference: &Value) -> Option<Vec<u8>> {
 }
 
 /// Citizen downloads. Unknown tokens and files are the same bare 404: no hint of what exists.
-async fn citizen_download(path: web::Path<(String, String)>, state: State) -> Reply {
+///
+/// Rate-limited per client address before anything is looked up, so unknown tokens count too.
+async fn citizen_download(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: State,
+) -> Reply {
+    if let (Some(limiter), Some(peer)) = (&state.downloads, req.peer_addr()) {
+        if let Err(wait) = limiter.check(peer.ip()) {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Reply::outcome(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "too many downloads from this address; retry later",
+            )
+            .header(header::RETRY_AFTER, seconds.max(1).to_string());
+        }
+    }
     let (token, file) = path.into_inner();
     let nothing = || {
         Reply::new(

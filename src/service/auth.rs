@@ -2,7 +2,7 @@
 //!
 //! Only SHA-256 digests of keys are configured (`DDCC_API_KEYS`), so the configuration holds no secret. When
 //! none is configured a random key is created in `<data-dir>/api-key` (0600) on first start, so a fresh
-//! install is never open. OIDC and mTLS will plug in beside [`ApiKeys::authenticate`].
+//! install is never open. OIDC and mTLS sit beside it in [`super::access`].
 
 use std::path::{Path, PathBuf};
 
@@ -65,9 +65,13 @@ impl ApiKeys {
 
     /// Whether the `Authorization` header value carries an accepted key.
     pub fn authenticate(&self, authorization: Option<&str>) -> bool {
-        let Some(key) = authorization.and_then(presented_key) else {
-            return false;
-        };
+        self.identify(authorization).is_some()
+    }
+
+    /// The key id (first 8 hex digits of the key's SHA-256) of an accepted key in the `Authorization`
+    /// header value, for the audit trail.
+    pub fn identify(&self, authorization: Option<&str>) -> Option<String> {
+        let key = authorization.and_then(presented_key)?;
         let presented = digest(&key);
         // Compare against every digest, each in constant time, without stopping early.
         let mut matched = false;
@@ -78,7 +82,7 @@ impl ApiKeys {
             }
             matched |= diff == 0;
         }
-        matched
+        matched.then(|| hex::encode(&presented[..4]))
     }
 }
 
@@ -117,5 +121,11 @@ mod tests {
         assert!(!keys.authenticate(Some("Bearer other")));
         assert!(!keys.authenticate(Some("s3cret")));
         assert!(!keys.authenticate(None));
+        // The audit id is the first 8 hex digits of SHA-256("s3cret").
+        assert_eq!(
+            keys.identify(Some("Bearer s3cret")).as_deref(),
+            Some("1ec1c26b")
+        );
+        assert_eq!(keys.identify(Some("Bearer other")), None);
     }
 }

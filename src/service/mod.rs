@@ -1,14 +1,20 @@
 //! The mediator service behind `ddcc-mediator serve`: everything but HTTP.
 //!
 //! [`issuer::Issuer`] issues and stores one certificate at a time (idempotent per event), [`links`] makes the
-//! unguessable citizen download links, [`auth`] checks API keys, [`metrics`] counts. The HTTP layer
+//! unguessable citizen download links, [`access`] authenticates callers (API keys in [`auth`], OIDC tokens in
+//! [`oidc`], client certificates), [`audit`] builds the AuditEvents, [`ratelimit`] slows citizen downloads per
+//! client, [`metrics`] counts. The HTTP layer
 //! ([`crate::http`]) only parses, dispatches and formats; OpenHIM ([`crate::openhim`]) registers and
 //! reconfigures the issuer live.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod issuer;
 pub mod links;
 pub mod metrics;
+pub mod oidc;
+pub mod ratelimit;
 pub mod signer;
 
 use std::sync::{Arc, Mutex};
@@ -195,9 +201,19 @@ async fn start(
     if let Some((openhim, route_key)) = openhim {
         crate::openhim::spawn(openhim, route_key, issuer.clone())?;
     }
+    let oidc = match &config.oidc {
+        Some(settings) => Some((
+            oidc::OidcVerifier::new(settings.clone(), crate::configuration::OUTBOUND_TIMEOUT)?,
+            settings.issuer.clone(),
+        )),
+        None => None,
+    };
+    tracing::info!(methods = ?config.auth_methods, "issuing endpoints accept these credentials");
     Ok(crate::http::AppState {
         issuer,
-        keys,
+        auth: access::Authenticator::new(config.auth_methods.clone(), keys, oidc),
+        downloads: config.download_rate.map(ratelimit::RateLimiter::new),
+        auditor: audit::Auditor::new(config.public_url.clone()),
         metrics,
         runtime: tokio::runtime::Handle::current(),
         body_limit: config.body_limit,

@@ -298,6 +298,26 @@ impl Store for FhirStore {
             ))),
         }
     }
+
+    /// `POST AuditEvent`, on its own: the audit trail is not part of any certificate's transaction.
+    async fn audit(&self, event: &Value) -> Result<()> {
+        let url = format!("{}/AuditEvent", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
+            .header(reqwest::header::ACCEPT, FHIR_JSON)
+            .json(event)
+            .send()
+            .await
+            .map_err(|e| Self::unavailable(format!("AuditEvent not sent: {}", error_chain(&e))))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        Err(refused("the AuditEvent", status, &body))
+    }
 }
 
 /// A refusal by the server, by cause: content it will not store (400, 422) is the submission's problem

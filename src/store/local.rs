@@ -13,9 +13,15 @@ use super::{type_and_id, valid_id, CertificateRecord, Store};
 use crate::error::{Error, Result};
 use crate::service::Orchestrations;
 
+/// File name of the audit trail in the data directory: one AuditEvent JSON per line, append-only.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
 #[derive(Debug)]
 pub struct LocalStore {
     root: PathBuf,
+    audit_path: PathBuf,
+    /// One line at a time, so concurrent events never interleave.
+    audit_lock: std::sync::Mutex<()>,
 }
 
 impl LocalStore {
@@ -25,7 +31,11 @@ impl LocalStore {
         let tmp = root.join(".tmp");
         std::fs::create_dir_all(&tmp)
             .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        Ok(LocalStore { root })
+        Ok(LocalStore {
+            root,
+            audit_path: data_dir.join(AUDIT_FILE),
+            audit_lock: std::sync::Mutex::new(()),
+        })
     }
 
     fn path(&self, resource_type: &str, id: &str) -> PathBuf {
@@ -96,6 +106,27 @@ impl Store for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
         }
+    }
+
+    async fn audit(&self, event: &Value) -> Result<()> {
+        use std::io::Write as _;
+        let mut line = serde_json::to_vec(event)
+            .map_err(|e| Error::Internal(format!("AuditEvent does not serialise: {e}")))?;
+        line.push(b'\n');
+        tokio::task::block_in_place(|| {
+            let _one_writer = self.audit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut options = std::fs::OpenOptions::new();
+            options.append(true).create(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            options
+                .open(&self.audit_path)
+                .and_then(|mut file| file.write_all(&line))
+                .map_err(|e| Error::io(format!("appending to {}", self.audit_path.display()), e))
+        })
     }
 
     async fn check(&self) -> Result<()> {

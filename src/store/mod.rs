@@ -75,6 +75,9 @@ pub trait Store: Send + Sync {
 
     /// Whether the store can be used now (readiness).
     fn check(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records one AuditEvent (see [`crate::service::audit`]), apart from any certificate's writes.
+    fn audit(&self, event: &Value) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// The configured store.
@@ -103,6 +106,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::Local(s) => s.check().await,
             AnyStore::Fhir(s) => s.check().await,
+        }
+    }
+
+    async fn audit(&self, event: &Value) -> Result<()> {
+        match self {
+            AnyStore::Local(s) => s.audit(event).await,
+            AnyStore::Fhir(s) => s.audit(event).await,
         }
     }
 }

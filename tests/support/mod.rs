@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod oidc;
 pub mod openbao;
 pub mod service;
 

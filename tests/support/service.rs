@@ -193,11 +193,23 @@ impl FhirServer {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::launch(port, false)
+    }
+
+    /// A server that validates every resource written against the R4 StructureDefinitions.
+    pub fn start_validating() -> Self {
+        Self::launch(free_port(), true)
+    }
+
+    fn launch(port: u16, validate: bool) -> Self {
         ensure_node_servers();
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/fhir/server.mjs");
         let mut command = Command::new("node");
         command.arg(script).arg(port.to_string());
+        if validate {
+            command.env("FHIR_VALIDATE", "1");
+        }
         let mut proc = Proc::spawn("FHIR server", command, dir.path().join("fhir.log"));
         proc.wait_until(Duration::from_secs(60), |log| {
             log.contains("FHIR server listening on")
@@ -334,7 +346,14 @@ impl Service {
     pub fn start(env: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
-        Self::start_in(dir, data_dir, free_port(), env)
+        Self::start_in(dir, data_dir, free_port(), env, "http", None)
+    }
+
+    /// As [`Service::start`], serving HTTPS (the env sets DDCC_TLS_*); `client` trusts its certificate.
+    pub fn start_https(env: &[(&str, String)], client: reqwest::blocking::Client) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        Self::start_in(dir, data_dir, free_port(), env, "https", Some(client))
     }
 
     fn start_in(
@@ -342,6 +361,8 @@ impl Service {
         data_dir: PathBuf,
         port: u16,
         env: &[(&str, String)],
+        scheme: &str,
+        client: Option<reqwest::blocking::Client>,
     ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"));
         command
@@ -357,12 +378,14 @@ impl Service {
         }
         let log = dir.path().join("service.log");
         let mut proc = Proc::spawn("ddcc-mediator serve", command, log);
-        let url = format!("http://127.0.0.1:{port}");
+        let url = format!("{scheme}://127.0.0.1:{port}");
         let live = format!("{url}/health/live");
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
+        let http = client.unwrap_or_else(|| {
+            reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap()
+        });
         proc.wait_until(Duration::from_secs(30), |_| {
             http.get(&live)
                 .send()

@@ -1,5 +1,6 @@
 //! R4 resources, one file each. Every struct keeps unmodelled elements in `extra` (see the crate docs).
 
+mod audit_event;
 mod binary;
 mod bundle;
 mod composition;
@@ -13,6 +14,7 @@ mod patient;
 mod provenance;
 mod questionnaire_response;
 
+pub use audit_event::*;
 pub use binary::*;
 pub use bundle::*;
 pub use composition::*;
@@ -68,6 +70,7 @@ macro_rules! resource_types {
 }
 
 resource_types!(
+    AuditEvent,
     Binary,
     Bundle,
     Composition,

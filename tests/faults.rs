@@ -197,6 +197,7 @@ fn fhir_server_slow_500_partial_and_down_then_recovers() {
     let proxy = FaultProxy::start(fhir.port);
     let service = Service::start(&[
         ("DDCC_FHIR_URL", format!("{}/fhir", proxy.url())),
+        ("DDCC_OUTBOUND_TIMEOUT", "2".into()),
         ("DDCC_API_KEYS", digest()),
     ]);
     let qr = event("FAULT-FHIR-1", &[]);
@@ -219,8 +220,8 @@ fn fhir_server_slow_500_partial_and_down_then_recovers() {
     );
     survived += 1;
 
-    // Slower than the outbound timeout (10 s).
-    proxy.set(Mode::Delay(Duration::from_secs(12)));
+    // Slower than the outbound timeout (DDCC_OUTBOUND_TIMEOUT=2).
+    proxy.set(Mode::Delay(Duration::from_secs(4)));
     assert_unavailable(&generate(&service, &qr), "FHIR server");
     survived += 1;
 
@@ -341,6 +342,7 @@ fn openhim_down_registration_retries_and_the_service_keeps_serving() {
         ("OPENHIM_URL", format!("https://127.0.0.1:{closed}")),
         ("OPENHIM_USERNAME", "root@openhim.org".into()),
         ("OPENHIM_PASSWORD", "password".into()),
+        ("DDCC_OUTBOUND_TIMEOUT", "1".into()),
         ("DDCC_API_KEYS", digest()),
     ]);
     // Serves while registration fails.

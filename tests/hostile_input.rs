@@ -35,6 +35,8 @@ struct Case {
     status: u16,
     /// Text the OperationOutcome must contain (a FHIRPath, a setting name…).
     mentions: Option<String>,
+    /// Rejected by HTTP parsing (actix-http) before any handler runs: a bare 4xx, no OperationOutcome.
+    protocol: bool,
 }
 
 impl Case {
@@ -49,6 +51,7 @@ impl Case {
             chunked: false,
             status,
             mentions: None,
+            protocol: false,
         }
     }
 
@@ -654,11 +657,28 @@ fn generated_cases() -> Vec<Case> {
         format!("{GENERATE}?{}", "q=1&".repeat(2_000)),
         405,
     ));
-    let mut long_header = Case::post("4 kB custom header", GENERATE, b"{".to_vec(), 422);
+    let mut long_header = Case::post("100 kB custom header", GENERATE, b"{".to_vec(), 422);
     long_header
         .headers
-        .push(format!("X-Filler: {}", "h".repeat(4_000)));
+        .push(format!("X-Filler: {}", "h".repeat(100_000)));
     cases.push(long_header);
+    cases.push(Case {
+        method: "BREW",
+        ..Case::post("method BREW", GENERATE, body.clone(), 405)
+    });
+    // Past what HTTP parsing takes: actix-http answers itself, before any handler.
+    cases.push(Case {
+        protocol: true,
+        ..Case::get("100 kB URL", format!("/ddcc/{}", "a".repeat(100_000)), 400)
+    });
+    let mut many_headers = Case {
+        protocol: true,
+        ..Case::get("200 header fields", "/health/live", 431)
+    };
+    many_headers
+        .headers
+        .extend((0..200).map(|i| format!("X-Filler-{i}: 1")));
+    cases.push(many_headers);
 
     // $getQRCode with bad ids.
     for id in [
@@ -742,7 +762,7 @@ fn hostile_requests_get_4xx_outcomes_store_nothing_and_the_service_keeps_serving
             continue;
         }
         // The citizen route's own 404 is bare; paths with more segments are no endpoint at all.
-        if is_citizen(case) && raw.body == b"not found\n" {
+        if (is_citizen(case) && raw.body == b"not found\n") || case.protocol {
             continue;
         }
         let fhir = raw

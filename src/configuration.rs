@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Most entries accepted in one batch. Default 1000.
     #[arg(long, env = "DDCC_MAX_BATCH_ENTRIES")]
     pub max_batch_entries: Option<usize>,
+    /// Seconds each call to the FHIR server or OpenHIM may take (connect and answer). Default 10.
+    #[arg(long, env = "DDCC_OUTBOUND_TIMEOUT")]
+    pub outbound_timeout: Option<u64>,
     /// Which key signs. Default local.
     #[arg(long, value_enum, env = "DDCC_SIGNER")]
     pub signer: Option<SignerKind>,
@@ -161,6 +164,7 @@ struct FileConfig {
     body_limit: Option<usize>,
     batch_concurrency: Option<usize>,
     max_batch_entries: Option<usize>,
+    outbound_timeout: Option<u64>,
     signer: Option<String>,
     key_dir: Option<PathBuf>,
     api_keys: Option<Vec<String>>,
@@ -200,6 +204,8 @@ pub struct ServiceConfig {
     pub body_limit: usize,
     pub batch_concurrency: usize,
     pub max_batch_entries: usize,
+    /// Timeout of every call to the FHIR server and OpenHIM (Vault has `VAULT_TIMEOUT`).
+    pub outbound_timeout: Duration,
     pub signer: SignerKind,
     pub key_dir: PathBuf,
     pub vault: VaultSettings,
@@ -239,9 +245,12 @@ pub struct OpenHimConfig {
     pub mediator_port: u16,
     /// The key on the channel route; `None`: generated into the data directory at start-up.
     pub route_key: Option<String>,
+    /// Timeout of each API call (`DDCC_OUTBOUND_TIMEOUT`).
+    pub timeout: Duration,
 }
 
-/// Timeout of every outbound call (FHIR server, OpenHIM); Vault has its own (`VAULT_TIMEOUT`).
+/// Default timeout of every outbound call (FHIR server, OpenHIM; `DDCC_OUTBOUND_TIMEOUT`); Vault has its
+/// own (`VAULT_TIMEOUT`).
 pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ServiceConfig {
@@ -280,6 +289,18 @@ impl ServiceConfig {
             "DDCC_MAX_BATCH_ENTRIES",
             pick(args.max_batch_entries, file.max_batch_entries, 1000),
         )?;
+        let outbound_timeout = match pick(
+            args.outbound_timeout,
+            file.outbound_timeout,
+            OUTBOUND_TIMEOUT.as_secs(),
+        ) {
+            0 => {
+                return Err(Error::Config(
+                    "DDCC_OUTBOUND_TIMEOUT must be at least 1 second".into(),
+                ))
+            }
+            secs => Duration::from_secs(secs),
+        };
         let signer = match (args.signer, file.signer.as_deref()) {
             (Some(s), _) => s,
             (None, None | Some("local")) => SignerKind::Local,
@@ -346,6 +367,7 @@ impl ServiceConfig {
                         listen.port(),
                     ),
                     route_key: args.openhim_route_key.clone().filter(|k| !k.is_empty()),
+                    timeout: outbound_timeout,
                 })
             }
         };
@@ -451,6 +473,7 @@ impl ServiceConfig {
             body_limit,
             batch_concurrency,
             max_batch_entries,
+            outbound_timeout,
             signer,
             key_dir,
             vault: args.vault.clone(),

@@ -238,6 +238,23 @@ async fn read_body(
             ),
         ));
     }
+    // Bodies are read as sent (no decompression): a compressed body would otherwise be parsed as if it
+    // were plain JSON. RFC 9110 §15.5.16: an unsupported content coding is 415.
+    let encoding = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    if let Some(encoding) = encoding.filter(|e| !e.is_empty() && e != "identity") {
+        return Err(Reply::outcome(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            format!(
+                "Content-Encoding {:?} is not accepted; send the body uncompressed",
+                encoding.chars().take(40).collect::<String>()
+            ),
+        )
+        .header(header::ACCEPT_ENCODING, "identity".into()));
+    }
     let too_large = || {
         Reply::outcome(
             StatusCode::PAYLOAD_TOO_LARGE,

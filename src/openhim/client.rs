@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha512};
 use tokio::sync::Mutex;
 
-use crate::configuration::{OpenHimAuth, OpenHimConfig, OUTBOUND_TIMEOUT};
+use crate::configuration::{OpenHimAuth, OpenHimConfig};
 use crate::error::{Error, Result};
 use crate::service::rfc3339_ms;
 use crate::store::fhir::error_chain;
@@ -30,8 +30,8 @@ pub struct OpenHimClient {
 impl OpenHimClient {
     pub fn new(config: &OpenHimConfig) -> Result<Self> {
         let http = Client::builder()
-            .timeout(OUTBOUND_TIMEOUT)
-            .connect_timeout(OUTBOUND_TIMEOUT)
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
             .danger_accept_invalid_certs(config.trust_self_signed)
             .build()
             .map_err(|e| Error::Config(format!("OpenHIM HTTP client: {e}")))?;

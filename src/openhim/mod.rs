@@ -151,8 +151,11 @@ async fn run(client: OpenHimClient, config: OpenHimConfig, route_key: String, is
             }
             Err(e) => {
                 issuer.metrics.dependency_error("openhim");
-                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "OpenHIM registration failed");
-                tokio::time::sleep(backoff).await;
+                // Jitter (50–100 %): many mediator replicas restarted together do not retry in step.
+                let wait =
+                    backoff.mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0));
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "OpenHIM registration failed");
+                tokio::time::sleep(wait).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }

@@ -159,10 +159,7 @@ async fn start(
         ),
     };
     let store = match &config.fhir_url {
-        Some(url) => AnyStore::Fhir(FhirStore::new(
-            url.clone(),
-            crate::configuration::OUTBOUND_TIMEOUT,
-        )?),
+        Some(url) => AnyStore::Fhir(FhirStore::new(url.clone(), config.outbound_timeout)?),
         None => AnyStore::Local(LocalStore::open(&config.data_dir)?),
     };
     let (mut keys, key_file) =

@@ -409,6 +409,40 @@ impl Service {
         self.proc.terminate(Duration::from_secs(20));
     }
 
+    /// The process id of the running service.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.child.as_ref().map(Child::id)
+    }
+
+    /// Resident memory of the service in KiB (`VmRSS` of /proc/<pid>/status).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.pid().expect("the service runs");
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit; its exit status, if it exited.
+    pub fn sigterm_and_wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.pid()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.proc.exited() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// The generated API key (embedded defaults).
     pub fn api_key(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("api-key"))

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ddcc_mediator::config::IssuanceConfig;
+use ddcc_mediator::configuration::IssuanceConfig;
 use ddcc_mediator::credential::{self, hc1};
 use ddcc_mediator::document::{self, DocumentContext, QrArtifact, QrKind};
 use ddcc_mediator::intake::{self, Submission};

@@ -10,7 +10,6 @@
 
 pub mod cli;
 pub mod codes;
-pub mod config;
 pub mod configuration;
 pub mod credential;
 pub mod document;

@@ -5,7 +5,7 @@
 
 use time::OffsetDateTime;
 
-use crate::config::IssuanceConfig;
+use crate::configuration::IssuanceConfig;
 use crate::credential::{self, IssuedCredentials, SignedPayload};
 use crate::document::{self, DocumentContext, QrArtifact, QrKind};
 use crate::domain::VaccinationEvent;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ddcc_mediator::config::IssuanceConfig;
+use ddcc_mediator::configuration::IssuanceConfig;
 use ddcc_mediator::credential::{issue, verify, VerifyOptions};
 use ddcc_mediator::domain::*;
 use ddcc_mediator::signer::local::{DscSubject, LocalSigner};

@@ -571,7 +571,7 @@ async fn certificates_signed_in_vault_pass_the_independent_checker() {
         ddcc_mediator::intake::Submission::Single(event) => event.expect("a valid event"),
         other => panic!("expected one QuestionnaireResponse, got {other:?}"),
     };
-    let config = ddcc_mediator::config::IssuanceConfig::default();
+    let config = ddcc_mediator::configuration::IssuanceConfig::default();
     let dir = tempfile::tempdir().unwrap();
     for (key, key_type, alg) in [
         ("es", KeyType::EcdsaP256, "ES256"),

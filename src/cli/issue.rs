@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use super::{exit, IssuanceArgs, KeyDirArgs, SignerKind};
-use crate::config::IssuanceConfig;
+use crate::configuration::IssuanceConfig;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Issue};
 use crate::intake::{self, Submission};

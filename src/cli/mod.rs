@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::IssuanceConfig;
+use crate::configuration::IssuanceConfig;
 use crate::render::pdf::{Labels, Paper};
 
 /// `--paper` values.

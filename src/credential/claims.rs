@@ -5,7 +5,7 @@ use coset::cbor::value::Value;
 use coset::cwt::{ClaimName, ClaimsSet, ClaimsSetBuilder, Timestamp};
 use coset::{iana, CborSerializable};
 
-use crate::config::IssuanceConfig;
+use crate::configuration::IssuanceConfig;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
 use crate::signer::SigningIdentity;

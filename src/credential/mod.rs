@@ -15,7 +15,7 @@ pub mod verify;
 
 use coset::cbor::value::Value;
 
-use crate::config::IssuanceConfig;
+use crate::configuration::IssuanceConfig;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
 use crate::signer::{Signer, SigningIdentity};

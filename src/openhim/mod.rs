@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 pub use client::OpenHimClient;
 
-use crate::config::IssuanceConfig;
+use crate::configuration::IssuanceConfig;
 use crate::configuration::{validate_issuance, OpenHimConfig};
 use crate::error::{Error, Result};
 use crate::http::MEDIATOR_URN;

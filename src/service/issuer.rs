@@ -26,7 +26,7 @@ use super::links::Links;
 use super::metrics::Metrics;
 use super::signer::ServiceSigner;
 use super::Orchestrations;
-use crate::config::IssuanceConfig;
+use crate::configuration::IssuanceConfig;
 use crate::document::{self, DocumentContext};
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};

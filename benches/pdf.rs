@@ -92,14 +92,16 @@ fn bench(c: &mut Criterion) {
         hc1("hc1-who-from-existingDDCCDoc.txt"),
         hc1("hc1-dcc-from-existingDDCCDoc.txt"),
     );
+    let symbol = |hc1: &str| ddcc_mediator::render::qr::encode(hc1).expect("QR");
+    let (ddcc_symbol, dcc_symbol) = (symbol(&ddcc), symbol(&dcc));
     let qrs = [
         PdfQr {
             kind: QrKind::Who,
-            hc1: &ddcc,
+            symbol: &ddcc_symbol,
         },
         PdfQr {
             kind: QrKind::Dcc,
-            hc1: &dcc,
+            symbol: &dcc_symbol,
         },
     ];
     let d = |s: &str| date(s).full().expect("full date");

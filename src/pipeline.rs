@@ -17,6 +17,7 @@ use crate::signer::Signer;
 #[derive(Debug, Clone)]
 pub struct RenderedQr {
     pub signed: SignedPayload,
+    pub symbol: render::qr::QrSymbol,
     pub png: Vec<u8>,
     pub svg: String,
 }
@@ -101,12 +102,12 @@ fn citizen_pdf(
     };
     let mut qrs = vec![pdf::PdfQr {
         kind: QrKind::Who,
-        hc1: &ddcc.signed.hc1,
+        symbol: &ddcc.symbol,
     }];
     if let Some(dcc) = dcc {
         qrs.push(pdf::PdfQr {
             kind: QrKind::Dcc,
-            hc1: &dcc.signed.hc1,
+            symbol: &dcc.symbol,
         });
     }
     let options = pdf::PdfOptions {
@@ -118,10 +119,15 @@ fn citizen_pdf(
 
 fn render_qr(signed: SignedPayload) -> Result<RenderedQr> {
     let _span = tracing::info_span!("ddcc.render.qr").entered();
-    let code = render::qr::encode(&signed.hc1)?;
-    let png = render::qr::png_of(&code)?;
-    let svg = render::qr::svg_of(&code);
-    Ok(RenderedQr { signed, png, svg })
+    let symbol = render::qr::encode(&signed.hc1)?;
+    let png = render::qr::png_of(&symbol)?;
+    let svg = render::qr::svg_of(&symbol);
+    Ok(RenderedQr {
+        signed,
+        symbol,
+        png,
+        svg,
+    })
 }
 
 fn artifact(kind: QrKind, qr: &RenderedQr) -> QrArtifact {

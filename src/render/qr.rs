@@ -3,10 +3,15 @@
 //!
 //! The `qrcode` crate's automatic encoder picks an "optimal" mix of segments (numeric runs for digits),
 //! which HCERT forbids: the payload MUST be one alphanumeric segment. So the bit stream is built here
-//! explicitly and handed to `QrCode::with_bits`.
+//! explicitly. The crate then does the error correction and module placement; the choice of data mask
+//! (ISO/IEC 18004:2015 §7.8.3) is made here, because the crate's penalty scoring took about 8 ms per
+//! symbol, most of an issuance (see BENCHMARKS.md). Any of the eight masks gives a valid symbol; the
+//! penalty only prefers the one that scans most reliably, and [`penalty`] scores it exactly as the
+//! standard does, on a byte grid, in a few tens of microseconds.
 
-use image::{codecs::png::PngEncoder, ImageEncoder, Luma};
-use qrcode::{bits::Bits, render::svg, EcLevel, QrCode, Version};
+use qrcode::bits::Bits;
+use qrcode::canvas::{Canvas, MaskPattern};
+use qrcode::{ec, Color, EcLevel, Version};
 
 use crate::error::{Error, Result};
 
@@ -16,6 +21,60 @@ pub const QUIET_ZONE_MODULES: u32 = 4;
 pub const PNG_MODULE_PX: u32 = 4;
 /// Error correction level Q (25 % recovery), as HCERT §4 recommends for printed and displayed codes.
 pub const EC_LEVEL: EcLevel = EcLevel::Q;
+
+/// An encoded QR symbol: which modules are dark, row by row, without the quiet zone.
+///
+/// Encoding is the costly step, so a symbol is encoded once and rendered as PNG, SVG and in the PDF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrSymbol {
+    version: i16,
+    width: usize,
+    /// `width * width` modules, row-major; 1 = dark.
+    modules: Vec<u8>,
+}
+
+impl QrSymbol {
+    /// Modules per side, without the quiet zone.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The QR version (1–40).
+    pub fn version(&self) -> i16 {
+        self.version
+    }
+
+    /// Whether the module in column `x`, row `y` (from the top left) is dark.
+    pub fn is_dark(&self, x: usize, y: usize) -> bool {
+        self.modules[y * self.width + x] == 1
+    }
+
+    /// The rows, top first; 1 = dark.
+    pub fn rows(&self) -> std::slice::ChunksExact<'_, u8> {
+        self.modules.chunks_exact(self.width)
+    }
+
+    /// The runs of dark modules of each row: `(row, first column, length)`, the shape the vector
+    /// renderings (SVG, PDF) draw as one rectangle each.
+    pub fn dark_runs(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.rows().enumerate().flat_map(|(y, row)| {
+            let mut x = 0;
+            std::iter::from_fn(move || {
+                while x < row.len() && row[x] == 0 {
+                    x += 1;
+                }
+                if x == row.len() {
+                    return None;
+                }
+                let start = x;
+                while x < row.len() && row[x] == 1 {
+                    x += 1;
+                }
+                Some((y, start, x - start))
+            })
+        })
+    }
+}
 
 /// The QR alphanumeric character set (ISO/IEC 18004 table 5); base45 uses exactly these 45 characters.
 fn is_qr_alphanumeric(b: u8) -> bool {
@@ -57,34 +116,204 @@ pub(crate) fn alphanumeric_bits(text: &str) -> Result<Bits> {
         })
 }
 
+/// The eight data masks of a (non-micro) QR symbol, in mask-reference order 000–111.
+const MASKS: [MaskPattern; 8] = [
+    MaskPattern::Checkerboard,
+    MaskPattern::HorizontalLines,
+    MaskPattern::VerticalLines,
+    MaskPattern::DiagonalLines,
+    MaskPattern::LargeCheckerboard,
+    MaskPattern::Fields,
+    MaskPattern::Diamonds,
+    MaskPattern::Meadow,
+];
+
 /// The QR symbol of an `HC1:` string (or any QR-alphanumeric text).
-pub fn encode(hc1: &str) -> Result<QrCode> {
+pub fn encode(hc1: &str) -> Result<QrSymbol> {
     let bits = alphanumeric_bits(hc1)?;
-    QrCode::with_bits(bits, EC_LEVEL)
-        .map_err(|e| Error::Internal(format!("QR symbol construction failed: {e}")))
+    let version = bits.version();
+    let internal = |e| Error::Internal(format!("QR symbol construction failed: {e}"));
+    let (data, ec) =
+        ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).map_err(internal)?;
+    let mut unmasked = Canvas::new(version, EC_LEVEL);
+    unmasked.draw_all_functional_patterns();
+    unmasked.draw_data(&data, &ec);
+    let width = version.width() as usize;
+    let number = match version {
+        Version::Normal(v) => v,
+        Version::Micro(_) => return Err(Error::Internal("micro QR is never used".into())),
+    };
+    let mut scratch = Vec::with_capacity(width * width);
+    let (modules, _) = MASKS
+        .iter()
+        .map(|&mask| {
+            let mut canvas = unmasked.clone();
+            canvas.apply_mask(mask);
+            let modules: Vec<u8> = canvas
+                .into_colors()
+                .into_iter()
+                .map(|c| u8::from(c == Color::Dark))
+                .collect();
+            let score = penalty(&modules, width, &mut scratch);
+            (modules, score)
+        })
+        // The first of equal scores, as the standard's order would pick.
+        .min_by_key(|(_, score)| *score)
+        .ok_or_else(|| Error::Internal("no QR mask".into()))?;
+    Ok(QrSymbol {
+        version: number,
+        width,
+        modules,
+    })
 }
 
-/// PNG of the symbol: 8-bit greyscale, [`PNG_MODULE_PX`] px per module, 4-module quiet zone.
+/// The penalty score of a masked symbol (ISO/IEC 18004:2015 §7.8.3.1, table 11): the lower, the
+/// easier to scan. `scratch` holds the transposed grid, so columns are scored as rows.
+///
+/// The rules are read as Project Nayuki's reference encoder reads them (a finder-like pattern is
+/// 1:1:3:1:1 at any module scale, with a light run four times that wide on one side; the area outside
+/// the symbol is light), and `tests/qr_reference.rs` checks that we choose the mask it chooses.
+fn penalty(modules: &[u8], width: usize, scratch: &mut Vec<u8>) -> u32 {
+    scratch.clear();
+    scratch.extend((0..width * width).map(|i| modules[(i % width) * width + i / width]));
+    let mut score = 0;
+    for grid in [modules, scratch.as_slice()] {
+        for line in grid.chunks_exact(width) {
+            score += line_penalty(line);
+        }
+    }
+    score + block_penalty(modules, width) + balance_penalty(modules)
+}
+
+/// N1 and N3 of one row or column. N1: a run of 5 + i modules of one colour scores 3 + i.
+/// N3: 40 for each false finder pattern, found from the lengths of the last seven runs.
+fn line_penalty(line: &[u8]) -> u32 {
+    let size = line.len() as u32;
+    let mut score = 0;
+    let mut history = RunHistory::new(size);
+    let mut run_colour = 0;
+    let mut run = 0;
+    for &module in line {
+        if module == run_colour {
+            run += 1;
+            if run == 5 {
+                score += 3;
+            } else if run > 5 {
+                score += 1;
+            }
+        } else {
+            history.push(run);
+            if run_colour == 0 {
+                score += 40 * history.finder_like_patterns();
+            }
+            run_colour = module;
+            run = 1;
+        }
+    }
+    // The line ends in the light quiet zone.
+    if run_colour == 1 {
+        history.push(run);
+        run = 0;
+    }
+    history.push(run + size);
+    score + 40 * history.finder_like_patterns()
+}
+
+/// The lengths of the last seven runs of a line, newest first.
+struct RunHistory {
+    runs: [u32; 7],
+    /// The light area before the line counts as this long.
+    border: u32,
+}
+
+impl RunHistory {
+    fn new(size: u32) -> Self {
+        Self {
+            runs: [0; 7],
+            border: size,
+        }
+    }
+
+    fn push(&mut self, mut run: u32) {
+        if self.runs[0] == 0 {
+            // The first run of the line joins the light area before it.
+            run += self.border;
+        }
+        self.runs.copy_within(0..6, 1);
+        self.runs[0] = run;
+    }
+
+    /// Dark-light-dark-light-dark in 1:1:3:1:1 (the newest light run, `runs[0]`, ends it) with a light
+    /// run of at least four modules' width before or after: 0, 1 or 2 patterns.
+    fn finder_like_patterns(&self) -> u32 {
+        let r = &self.runs;
+        let n = r[1];
+        let core = n > 0 && r[2] == n && r[3] == 3 * n && r[4] == n && r[5] == n;
+        u32::from(core && r[0] >= 4 * n && r[6] >= n)
+            + u32::from(core && r[6] >= 4 * n && r[0] >= n)
+    }
+}
+
+/// N2: 3 for each 2×2 block of one colour (overlapping blocks count each).
+fn block_penalty(modules: &[u8], width: usize) -> u32 {
+    let rows: Vec<&[u8]> = modules.chunks_exact(width).collect();
+    let mut score = 0;
+    for pair in rows.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        for x in 0..width - 1 {
+            let sum = a[x] + a[x + 1] + b[x] + b[x + 1];
+            if sum == 0 || sum == 4 {
+                score += 3;
+            }
+        }
+    }
+    score
+}
+
+/// N4: 10 × the smallest k for which the dark share lies within 50 % ± (5 + 5k) %.
+fn balance_penalty(modules: &[u8]) -> u32 {
+    let total = modules.len() as u64;
+    let dark: u64 = modules.iter().map(|&m| u64::from(m)).sum();
+    let k = (dark * 20)
+        .abs_diff(total * 10)
+        .div_ceil(total)
+        .saturating_sub(1);
+    10 * k as u32
+}
+
+/// PNG of the symbol: 1-bit greyscale, [`PNG_MODULE_PX`] px per module, 4-module quiet zone.
 pub fn png(hc1: &str) -> Result<Vec<u8>> {
     png_of(&encode(hc1)?)
 }
 
-/// PNG of an encoded symbol (encoding is the costly part: encode once, render many).
-pub fn png_of(code: &QrCode) -> Result<Vec<u8>> {
-    let img = code
-        .render::<Luma<u8>>()
-        .quiet_zone(true)
-        .module_dimensions(PNG_MODULE_PX, PNG_MODULE_PX)
-        .build();
-    let mut out = Vec::new();
-    PngEncoder::new(&mut out)
-        .write_image(
-            img.as_raw(),
-            img.width(),
-            img.height(),
-            image::ExtendedColorType::L8,
-        )
-        .map_err(|e| Error::Internal(format!("PNG encoding failed: {e}")))?;
+/// PNG of an encoded symbol. One bit per pixel and fast deflate: a two-colour image gains nothing from
+/// more, and it is written in well under a millisecond.
+pub fn png_of(symbol: &QrSymbol) -> Result<Vec<u8>> {
+    let scale = PNG_MODULE_PX as usize;
+    let side_modules = symbol.width + 2 * QUIET_ZONE_MODULES as usize;
+    let side_px = side_modules * scale;
+    let row_bytes = side_px.div_ceil(8);
+    // Bit 1 = white in 1-bit greyscale; start all white and clear the dark modules.
+    let mut pixels = vec![0xffu8; row_bytes * side_px];
+    let qz = QUIET_ZONE_MODULES as usize;
+    for (y, x, len) in symbol.dark_runs() {
+        for px_row in 0..scale {
+            let row = &mut pixels[((qz + y) * scale + px_row) * row_bytes..][..row_bytes];
+            for px in (qz + x) * scale..(qz + x + len) * scale {
+                row[px / 8] &= !(0x80 >> (px % 8));
+            }
+        }
+    }
+    let side = u32::try_from(side_px).map_err(|_| Error::Internal("QR PNG too large".into()))?;
+    let mut out = Vec::with_capacity(4096);
+    let mut encoder = png::Encoder::new(&mut out, side, side);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::One);
+    encoder.set_compression(png::Compression::Fast);
+    let failed = |e: png::EncodingError| Error::Internal(format!("PNG encoding failed: {e}"));
+    let mut writer = encoder.write_header().map_err(failed)?;
+    writer.write_image_data(&pixels).map_err(failed)?;
+    writer.finish().map_err(failed)?;
     Ok(out)
 }
 
@@ -94,19 +323,31 @@ pub fn svg(hc1: &str) -> Result<String> {
     Ok(svg_of(&encode(hc1)?))
 }
 
-/// SVG of an encoded symbol.
-pub fn svg_of(code: &QrCode) -> String {
-    code.render::<svg::Color<'_>>()
-        .quiet_zone(true)
-        .module_dimensions(1, 1)
-        .dark_color(svg::Color("#000000"))
-        .light_color(svg::Color("#ffffff"))
-        .build()
+/// SVG of an encoded symbol: a white square and one path of dark runs.
+pub fn svg_of(symbol: &QrSymbol) -> String {
+    use std::fmt::Write as _;
+    let qz = QUIET_ZONE_MODULES as usize;
+    let side = symbol.width + 2 * qz;
+    let mut svg = String::with_capacity(symbol.width * symbol.width * 3);
+    let _ = write!(
+        svg,
+        "<?xml version=\"1.0\" standalone=\"yes\"?>\n\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{side}\" height=\"{side}\" \
+         viewBox=\"0 0 {side} {side}\" shape-rendering=\"crispEdges\">\
+         <rect x=\"0\" y=\"0\" width=\"{side}\" height=\"{side}\" fill=\"#ffffff\"/>\
+         <path fill=\"#000000\" d=\""
+    );
+    for (y, x, len) in symbol.dark_runs() {
+        let _ = write!(svg, "M{} {}h{len}v1h-{len}z", qz + x, qz + y);
+    }
+    svg.push_str("\"/></svg>\n");
+    svg
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qrcode::QrCode;
     use std::path::Path;
 
     fn shared(rel: &str) -> String {
@@ -151,7 +392,14 @@ mod tests {
         for hc1 in real_hc1() {
             let png = png(&hc1).unwrap();
             let decoded = image::load_from_memory(&png).unwrap();
-            assert_eq!(decoded.color(), image::ColorType::L8, "8-bit greyscale");
+            let header = png::Decoder::new(std::io::Cursor::new(&png))
+                .read_info()
+                .unwrap();
+            assert_eq!(
+                (header.info().color_type, header.info().bit_depth),
+                (png::ColorType::Grayscale, png::BitDepth::One),
+                "1-bit greyscale"
+            );
             let (meta, text) = decode_png(&png);
             assert_eq!(text, hc1);
             // Format information bits 11 = level Q.
@@ -187,8 +435,8 @@ mod tests {
         assert_eq!(bits.into_bytes()[0] >> 4, 0b0010);
         let optimal = QrCode::with_error_correction_level(&text, EcLevel::Q).unwrap();
         let ours = encode(&text).unwrap();
-        assert_eq!(ours.version(), Version::Normal(version));
-        assert!(ours.version().width() >= optimal.version().width());
+        assert_eq!(ours.version(), version);
+        assert!(ours.width() as i16 >= optimal.version().width());
         let (meta, decoded) = decode_png(&png(&text).unwrap());
         assert_eq!(decoded, text);
         assert_eq!(meta.version.0, version as usize);
@@ -200,8 +448,7 @@ mod tests {
         let text = format!("HC1:{}", "ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:".repeat(20));
         let theirs = QrCode::with_error_correction_level(&text, EcLevel::Q).unwrap();
         let ours = encode(&text).unwrap();
-        assert_eq!(ours.version(), theirs.version());
-        assert_eq!(ours.error_correction_level(), EcLevel::Q);
+        assert_eq!(Version::Normal(ours.version()), theirs.version());
     }
 
     #[test]

@@ -62,8 +62,8 @@ pub use crate::document::QrKind;
 #[derive(Debug, Clone, Copy)]
 pub struct PdfQr<'a> {
     pub kind: QrKind,
-    /// The `HC1:` string.
-    pub hc1: &'a str,
+    /// The symbol of its `HC1:` string, encoded once by the caller for every rendering.
+    pub symbol: &'a qr::QrSymbol,
 }
 
 /// Dates of the signed credential (from its CWT claims), which the questionnaire does not carry.
@@ -126,7 +126,7 @@ enum Item {
         y: f32,
     },
     Qr {
-        code: qrcode::QrCode,
+        code: qr::QrSymbol,
         x: f32,
         y: f32,
         side: f32,
@@ -289,7 +289,7 @@ impl Layout {
         let qr_top = y + 12.0 + (available_h - side) / 2.0;
         for (i, q) in qrs.iter().enumerate() {
             let slot_x = left + (right - left - total) / 2.0 + i as f32 * (side + gap);
-            let code = qr::encode(q.hc1)?;
+            let code = q.symbol.clone();
             let (qx, qtop, qside) = place_qr(&code, slot_x, qr_top, side);
             page.items.push(Item::Qr {
                 code,
@@ -465,7 +465,7 @@ impl Layout {
 /// Where a QR goes inside its square slot (left, top from the page top, side): the largest whole multiple
 /// of [`PIXEL_GRID_PT`] per module that fits and keeps it [`MIN_QR_MM`] wide, snapped to the grid; the
 /// exact fit when no multiple does.
-fn place_qr(code: &qrcode::QrCode, slot_x: f32, slot_top: f32, slot: f32) -> (f32, f32, f32) {
+fn place_qr(code: &qr::QrSymbol, slot_x: f32, slot_top: f32, slot: f32) -> (f32, f32, f32) {
     let modules = (code.width() + 2 * qr::QUIET_ZONE_MODULES as usize) as f32;
     let fit = slot / modules;
     let snapped = (fit / PIXEL_GRID_PT).floor() * PIXEL_GRID_PT;
@@ -585,36 +585,25 @@ fn text_ops(
 /// The QR as one filled path of module rectangles (a run of dark modules in a row is one rectangle),
 /// in a coordinate system of one unit per module, so the symbol is sharp at any print resolution and
 /// adjacent modules leave no hairline seams.
-fn qr_ops(ops: &mut Vec<Op>, code: &qrcode::QrCode, x: f32, y: f32, side: f32) {
-    let n = code.width();
+fn qr_ops(ops: &mut Vec<Op>, code: &qr::QrSymbol, x: f32, y: f32, side: f32) {
     let qz = qr::QUIET_ZONE_MODULES as usize;
-    let total = (n + 2 * qz) as f32;
+    let total = (code.width() + 2 * qz) as f32;
     let module = side / total;
-    let colors = code.to_colors();
-    let mut rings = Vec::new();
-    for (row, cells) in colors.chunks(n).enumerate() {
-        let top = total - (qz + row) as f32;
-        let mut col = 0;
-        while col < cells.len() {
-            if cells.get(col) != Some(&qrcode::Color::Dark) {
-                col += 1;
-                continue;
-            }
-            let start = col;
-            while cells.get(col) == Some(&qrcode::Color::Dark) {
-                col += 1;
-            }
-            let (x0, x1) = ((qz + start) as f32, (qz + col) as f32);
-            rings.push(PolygonRing {
+    let rings: Vec<PolygonRing> = code
+        .dark_runs()
+        .map(|(row, start, len)| {
+            let top = total - (qz + row) as f32;
+            let (x0, x1) = ((qz + start) as f32, (qz + start + len) as f32);
+            PolygonRing {
                 points: vec![
                     point(x0, top - 1.0),
                     point(x1, top - 1.0),
                     point(x1, top),
                     point(x0, top),
                 ],
-            });
-        }
-    }
+            }
+        })
+        .collect();
     ops.push(Op::SaveGraphicsState);
     ops.push(Op::SetTransformationMatrix {
         matrix: CurTransMat::Raw([module, 0.0, 0.0, module, x, y]),

@@ -97,8 +97,24 @@ pub(crate) fn alphanumeric_bits(text: &str) -> Result<Bits> {
     if text.is_empty() {
         return Err(Error::invalid("required", None, "QR payload is empty"));
     }
+    // Size the segment arithmetically (ISO/IEC 18004 §7.4.4: mode, character count, 11 bits a pair, 6
+    // for an odd one) and build the bit stream once, in the first version that holds it.
+    let n = text.len();
+    let segment_bits = |v: i16| {
+        let count_bits = match v {
+            1..=9 => 9,
+            10..=26 => 11,
+            _ => 13,
+        };
+        4 + count_bits + 11 * (n / 2) + 6 * (n % 2)
+    };
     (1..=40)
-        .find_map(|v| {
+        .find(|&v| {
+            Bits::new(Version::Normal(v))
+                .max_len(EC_LEVEL)
+                .is_ok_and(|capacity| segment_bits(v) <= capacity)
+        })
+        .and_then(|v| {
             let mut bits = Bits::new(Version::Normal(v));
             bits.push_alphanumeric_data(text.as_bytes()).ok()?;
             bits.push_terminator(EC_LEVEL).ok()?;
@@ -175,7 +191,9 @@ pub fn encode(hc1: &str) -> Result<QrSymbol> {
 /// the symbol is light), and `tests/qr_reference.rs` checks that we choose the mask it chooses.
 fn penalty(modules: &[u8], width: usize, scratch: &mut Vec<u8>) -> u32 {
     scratch.clear();
-    scratch.extend((0..width * width).map(|i| modules[(i % width) * width + i / width]));
+    for x in 0..width {
+        scratch.extend(modules.iter().skip(x).step_by(width));
+    }
     let mut score = 0;
     for grid in [modules, scratch.as_slice()] {
         for line in grid.chunks_exact(width) {
@@ -185,43 +203,71 @@ fn penalty(modules: &[u8], width: usize, scratch: &mut Vec<u8>) -> u32 {
     score + block_penalty(modules, width) + balance_penalty(modules)
 }
 
+/// Most modules a line has (version 40).
+const MAX_WIDTH: usize = 177;
+
 /// N1 and N3 of one row or column. N1: a run of 5 + i modules of one colour scores 3 + i.
 /// N3: 40 for each false finder pattern, found from the lengths of the last seven runs.
+///
+/// It walks the line run by run, from a bit set of where the colour changes: a module-by-module walk
+/// mispredicts a branch at every other module of a masked symbol, and that was most of the cost.
 fn line_penalty(line: &[u8]) -> u32 {
-    let size = line.len() as u32;
+    let size = line.len();
+    // Bit i: module i differs from module i - 1 (the area before the line is light).
+    let mut changes = [0u64; MAX_WIDTH.div_ceil(64)];
+    let mut previous = 0;
+    for (word, chunk) in changes.iter_mut().zip(line.chunks(64)) {
+        // Built in a register and stored once: or-ing into memory each module chains every module
+        // through a store and a load.
+        let mut bits = 0u64;
+        for (i, &module) in chunk.iter().enumerate() {
+            bits |= u64::from(module ^ previous) << i;
+            previous = module;
+        }
+        *word = bits;
+    }
     let mut score = 0;
-    let mut history = RunHistory::new(size);
-    let mut run_colour = 0;
-    let mut run = 0;
-    for &module in line {
-        if module == run_colour {
-            run += 1;
-            if run == 5 {
-                score += 3;
-            } else if run > 5 {
-                score += 1;
-            }
-        } else {
+    let mut history = RunHistory::new(size as u32);
+    // The run in progress: where it started and its colour.
+    let (mut start, mut colour) = (0u32, 0u8);
+    for (word_index, &word) in changes.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let at = (word_index * 64) as u32 + bits.trailing_zeros();
+            bits &= bits - 1;
+            let run = at - start;
+            score += n1(run);
             history.push(run);
-            if run_colour == 0 {
-                score += 40 * history.finder_like_patterns();
-            }
-            run_colour = module;
-            run = 1;
+            // A light run has just ended: it may close a finder-like pattern.
+            score += 40 * history.finder_like_patterns() * u32::from(colour == 0);
+            start = at;
+            colour ^= 1;
         }
     }
+    let run = size as u32 - start;
+    score += n1(run);
     // The line ends in the light quiet zone.
-    if run_colour == 1 {
+    if colour == 1 {
         history.push(run);
-        run = 0;
+        history.push(size as u32);
+    } else {
+        history.push(run + size as u32);
     }
-    history.push(run + size);
     score + 40 * history.finder_like_patterns()
 }
 
+/// N1 of one run: 3 + (length − 5) from 5 modules on.
+fn n1(run: u32) -> u32 {
+    u32::from(run >= 5) * run.saturating_sub(2)
+}
+
 /// The lengths of the last seven runs of a line, newest first.
+///
+/// Seven plain fields shifted one by one, not an array shifted with a copy: the copy went through the
+/// stack and every push then stalled on store-to-load forwarding, which cost more than the scoring.
+#[derive(Clone, Copy)]
 struct RunHistory {
-    runs: [u32; 7],
+    runs: (u32, u32, u32, u32, u32, u32, u32),
     /// The light area before the line counts as this long.
     border: u32,
 }
@@ -229,28 +275,27 @@ struct RunHistory {
 impl RunHistory {
     fn new(size: u32) -> Self {
         Self {
-            runs: [0; 7],
+            runs: (0, 0, 0, 0, 0, 0, 0),
             border: size,
         }
     }
 
-    fn push(&mut self, mut run: u32) {
-        if self.runs[0] == 0 {
-            // The first run of the line joins the light area before it.
-            run += self.border;
-        }
-        self.runs.copy_within(0..6, 1);
-        self.runs[0] = run;
+    #[inline(always)]
+    fn push(&mut self, run: u32) {
+        let (r0, r1, r2, r3, r4, r5, _) = self.runs;
+        // The first run of the line joins the light area before it.
+        let run = run + self.border * u32::from(r0 == 0);
+        self.runs = (run, r0, r1, r2, r3, r4, r5);
     }
 
-    /// Dark-light-dark-light-dark in 1:1:3:1:1 (the newest light run, `runs[0]`, ends it) with a light
+    /// Dark-light-dark-light-dark in 1:1:3:1:1 (the newest light run, `runs.0`, ends it) with a light
     /// run of at least four modules' width before or after: 0, 1 or 2 patterns.
+    #[inline(always)]
     fn finder_like_patterns(&self) -> u32 {
-        let r = &self.runs;
-        let n = r[1];
-        let core = n > 0 && r[2] == n && r[3] == 3 * n && r[4] == n && r[5] == n;
-        u32::from(core && r[0] >= 4 * n && r[6] >= n)
-            + u32::from(core && r[6] >= 4 * n && r[0] >= n)
+        let (r0, n, r2, r3, r4, r5, r6) = self.runs;
+        // `&`, not `&&`: these compare unpredictable data, and branches here would mispredict.
+        let core = (n > 0) & (r2 == n) & (r3 == 3 * n) & (r4 == n) & (r5 == n);
+        u32::from(core & (r0 >= 4 * n) & (r6 >= n)) + u32::from(core & (r6 >= 4 * n) & (r0 >= n))
     }
 }
 
@@ -262,9 +307,7 @@ fn block_penalty(modules: &[u8], width: usize) -> u32 {
         let (a, b) = (pair[0], pair[1]);
         for x in 0..width - 1 {
             let sum = a[x] + a[x + 1] + b[x] + b[x + 1];
-            if sum == 0 || sum == 4 {
-                score += 3;
-            }
+            score += 3 * u32::from((sum == 0) | (sum == 4));
         }
     }
     score

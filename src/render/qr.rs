@@ -10,8 +10,8 @@
 //! standard does, on a byte grid, in a few tens of microseconds.
 
 use qrcode::bits::Bits;
-use qrcode::canvas::{Canvas, MaskPattern};
-use qrcode::{ec, Color, EcLevel, Version};
+use qrcode::canvas::{Canvas, Module};
+use qrcode::{ec, EcLevel, Version};
 
 use crate::error::{Error, Result};
 
@@ -132,18 +132,6 @@ pub(crate) fn alphanumeric_bits(text: &str) -> Result<Bits> {
         })
 }
 
-/// The eight data masks of a (non-micro) QR symbol, in mask-reference order 000–111.
-const MASKS: [MaskPattern; 8] = [
-    MaskPattern::Checkerboard,
-    MaskPattern::HorizontalLines,
-    MaskPattern::VerticalLines,
-    MaskPattern::DiagonalLines,
-    MaskPattern::LargeCheckerboard,
-    MaskPattern::Fields,
-    MaskPattern::Diamonds,
-    MaskPattern::Meadow,
-];
-
 /// The QR symbol of an `HC1:` string (or any QR-alphanumeric text).
 pub fn encode(hc1: &str) -> Result<QrSymbol> {
     let bits = alphanumeric_bits(hc1)?;
@@ -151,36 +139,124 @@ pub fn encode(hc1: &str) -> Result<QrSymbol> {
     let internal = |e| Error::Internal(format!("QR symbol construction failed: {e}"));
     let (data, ec) =
         ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).map_err(internal)?;
-    let mut unmasked = Canvas::new(version, EC_LEVEL);
-    unmasked.draw_all_functional_patterns();
-    unmasked.draw_data(&data, &ec);
-    let width = version.width() as usize;
+    let mut canvas = Canvas::new(version, EC_LEVEL);
+    canvas.draw_all_functional_patterns();
+    canvas.draw_data(&data, &ec);
     let number = match version {
         Version::Normal(v) => v,
         Version::Micro(_) => return Err(Error::Internal("micro QR is never used".into())),
     };
-    let mut scratch = Vec::with_capacity(width * width);
-    let (modules, _) = MASKS
-        .iter()
-        .map(|&mask| {
-            let mut canvas = unmasked.clone();
-            canvas.apply_mask(mask);
-            let modules: Vec<u8> = canvas
-                .into_colors()
-                .into_iter()
-                .map(|c| u8::from(c == Color::Dark))
-                .collect();
-            let score = penalty(&modules, width, &mut scratch);
-            (modules, score)
-        })
+    let unmasked = Unmasked::of(&canvas, version.width() as usize);
+    let mut scratch = Vec::with_capacity(unmasked.colours.len());
+    let mut best: Option<(u32, Vec<u8>)> = None;
+    for mask in 0..8 {
+        let modules = unmasked.masked(mask);
+        let score = penalty(&modules, unmasked.width, &mut scratch);
         // The first of equal scores, as the standard's order would pick.
-        .min_by_key(|(_, score)| *score)
-        .ok_or_else(|| Error::Internal("no QR mask".into()))?;
+        if best.as_ref().is_none_or(|(lowest, _)| score < *lowest) {
+            best = Some((score, modules));
+        }
+    }
+    let (_, modules) = best.ok_or_else(|| Error::Internal("no QR mask".into()))?;
     Ok(QrSymbol {
         version: number,
-        width,
+        width: unmasked.width,
         modules,
     })
+}
+
+/// A symbol before masking: each module's colour, and whether a data mask inverts it.
+///
+/// Masking is done here rather than by `Canvas::apply_mask`, whose per-module coordinate arithmetic on
+/// enum modules cost a quarter of the encoding once the penalty was fast.
+struct Unmasked {
+    width: usize,
+    /// 1 = dark.
+    colours: Vec<u8>,
+    /// 1 = a data or remainder module, which the mask inverts; 0 = a function pattern module.
+    maskable: Vec<u8>,
+}
+
+impl Unmasked {
+    fn of(canvas: &Canvas, width: usize) -> Self {
+        let mut colours = Vec::with_capacity(width * width);
+        let mut maskable = Vec::with_capacity(width * width);
+        for y in 0..width as i16 {
+            for x in 0..width as i16 {
+                let module = canvas.get(x, y);
+                colours.push(u8::from(module.is_dark()));
+                // `Module::mask` inverts exactly the modules not yet fixed by a function pattern.
+                maskable.push(u8::from(!matches!(module, Module::Masked(_))));
+            }
+        }
+        Self {
+            width,
+            colours,
+            maskable,
+        }
+    }
+
+    /// The modules with data mask `mask` (0–7) applied and its format information drawn.
+    fn masked(&self, mask: u8) -> Vec<u8> {
+        let w = self.width;
+        let mut modules = Vec::with_capacity(w * w);
+        for y in 0..w {
+            let row = y * w..(y + 1) * w;
+            let cells = self.colours[row.clone()].iter().zip(&self.maskable[row]);
+            for (x, (&colour, &maskable)) in cells.enumerate() {
+                modules.push(colour ^ (maskable & u8::from(mask_inverts(mask, x, y))));
+            }
+        }
+        draw_format_information(&mut modules, w, mask);
+        modules
+    }
+}
+
+/// Whether data mask `mask` inverts the module in column `x`, row `y` (ISO/IEC 18004 table 10).
+fn mask_inverts(mask: u8, x: usize, y: usize) -> bool {
+    match mask {
+        0 => (x + y).is_multiple_of(2),
+        1 => y.is_multiple_of(2),
+        2 => x.is_multiple_of(3),
+        3 => (x + y).is_multiple_of(3),
+        4 => (y / 2 + x / 3).is_multiple_of(2),
+        5 => (x * y) % 2 + (x * y) % 3 == 0,
+        6 => ((x * y) % 2 + (x * y) % 3).is_multiple_of(2),
+        _ => ((x + y) % 2 + (x * y) % 3).is_multiple_of(2),
+    }
+}
+
+/// Draws both copies of the 15-bit format information (ISO/IEC 18004 §7.9: level Q and the mask,
+/// BCH(15,5)-protected, XOR 101010000010010), placed as in Project Nayuki's `qrcodegen`.
+fn draw_format_information(modules: &mut [u8], width: usize, mask: u8) {
+    const LEVEL_Q: u32 = 0b11;
+    let data = (LEVEL_Q << 3) | u32::from(mask);
+    let mut remainder = data;
+    for _ in 0..10 {
+        remainder = (remainder << 1) ^ ((remainder >> 9) * 0x537);
+    }
+    let bits = ((data << 10) | remainder) ^ 0x5412;
+    let bit = |i: usize| u8::from((bits >> i) & 1 == 1);
+    let mut set = |x: usize, y: usize, dark: u8| modules[y * width + x] = dark;
+    // Around the top-left finder pattern.
+    for i in 0..6 {
+        set(8, i, bit(i));
+    }
+    set(8, 7, bit(6));
+    set(8, 8, bit(7));
+    set(7, 8, bit(8));
+    for i in 9..15 {
+        set(14 - i, 8, bit(i));
+    }
+    // Beside the top-right and bottom-left finder patterns.
+    for i in 0..8 {
+        set(width - 1 - i, 8, bit(i));
+    }
+    for i in 8..15 {
+        set(8, width - 15 + i, bit(i));
+    }
+    // The dark module, always dark.
+    set(8, width - 8, 1);
 }
 
 /// The penalty score of a masked symbol (ISO/IEC 18004:2015 §7.8.3.1, table 11): the lower, the
@@ -390,7 +466,7 @@ pub fn svg_of(symbol: &QrSymbol) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qrcode::QrCode;
+    use qrcode::{Color, QrCode};
     use std::path::Path;
 
     fn shared(rel: &str) -> String {
@@ -492,6 +568,41 @@ mod tests {
         let theirs = QrCode::with_error_correction_level(&text, EcLevel::Q).unwrap();
         let ours = encode(&text).unwrap();
         assert_eq!(Version::Normal(ours.version()), theirs.version());
+    }
+
+    #[test]
+    fn our_masking_equals_the_qrcode_crates_for_every_mask() {
+        use qrcode::canvas::MaskPattern;
+        let patterns = [
+            MaskPattern::Checkerboard,
+            MaskPattern::HorizontalLines,
+            MaskPattern::VerticalLines,
+            MaskPattern::DiagonalLines,
+            MaskPattern::LargeCheckerboard,
+            MaskPattern::Fields,
+            MaskPattern::Diamonds,
+            MaskPattern::Meadow,
+        ];
+        for text in [real_hc1()[0].clone(), "HC1:SHORT".to_owned()] {
+            let bits = alphanumeric_bits(&text).unwrap();
+            let version = bits.version();
+            let (data, ec) =
+                ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).unwrap();
+            let mut canvas = Canvas::new(version, EC_LEVEL);
+            canvas.draw_all_functional_patterns();
+            canvas.draw_data(&data, &ec);
+            let unmasked = Unmasked::of(&canvas, version.width() as usize);
+            for (mask, pattern) in patterns.into_iter().enumerate() {
+                let mut theirs = canvas.clone();
+                theirs.apply_mask(pattern);
+                let theirs: Vec<u8> = theirs
+                    .into_colors()
+                    .into_iter()
+                    .map(|c| u8::from(c == Color::Dark))
+                    .collect();
+                assert!(unmasked.masked(mask as u8) == theirs, "mask {mask}");
+            }
+        }
     }
 
     #[test]

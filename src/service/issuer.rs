@@ -61,6 +61,9 @@ pub struct Issuer {
     pub metrics: Arc<Metrics>,
     settings: RwLock<Arc<IssuanceConfig>>,
     locks: KeyedLocks,
+    /// One permit per core for the signing and rendering work: more at once only adds threads competing
+    /// for the same cores, each holding its images and PDF in memory (and in its own malloc arena).
+    cpu_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -84,6 +87,9 @@ impl Issuer {
             metrics,
             settings: RwLock::new(Arc::new(settings)),
             locks: KeyedLocks::default(),
+            cpu_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            )),
         }
     }
 
@@ -152,7 +158,12 @@ impl Issuer {
         // QR rendering and serialisation are CPU work: off the async workers. Signing inside is a network
         // call for Vault; the blocking thread drives it on the runtime.
         let span = tracing::Span::current();
+        let slot = Arc::clone(&self.cpu_slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
         let certificate = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             span.in_scope(|| {
                 handle.block_on(pipeline::issue_certificate(
                     &event,

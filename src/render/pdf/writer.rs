@@ -7,7 +7,7 @@
 //! subset) over a `/CIDFontType2` descendant with `/CIDToGIDMap /Identity`, and a `/ToUnicode` map from
 //! each glyph to the text of its cluster, so text extraction gives back what was typed.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::deflate::deflate;
 use super::fonts::{Embedded, FontKey};
@@ -22,6 +22,15 @@ pub(super) struct PageFont {
 
 /// Appends the decimal digits of `n`.
 fn int(out: &mut Vec<u8>, n: u64) {
+    // Most numbers of the page are QR module coordinates, below 200.
+    static SMALL: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    if n < 256 {
+        let small = SMALL.get_or_init(|| (0..256u32).map(|i| i.to_string().into_bytes()).collect());
+        if let Some(digits) = small.get(n as usize) {
+            out.extend_from_slice(digits);
+            return;
+        }
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = n;
@@ -72,7 +81,7 @@ fn hex4(out: &mut Vec<u8>, v: u16) {
 
 /// The page content stream (uncompressed).
 pub(super) fn page_content(items: &[Item], fonts: &[PageFont]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(64 * 1024);
+    let mut out = Vec::with_capacity(128 * 1024);
     for item in items {
         match item {
             Item::Text { line, x, y, grey } => text(&mut out, line, *x, *y, *grey, fonts)?,

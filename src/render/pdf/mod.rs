@@ -108,7 +108,7 @@ pub fn certificate_pdf(
 }
 
 /// Something drawn on the page, in PDF coordinates (points, origin bottom-left).
-enum Item {
+enum Item<'a> {
     /// `grey`: 0 black … 1 white.
     Text {
         line: Line,
@@ -122,18 +122,18 @@ enum Item {
         y: f32,
     },
     Qr {
-        code: qr::QrSymbol,
+        code: &'a qr::QrSymbol,
         x: f32,
         y: f32,
         side: f32,
     },
 }
 
-struct Layout {
+struct Layout<'a> {
     width: f32,
     height: f32,
     issued: time::Date,
-    items: Vec<Item>,
+    items: Vec<Item<'a>>,
 }
 
 /// A section's rows: label, and the value when the event has one.
@@ -146,10 +146,10 @@ enum Align {
     Centre,
 }
 
-impl Layout {
+impl<'a> Layout<'a> {
     fn certificate(
         event: &VaccinationEvent,
-        qrs: &[PdfQr<'_>],
+        qrs: &[PdfQr<'a>],
         dates: &IssueDates,
         options: &PdfOptions,
     ) -> Result<Self> {
@@ -285,8 +285,8 @@ impl Layout {
         let qr_top = y + 12.0 + (available_h - side) / 2.0;
         for (i, q) in qrs.iter().enumerate() {
             let slot_x = left + (right - left - total) / 2.0 + i as f32 * (side + gap);
-            let code = q.symbol.clone();
-            let (qx, qtop, qside) = place_qr(&code, slot_x, qr_top, side);
+            let code = q.symbol;
+            let (qx, qtop, qside) = place_qr(code, slot_x, qr_top, side);
             page.items.push(Item::Qr {
                 code,
                 x: qx,

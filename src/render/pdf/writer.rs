@@ -80,7 +80,7 @@ fn hex4(out: &mut Vec<u8>, v: u16) {
 }
 
 /// The page content stream (uncompressed).
-pub(super) fn page_content(items: &[Item], fonts: &[PageFont]) -> Result<Vec<u8>> {
+pub(super) fn page_content(items: &[Item<'_>], fonts: &[PageFont]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(128 * 1024);
     for item in items {
         match item {
@@ -230,11 +230,20 @@ fn qr_symbol(out: &mut Vec<u8>, code: &qr::QrSymbol, x: f32, y: f32, side: f32) 
         int(out, (end - first) as u64);
         out.extend_from_slice(b" re\n");
     };
-    let mut row_runs = code.dark_runs().peekable();
-    for row in 0..code.width() {
+    for (row, modules) in code.rows().enumerate() {
         let mut i = 0;
-        while let Some(&(_, start, len)) = row_runs.peek().filter(|r| r.0 == row) {
-            row_runs.next();
+        let mut x = 0;
+        // The row's runs of dark modules (1), left to right.
+        while let Some(start) = modules
+            .get(x..)
+            .and_then(|rest| rest.iter().position(|&m| m != 0))
+            .map(|p| x + p)
+        {
+            let len = modules
+                .get(start..)
+                .and_then(|rest| rest.iter().position(|&m| m == 0))
+                .unwrap_or(modules.len() - start);
+            x = start + len;
             // Open rectangles that end before this run cannot continue: close them.
             while let Some(&o) = open.get(i).filter(|o| o.0 < start) {
                 emit(out, o, row);
@@ -363,7 +372,7 @@ const OBJECTS_PER_FONT: usize = 5;
 /// The whole file: catalog, pages, page, content, information, fonts; cross-reference table; trailer.
 pub(super) fn document(
     (width, height): (f32, f32),
-    items: &[Item],
+    items: &[Item<'_>],
     fonts: &[PageFont],
     info: &Info<'_>,
 ) -> Result<Vec<u8>> {

@@ -131,6 +131,31 @@ fn bench(c: &mut Criterion) {
             b.iter(|| certificate_pdf(black_box(e), &qrs, &dates, &options).expect("pdf"))
         });
     }
+    // A name whose glyph set no earlier document had: the Arabic font is subset for this document (a
+    // subset is shared by documents with the same glyph set; 784 two-letter names cycle through a cache
+    // of 256).
+    let letters: Vec<char> = ('\u{0628}'..='\u{063A}')
+        .chain('\u{0641}'..='\u{064A}')
+        .collect();
+    let mut names = (0..).map(|i: usize| {
+        let (a, b) = (
+            letters[i % letters.len()],
+            letters[(i / letters.len()) % letters.len()],
+        );
+        let mut e = holders[0].1.clone();
+        e.holder.name = ne(&format!("{} {a}{b}", e.holder.name.as_str()));
+        e
+    });
+    c.bench_function(
+        "certificate_pdf (2 QR, Arabic holder, new glyph set)",
+        |b| {
+            b.iter_batched(
+                || names.next().expect("endless"),
+                |e| certificate_pdf(&e, &qrs, &dates, &options).expect("pdf"),
+                criterion::BatchSize::SmallInput,
+            )
+        },
+    );
     c.bench_function("qr_png (1 252-char DDCC payload)", |b| {
         b.iter(|| render::qr_png(black_box(&ddcc)).expect("png"))
     });

@@ -1,4 +1,5 @@
-//! Time to render one citizen PDF (two QR codes, Latin and Arabic text) and its QR PNG.
+//! Time to render one citizen PDF (two QR codes; an Arabic, a Latin-only and a Chinese holder) and its QR
+//! PNG.
 //!
 //! `cargo bench --bench pdf -- --measurement-time 5` for a short run.
 
@@ -30,10 +31,12 @@ fn code(c: &str) -> Code {
     }
 }
 
-/// The IG's Arabic example holder (name and centre read from the shared vectors).
-fn event() -> VaccinationEvent {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/vectors/ddcc/ig-1.0.0/QuestionnaireResponse-DDCCVSQuestionnaireResponseArabic.json");
+/// An IG example holder (name and centre read from the shared vectors; `suffix` is the language:
+/// `Arabic`, `Example` for English, `Chinese`).
+fn event(suffix: &str) -> VaccinationEvent {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../shared/vectors/ddcc/ig-1.0.0/QuestionnaireResponse-DDCCVSQuestionnaireResponse{suffix}.json"
+    ));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("vector")).expect("json");
     let answer = |id: &str| {
@@ -87,7 +90,11 @@ fn hc1(file: &str) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let e = event();
+    let holders = [
+        ("Arabic holder", event("Arabic")),
+        ("Latin holder", event("Example")),
+        ("Chinese holder", event("Chinese")),
+    ];
     let (ddcc, dcc) = (
         hc1("hc1-who-from-existingDDCCDoc.txt"),
         hc1("hc1-dcc-from-existingDDCCDoc.txt"),
@@ -112,17 +119,43 @@ fn bench(c: &mut Criterion) {
     };
     let options = PdfOptions::default();
     // Fonts are parsed on first use; keep that out of the measurement.
-    let pdf = certificate_pdf(&e, &qrs, &dates, &options).expect("pdf");
+    for (name, e) in &holders {
+        let pdf = certificate_pdf(e, &qrs, &dates, &options).expect("pdf");
+        eprintln!("certificate PDF, {name}: {} bytes", pdf.len());
+    }
     let png = render::qr_png(&ddcc).expect("png");
-    eprintln!(
-        "certificate PDF: {} bytes; DDCC QR PNG: {} bytes",
-        pdf.len(),
-        png.len()
-    );
+    eprintln!("DDCC QR PNG: {} bytes", png.len());
 
-    c.bench_function("certificate_pdf (2 QR, Arabic holder)", |b| {
-        b.iter(|| certificate_pdf(black_box(&e), &qrs, &dates, &options).expect("pdf"))
+    for (name, e) in &holders {
+        c.bench_function(&format!("certificate_pdf (2 QR, {name})"), |b| {
+            b.iter(|| certificate_pdf(black_box(e), &qrs, &dates, &options).expect("pdf"))
+        });
+    }
+    // A name whose glyph set no earlier document had: the Arabic font is subset for this document (a
+    // subset is shared by documents with the same glyph set; 784 two-letter names cycle through a cache
+    // of 256).
+    let letters: Vec<char> = ('\u{0628}'..='\u{063A}')
+        .chain('\u{0641}'..='\u{064A}')
+        .collect();
+    let mut names = (0..).map(|i: usize| {
+        let (a, b) = (
+            letters[i % letters.len()],
+            letters[(i / letters.len()) % letters.len()],
+        );
+        let mut e = holders[0].1.clone();
+        e.holder.name = ne(&format!("{} {a}{b}", e.holder.name.as_str()));
+        e
     });
+    c.bench_function(
+        "certificate_pdf (2 QR, Arabic holder, new glyph set)",
+        |b| {
+            b.iter_batched(
+                || names.next().expect("endless"),
+                |e| certificate_pdf(&e, &qrs, &dates, &options).expect("pdf"),
+                criterion::BatchSize::SmallInput,
+            )
+        },
+    );
     c.bench_function("qr_png (1 252-char DDCC payload)", |b| {
         b.iter(|| render::qr_png(black_box(&ddcc)).expect("png"))
     });

@@ -1,25 +1,21 @@
 //! The citizen PDF: one page with the holder, the vaccination, the certificate data and its QR codes.
 //!
 //! Layout is computed first (text shaped into glyphs, QR symbols encoded), then each font is subset to
-//! the glyphs the page uses, and only then are the PDF operations written, with the subset glyph ids.
-//! printpdf writes the file (`/Identity-H` fonts, and a `/ToUnicode` map from each glyph to the text of
-//! its cluster). Glyphs are drawn in visual order, which is what text extractors expect: poppler gives
+//! the glyphs the page uses (a subset is made once per distinct glyph set and shared), and only then is
+//! the file written ([`writer`]), with the subset glyph ids (`/Identity-H` fonts, and a `/ToUnicode` map
+//! from each glyph to the text of its cluster). Glyphs are drawn in visual order, which is what text extractors expect: poppler gives
 //! back right-to-left text in logical order from it. (An `/ActualText` span would make it worse:
 //! poppler spreads that text left to right and then reverses the right-to-left line.)
 
+mod deflate;
 mod fonts;
 mod labels;
 mod text;
+mod writer;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub use labels::Labels;
-
-use printpdf::{
-    Codepoint, Color, CurTransMat, FontId, Greyscale, Line as PdfLine, LinePoint, Op, PaintMode,
-    ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfParseErrorSeverity, PdfSaveOptions, Point,
-    Polygon, PolygonRing, Pt, Rect, TextItem, TextMatrix, WindingOrder,
-};
 
 use self::fonts::FontKey;
 use self::text::{shape_line, Line};
@@ -112,7 +108,7 @@ pub fn certificate_pdf(
 }
 
 /// Something drawn on the page, in PDF coordinates (points, origin bottom-left).
-enum Item {
+enum Item<'a> {
     /// `grey`: 0 black … 1 white.
     Text {
         line: Line,
@@ -126,18 +122,18 @@ enum Item {
         y: f32,
     },
     Qr {
-        code: qr::QrSymbol,
+        code: &'a qr::QrSymbol,
         x: f32,
         y: f32,
         side: f32,
     },
 }
 
-struct Layout {
+struct Layout<'a> {
     width: f32,
     height: f32,
     issued: time::Date,
-    items: Vec<Item>,
+    items: Vec<Item<'a>>,
 }
 
 /// A section's rows: label, and the value when the event has one.
@@ -150,10 +146,10 @@ enum Align {
     Centre,
 }
 
-impl Layout {
+impl<'a> Layout<'a> {
     fn certificate(
         event: &VaccinationEvent,
-        qrs: &[PdfQr<'_>],
+        qrs: &[PdfQr<'a>],
         dates: &IssueDates,
         options: &PdfOptions,
     ) -> Result<Self> {
@@ -289,8 +285,8 @@ impl Layout {
         let qr_top = y + 12.0 + (available_h - side) / 2.0;
         for (i, q) in qrs.iter().enumerate() {
             let slot_x = left + (right - left - total) / 2.0 + i as f32 * (side + gap);
-            let code = q.symbol.clone();
-            let (qx, qtop, qside) = place_qr(&code, slot_x, qr_top, side);
+            let code = q.symbol;
+            let (qx, qtop, qside) = place_qr(code, slot_x, qr_top, side);
             page.items.push(Item::Qr {
                 code,
                 x: qx,
@@ -369,96 +365,37 @@ impl Layout {
 
     /// Subsets the fonts to the glyphs used and writes the PDF.
     fn write(self, options: &PdfOptions) -> Result<Vec<u8>> {
-        let mut doc = PdfDocument::new(&options.labels.title);
-        // No personal data in the document information or XMP: a title that is the same for everyone.
-        let info = &mut doc.metadata.info;
-        info.subject = options.labels.subtitle.clone();
-        info.creator = "ddcc-mediator".into();
-        info.producer = "ddcc-mediator".into();
-        info.keywords = vec!["DDCC:VS".into()];
-        // The issue date is not personal; a fixed date keeps identical input byte-identical output.
-        let issued = printpdf::OffsetDateTime::from_unix_timestamp(
-            time::OffsetDateTime::new_utc(self.issued, time::Time::MIDNIGHT).unix_timestamp(),
-        )
-        .map_err(|e| Error::Internal(format!("issue date: {e}")))?;
-        info.creation_date = issued;
-        info.modification_date = issued;
-        info.metadata_date = issued;
-
-        let mut used: BTreeMap<FontKey, BTreeSet<u16>> = BTreeMap::new();
+        let mut used: BTreeMap<FontKey, Vec<u16>> = BTreeMap::new();
         for item in &self.items {
             if let Item::Text { line, .. } = item {
                 for g in &line.glyphs {
-                    used.entry(g.font).or_default().insert(g.gid);
+                    used.entry(g.font).or_default().push(g.gid);
                 }
             }
         }
-        let mut font_ids: BTreeMap<FontKey, (FontId, BTreeMap<u16, u16>)> = BTreeMap::new();
-        for (key, glyphs) in used {
-            let subset = fonts::subset_font(key, glyphs)?;
-            let mut warnings = Vec::new();
-            let mut parsed =
-                ParsedFont::from_bytes(&subset.bytes, 0, &mut warnings).ok_or_else(|| {
-                    Error::Internal(format!(
-                        "the subset of {key:?} does not parse: {warnings:?}"
-                    ))
-                })?;
-            parsed.font_name = Some(subset.base_font);
-            font_ids.insert(key, (doc.add_font(&parsed), subset.gid_map));
-        }
-
-        let mut ops = Vec::new();
-        for item in &self.items {
-            match item {
-                Item::Text { line, x, y, grey } => {
-                    text_ops(&mut ops, line, *x, *y, *grey, &font_ids)?
-                }
-                Item::Rule { x1, x2, y } => {
-                    ops.push(Op::SetOutlineColor { col: grey(0.6) });
-                    ops.push(Op::SetOutlineThickness { pt: Pt(0.6) });
-                    ops.push(Op::DrawLine {
-                        line: PdfLine {
-                            points: vec![point(*x1, *y), point(*x2, *y)],
-                            is_closed: false,
-                        },
-                    });
-                }
-                Item::Qr { code, x, y, side } => qr_ops(&mut ops, code, *x, *y, *side),
-            }
-        }
-        let (w, h) = (self.width, self.height);
-        // Boxes set in points: a round trip through millimetres would make Letter 792.001 pt high.
-        let media = Rect::from_wh(Pt(w), Pt(h));
-        doc.with_pages(vec![PdfPage {
-            media_box: media.clone(),
-            trim_box: media.clone(),
-            crop_box: media,
-            ops,
-        }]);
-        let mut warnings = Vec::new();
-        let mut pdf = doc.to_lopdf_document(&PdfSaveOptions::default(), &mut warnings);
-        if let Some(e) = warnings
-            .iter()
-            .find(|w| w.severity == PdfParseErrorSeverity::Error)
-        {
-            return Err(Error::Internal(format!("PDF serialization: {}", e.msg)));
-        }
-        // printpdf always writes PDF/X and trapping keys (empty here); this file claims no PDF/X conformance.
-        if let Ok(info) = pdf
-            .trailer
-            .get(b"Info")
-            .and_then(lopdf::Object::as_reference)
-            .and_then(|id| pdf.get_dictionary_mut(id))
-        {
-            for key in [&b"GTS_PDFXVersion"[..], b"Trapped", b"Identifier"] {
-                info.remove(key);
-            }
-        }
-        compress_streams(&mut pdf)?;
-        let mut bytes = Vec::new();
-        pdf.save_to(&mut bytes)
-            .map_err(|e| Error::Internal(format!("PDF serialization: {e}")))?;
-        Ok(bytes)
+        let fonts = used
+            .into_iter()
+            .map(|(key, glyphs)| {
+                Ok(writer::PageFont {
+                    key,
+                    embedded: fonts::embedded(key, glyphs)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // No personal data in the document information: a title that is the same for everyone, and the
+        // issue date (not personal), so identical input gives a byte-identical file.
+        let d = self.issued;
+        let info = writer::Info {
+            title: &options.labels.title,
+            subject: &options.labels.subtitle,
+            date: format!(
+                "D:{:04}{:02}{:02}000000+00'00'",
+                d.year(),
+                u8::from(d.month()),
+                d.day()
+            ),
+        };
+        writer::document((self.width, self.height), &self.items, &fonts, &info)
     }
 }
 
@@ -483,33 +420,6 @@ fn place_qr(code: &qr::QrSymbol, slot_x: f32, slot_top: f32, slot: f32) -> (f32,
     }
 }
 
-/// Deflates every stream not yet filtered, at zlib's default level: lopdf's own `compress` uses the best
-/// level, which took three quarters of the render time for a 2 % smaller file.
-fn compress_streams(pdf: &mut lopdf::Document) -> Result<()> {
-    use std::io::Write;
-    for object in pdf.objects.values_mut() {
-        let lopdf::Object::Stream(stream) = object else {
-            continue;
-        };
-        if !stream.allows_compression || stream.dict.get(b"Filter").is_ok() {
-            continue;
-        }
-        let mut encoder =
-            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder
-            .write_all(&stream.content)
-            .map_err(|e| Error::Internal(format!("PDF stream compression: {e}")))?;
-        let deflated = encoder
-            .finish()
-            .map_err(|e| Error::Internal(format!("PDF stream compression: {e}")))?;
-        if deflated.len() < stream.content.len() {
-            stream.dict.set("Filter", "FlateDecode");
-            stream.set_content(deflated);
-        }
-    }
-    Ok(())
-}
-
 /// A coded value prints its display when there is one, else its code.
 fn coded(c: &Code) -> String {
     c.display
@@ -522,117 +432,6 @@ fn coded(c: &Code) -> String {
 
 fn iso(d: time::Date) -> String {
     FhirDate::Full(d).to_string()
-}
-
-/// A DeviceGray colour: 0 is black, 1 is white.
-fn grey(level: f32) -> Color {
-    Color::Greyscale(Greyscale {
-        percent: level,
-        icc_profile: None,
-    })
-}
-
-fn point(x: f32, y: f32) -> LinePoint {
-    LinePoint {
-        p: Point { x: Pt(x), y: Pt(y) },
-        bezier: false,
-    }
-}
-
-fn text_ops(
-    ops: &mut Vec<Op>,
-    line: &Line,
-    x: f32,
-    y: f32,
-    grey_level: f32,
-    fonts: &BTreeMap<FontKey, (FontId, BTreeMap<u16, u16>)>,
-) -> Result<()> {
-    if line.glyphs.is_empty() {
-        return Ok(());
-    }
-    ops.push(Op::StartTextSection);
-    ops.push(Op::SetFillColor {
-        col: grey(grey_level),
-    });
-    let mut current = None;
-    for g in &line.glyphs {
-        let (id, map) = fonts
-            .get(&g.font)
-            .ok_or_else(|| Error::Internal("glyph of a font that was not subset".into()))?;
-        if current != Some(g.font) {
-            ops.push(Op::SetFont {
-                font: PdfFontHandle::External(id.clone()),
-                size: Pt(line.size),
-            });
-            current = Some(g.font);
-        }
-        let gid = map.get(&g.gid).copied().unwrap_or(0);
-        ops.push(Op::SetTextMatrix {
-            matrix: TextMatrix::Translate(Pt(x + g.x), Pt(y + g.y)),
-        });
-        ops.push(Op::ShowText {
-            items: vec![TextItem::GlyphIds(vec![Codepoint {
-                gid,
-                offset: 0.0,
-                cid: Some(g.text.clone()),
-            }])],
-        });
-    }
-    ops.push(Op::EndTextSection);
-    Ok(())
-}
-
-/// The QR as one filled path of module rectangles (a run of dark modules in a row is one rectangle),
-/// in a coordinate system of one unit per module, so the symbol is sharp at any print resolution and
-/// adjacent modules leave no hairline seams.
-fn qr_ops(ops: &mut Vec<Op>, code: &qr::QrSymbol, x: f32, y: f32, side: f32) {
-    let qz = qr::QUIET_ZONE_MODULES as usize;
-    let total = (code.width() + 2 * qz) as f32;
-    let module = side / total;
-    let rings: Vec<PolygonRing> = code
-        .dark_runs()
-        .map(|(row, start, len)| {
-            let top = total - (qz + row) as f32;
-            let (x0, x1) = ((qz + start) as f32, (qz + start + len) as f32);
-            PolygonRing {
-                points: vec![
-                    point(x0, top - 1.0),
-                    point(x1, top - 1.0),
-                    point(x1, top),
-                    point(x0, top),
-                ],
-            }
-        })
-        .collect();
-    ops.push(Op::SaveGraphicsState);
-    ops.push(Op::SetTransformationMatrix {
-        matrix: CurTransMat::Raw([module, 0.0, 0.0, module, x, y]),
-    });
-    // White quiet zone and background, whatever is behind.
-    ops.push(Op::SetFillColor { col: grey(1.0) });
-    ops.push(Op::DrawPolygon {
-        polygon: Polygon {
-            rings: vec![PolygonRing {
-                points: vec![
-                    point(0.0, 0.0),
-                    point(total, 0.0),
-                    point(total, total),
-                    point(0.0, total),
-                ],
-            }],
-            mode: PaintMode::Fill,
-            winding_order: WindingOrder::NonZero,
-        },
-    });
-    ops.push(Op::SetFillColor { col: grey(0.0) });
-    ops.push(Op::DrawPolygon {
-        polygon: Polygon {
-            rings,
-            mode: PaintMode::Fill,
-            winding_order: WindingOrder::NonZero,
-        },
-    });
-    ops.push(Op::RestoreGraphicsState);
 }
 
 /// "Switzerland (CHE)": the English short name from ISO 3166-1 with the code a border officer can check.

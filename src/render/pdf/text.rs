@@ -1,13 +1,15 @@
 //! Text to positioned glyphs: bidi ordering (unicode-bidi), font fallback per character, and shaping
 //! (rustybuzz, a port of HarfBuzz) so Arabic gets its contextual forms and marks their positions.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use rustybuzz::{Direction, UnicodeBuffer};
+use rustybuzz::{Direction, Language, Script, ShapePlan, UnicodeBuffer};
 use unicode_bidi::BidiInfo;
 
 use super::fonts::{face, FontKey};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One glyph, placed relative to the start of its line (points; y up).
 #[derive(Debug, Clone)]
@@ -93,6 +95,44 @@ fn font_runs(text: &str, range: Range<usize>, bold: bool) -> Result<Vec<(FontKey
     Ok(out)
 }
 
+/// What a shaping plan depends on: font, direction, script, language.
+type PlanKey = (FontKey, bool, Script, Option<Language>);
+
+/// The shaping plan (the font's OpenType features compiled for a script and direction), made once:
+/// compiling it costs more than shaping a line with it.
+fn shape_plan(
+    font: FontKey,
+    rtl: bool,
+    script: Script,
+    language: Option<Language>,
+) -> Result<Arc<ShapePlan>> {
+    static PLANS: OnceLock<Mutex<HashMap<PlanKey, Arc<ShapePlan>>>> = OnceLock::new();
+    let plans = PLANS.get_or_init(Default::default);
+    let poisoned = || Error::Internal("shaping plan cache poisoned".into());
+    let key = (font, rtl, script, language);
+    if let Some(plan) = plans.lock().map_err(|_| poisoned())?.get(&key) {
+        return Ok(Arc::clone(plan));
+    }
+    let direction = if rtl {
+        Direction::RightToLeft
+    } else {
+        Direction::LeftToRight
+    };
+    let plan = Arc::new(ShapePlan::new(
+        face(font)?,
+        direction,
+        Some(key.2),
+        key.3.as_ref(),
+        &[],
+    ));
+    // Scripts and languages are few; the map stays small.
+    plans
+        .lock()
+        .map_err(|_| poisoned())?
+        .insert(key, Arc::clone(&plan));
+    Ok(plan)
+}
+
 /// Shapes one single-font, single-direction piece and appends its glyphs at `pen`; returns the new pen.
 fn shape_piece(
     text: &str,
@@ -116,7 +156,8 @@ fn shape_piece(
     } else {
         Direction::LeftToRight
     });
-    let shaped = rustybuzz::shape(face, &[], buffer);
+    let plan = shape_plan(font, rtl, buffer.script(), buffer.language())?;
+    let shaped = rustybuzz::shape_with_plan(face, &plan, buffer);
 
     // Cluster values are byte offsets into `piece`; a cluster's text runs to the next cluster start.
     let mut starts: Vec<usize> = shaped

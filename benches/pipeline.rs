@@ -76,6 +76,19 @@ fn stages(c: &mut Criterion) {
         b.iter(|| render::qr_svg(black_box(&issued.ddcc.hc1)))
     });
     c.bench_function(
+        "pipeline without PDF: payloads, QR PNG+SVG, document (local signer)",
+        |b| {
+            b.iter(|| {
+                rt.block_on(pipeline::issue_signed_document(
+                    black_box(&event),
+                    &config,
+                    &signer,
+                    now,
+                ))
+            })
+        },
+    );
+    c.bench_function(
         "whole pipeline: payloads, QR PNG+SVG, document, PDF (local signer)",
         |b| {
             b.iter(|| {

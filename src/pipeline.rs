@@ -34,6 +34,16 @@ pub struct Certificate {
     pub pdf: Vec<u8>,
 }
 
+/// The signed payloads, their QR images and the document Bundle: a certificate without its PDF.
+#[derive(Debug, Clone)]
+pub struct SignedDocument {
+    pub ddcc: RenderedQr,
+    /// The EU DCC, or why none was issued.
+    pub dcc: std::result::Result<RenderedQr, String>,
+    /// The DDCC:VS document Bundle, serialised once.
+    pub document_json: Vec<u8>,
+}
+
 /// Issues the certificate for `event` at time `now`.
 pub async fn issue_certificate<S: Signer>(
     event: &VaccinationEvent,
@@ -41,6 +51,28 @@ pub async fn issue_certificate<S: Signer>(
     signer: &S,
     now: OffsetDateTime,
 ) -> Result<Certificate> {
+    let SignedDocument {
+        ddcc,
+        dcc,
+        document_json,
+    } = issue_signed_document(event, config, signer, now).await?;
+    let pdf = tracing::info_span!("ddcc.render.pdf")
+        .in_scope(|| citizen_pdf(event, config, &ddcc, dcc.as_ref().ok()))?;
+    Ok(Certificate {
+        ddcc,
+        dcc,
+        document_json,
+        pdf,
+    })
+}
+
+/// Everything but the PDF: the payloads signed, their QR codes, the document Bundle.
+pub async fn issue_signed_document<S: Signer>(
+    event: &VaccinationEvent,
+    config: &IssuanceConfig,
+    signer: &S,
+    now: OffsetDateTime,
+) -> Result<SignedDocument> {
     let IssuedCredentials { ddcc, dcc } =
         credential::issue(event, config, signer, now.unix_timestamp()).await?;
     let ddcc = render_qr(ddcc)?;
@@ -65,13 +97,10 @@ pub async fn issue_certificate<S: Signer>(
         serde_json::to_vec_pretty(&bundle)
             .map_err(|e| crate::Error::Internal(format!("document Bundle does not serialise: {e}")))
     })?;
-    let pdf = tracing::info_span!("ddcc.render.pdf")
-        .in_scope(|| citizen_pdf(event, config, &ddcc, dcc.as_ref().ok()))?;
-    Ok(Certificate {
+    Ok(SignedDocument {
         ddcc,
         dcc,
         document_json,
-        pdf,
     })
 }
 

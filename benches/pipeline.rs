@@ -76,7 +76,7 @@ fn stages(c: &mut Criterion) {
         b.iter(|| render::qr_svg(black_box(&issued.ddcc.hc1)))
     });
     c.bench_function(
-        "pipeline without PDF: payloads, QR PNG+SVG, document (local signer)",
+        "pipeline without PDF: payloads, QR PNG, document (local signer)",
         |b| {
             b.iter(|| {
                 rt.block_on(pipeline::issue_signed_document(
@@ -89,7 +89,7 @@ fn stages(c: &mut Criterion) {
         },
     );
     c.bench_function(
-        "whole pipeline: payloads, QR PNG+SVG, document, PDF (local signer)",
+        "whole pipeline: payloads, QR PNG, document, PDF (local signer)",
         |b| {
             b.iter(|| {
                 rt.block_on(pipeline::issue_certificate(

@@ -13,13 +13,13 @@ use crate::error::Result;
 use crate::render::{self, pdf};
 use crate::signer::Signer;
 
-/// A signed payload with its QR images.
+/// A signed payload with its QR symbol and PNG (the document carries the PNG; an SVG is
+/// `render::qr::svg_of(&symbol)` for whoever wants one).
 #[derive(Debug, Clone)]
 pub struct RenderedQr {
     pub signed: SignedPayload,
     pub symbol: render::qr::QrSymbol,
     pub png: Vec<u8>,
-    pub svg: String,
 }
 
 /// Everything issued for one vaccination event.
@@ -150,12 +150,10 @@ fn render_qr(signed: SignedPayload) -> Result<RenderedQr> {
     let _span = tracing::info_span!("ddcc.render.qr").entered();
     let symbol = render::qr::encode(&signed.hc1)?;
     let png = render::qr::png_of(&symbol)?;
-    let svg = render::qr::svg_of(&symbol);
     Ok(RenderedQr {
         signed,
         symbol,
         png,
-        svg,
     })
 }
 

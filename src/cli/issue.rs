@@ -11,6 +11,7 @@ use crate::domain::VaccinationEvent;
 use crate::error::{Error, Issue};
 use crate::intake::{self, Submission};
 use crate::pipeline::{self, Certificate};
+use crate::render;
 use crate::signer::Signer;
 
 #[derive(Debug, clap::Args)]
@@ -124,11 +125,14 @@ fn write_certificate(dir: &Path, cert: &Certificate) -> crate::Result<()> {
     write("certificate.pdf", &cert.pdf)?;
     write("ddcc.hc1", cert.ddcc.signed.hc1.as_bytes())?;
     write("ddcc-qr.png", &cert.ddcc.png)?;
-    write("ddcc-qr.svg", cert.ddcc.svg.as_bytes())?;
+    write(
+        "ddcc-qr.svg",
+        render::qr::svg_of(&cert.ddcc.symbol).as_bytes(),
+    )?;
     if let Ok(dcc) = &cert.dcc {
         write("dcc.hc1", dcc.signed.hc1.as_bytes())?;
         write("dcc-qr.png", &dcc.png)?;
-        write("dcc-qr.svg", dcc.svg.as_bytes())?;
+        write("dcc-qr.svg", render::qr::svg_of(&dcc.symbol).as_bytes())?;
     }
     Ok(())
 }

@@ -64,7 +64,15 @@ pub struct Issuer {
     /// One permit per core for the signing and rendering work: more at once only adds threads competing
     /// for the same cores, each holding its images and PDF in memory (and in its own malloc arena).
     cpu_slots: Arc<tokio::sync::Semaphore>,
+    /// Certificates between their first store read and their stored answer, at most
+    /// [`IN_FLIGHT_PER_CORE`] per core. A slow store otherwise gathers every waiting request's finished
+    /// certificate (PDF, document, transaction) in memory: 97 MB at 64 connections in `bench/load`.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// Enough to keep every core busy while each certificate waits a store round trip several times its
+/// ~3 ms of CPU; few enough that a stalled store cannot make memory grow with the number of clients.
+const IN_FLIGHT_PER_CORE: usize = 8;
 
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,9 +95,8 @@ impl Issuer {
             metrics,
             settings: RwLock::new(Arc::new(settings)),
             locks: KeyedLocks::default(),
-            cpu_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-            )),
+            cpu_slots: Arc::new(tokio::sync::Semaphore::new(cores())),
+            in_flight: tokio::sync::Semaphore::new(cores() * IN_FLIGHT_PER_CORE),
         }
     }
 
@@ -142,6 +149,12 @@ impl Issuer {
         trace: &Orchestrations,
     ) -> Result<Issued> {
         let content_hash = content_hash(&event)?;
+        // Taken before the hcid lock: a holder of that lock already holds its own permit.
+        let _in_flight = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
         let _guard = self.locks.lock(event.certificate.hcid.as_str()).await;
         let bundle_id = document_id(&event)?;
 
@@ -486,4 +499,8 @@ impl KeyedLocks {
         };
         lock.lock_owned().await
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

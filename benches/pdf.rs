@@ -123,7 +123,7 @@ fn bench(c: &mut Criterion) {
         let pdf = certificate_pdf(e, &qrs, &dates, &options).expect("pdf");
         eprintln!("certificate PDF, {name}: {} bytes", pdf.len());
     }
-    let png = render::qr_png(&ddcc).expect("png");
+    let png = render::qr::png(&ddcc).expect("png");
     eprintln!("DDCC QR PNG: {} bytes", png.len());
 
     for (name, e) in &holders {
@@ -157,7 +157,7 @@ fn bench(c: &mut Criterion) {
         },
     );
     c.bench_function("qr_png (1 252-char DDCC payload)", |b| {
-        b.iter(|| render::qr_png(black_box(&ddcc)).expect("png"))
+        b.iter(|| render::qr::png(black_box(&ddcc)).expect("png"))
     });
 }
 

@@ -38,7 +38,7 @@ fn stages(c: &mut Criterion) {
         ))
         .expect("issue");
     let cose = hc1::decode(&issued.ddcc.hc1).expect("own HC1 decodes");
-    let png = render::qr_png(&issued.ddcc.hc1).expect("png");
+    let png = render::qr::png(&issued.ddcc.hc1).expect("png");
     let ctx = DocumentContext {
         issued_at: now,
         issuer_name: None,
@@ -70,10 +70,10 @@ fn stages(c: &mut Criterion) {
         b.iter(|| hc1::encode(black_box(&cose)))
     });
     c.bench_function("qr png", |b| {
-        b.iter(|| render::qr_png(black_box(&issued.ddcc.hc1)))
+        b.iter(|| render::qr::png(black_box(&issued.ddcc.hc1)))
     });
     c.bench_function("qr svg", |b| {
-        b.iter(|| render::qr_svg(black_box(&issued.ddcc.hc1)))
+        b.iter(|| render::qr::svg(black_box(&issued.ddcc.hc1)))
     });
     c.bench_function(
         "pipeline without PDF: payloads, QR PNG, document (local signer)",

@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 
 use ddcc_mediator::render::qr;
 
+mod support;
+
 const NAYUKI: &str = r#"
 import json, sys
 from qrcodegen import QrCode, QrSegment
@@ -20,9 +22,7 @@ print(json.dumps(out))
 "#;
 
 fn shared(rel: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel);
+    let path = support::shared_dir().join(rel);
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .trim()

@@ -418,12 +418,17 @@ pub fn png_of(symbol: &QrSymbol) -> Result<Vec<u8>> {
     // Bit 1 = white in 1-bit greyscale; start all white and clear the dark modules.
     let mut pixels = vec![0xffu8; row_bytes * side_px];
     let qz = QUIET_ZONE_MODULES as usize;
+    // Draw each module row's first pixel row, then copy it to the others.
     for (y, x, len) in symbol.dark_runs() {
-        for px_row in 0..scale {
-            let row = &mut pixels[((qz + y) * scale + px_row) * row_bytes..][..row_bytes];
-            for px in (qz + x) * scale..(qz + x + len) * scale {
-                row[px / 8] &= !(0x80 >> (px % 8));
-            }
+        let row = &mut pixels[(qz + y) * scale * row_bytes..][..row_bytes];
+        for px in (qz + x) * scale..(qz + x + len) * scale {
+            row[px / 8] &= !(0x80 >> (px % 8));
+        }
+    }
+    for y in 0..symbol.width {
+        let first = (qz + y) * scale * row_bytes;
+        for copy in 1..scale {
+            pixels.copy_within(first..first + row_bytes, first + copy * row_bytes);
         }
     }
     let side = u32::try_from(side_px).map_err(|_| Error::Internal("QR PNG too large".into()))?;

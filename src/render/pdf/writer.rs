@@ -230,41 +230,38 @@ fn qr_symbol(out: &mut Vec<u8>, code: &qr::QrSymbol, x: f32, y: f32, side: f32) 
         int(out, (end - first) as u64);
         out.extend_from_slice(b" re\n");
     };
-    for (row, modules) in code.rows().enumerate() {
-        let mut i = 0;
-        let mut x = 0;
-        // The row's runs of dark modules (1), left to right.
-        while let Some(start) = modules
-            .get(x..)
-            .and_then(|rest| rest.iter().position(|&m| m != 0))
-            .map(|p| x + p)
-        {
-            let len = modules
-                .get(start..)
-                .and_then(|rest| rest.iter().position(|&m| m == 0))
-                .unwrap_or(modules.len() - start);
-            x = start + len;
-            // Open rectangles that end before this run cannot continue: close them.
-            while let Some(&o) = open.get(i).filter(|o| o.0 < start) {
+    // Rectangles that did not continue into `row`: closed there; the continued ones stay open.
+    let end_row =
+        |out: &mut Vec<u8>, open: &mut Vec<_>, next: &mut Vec<_>, i: usize, row: usize| {
+            for &o in open.get(i..).unwrap_or_default() {
                 emit(out, o, row);
+            }
+            std::mem::swap(open, next);
+            next.clear();
+        };
+    // `i`: the first open rectangle not yet matched against the current row's runs.
+    let (mut row, mut i) = (0, 0);
+    for (run_row, start, len) in code.dark_runs() {
+        while row < run_row {
+            end_row(out, &mut open, &mut next, i, row);
+            (row, i) = (row + 1, 0);
+        }
+        // Open rectangles that end before this run cannot continue: close them.
+        while let Some(&o) = open.get(i).filter(|o| o.0 < start) {
+            emit(out, o, row);
+            i += 1;
+        }
+        match open.get(i) {
+            Some(&o) if o.0 == start && o.1 == len => {
+                next.push(o);
                 i += 1;
             }
-            match open.get(i) {
-                Some(&o) if o.0 == start && o.1 == len => {
-                    next.push(o);
-                    i += 1;
-                }
-                _ => next.push((start, len, row)),
-            }
+            _ => next.push((start, len, row)),
         }
-        for &o in open.get(i..).unwrap_or_default() {
-            emit(out, o, row);
-        }
-        std::mem::swap(&mut open, &mut next);
-        next.clear();
     }
+    end_row(out, &mut open, &mut next, i, row);
     for &o in &open {
-        emit(out, o, code.width());
+        emit(out, o, row + 1);
     }
     out.extend_from_slice(b"f\nQ\n");
 }

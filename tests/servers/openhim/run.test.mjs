@@ -36,10 +36,14 @@ function portFree(port) {
   });
 }
 
-/** A base port whose seven ports (base..base+6) are all free, so parallel runs do not collide. */
+/**
+ * A base port whose seven ports (base..base+6) are all free, so parallel runs do not collide. Below Linux's
+ * ephemeral range (32768 and up): there, an outgoing connection (OpenHIM's own to its database) can take one of
+ * the ports between this probe and OpenHIM's listen, which then fails with EADDRINUSE until it closes.
+ */
 async function freePortBase() {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 30000 + 10 * Math.floor(Math.random() * 2000);
+    const base = 20000 + 10 * Math.floor(Math.random() * 1270);
     const free = await Promise.all([0, 1, 2, 3, 4, 5, 6].map((i) => portFree(base + i)));
     if (free.every(Boolean)) {
       return base;

@@ -45,6 +45,14 @@ pub enum Error {
         service: &'static str,
         reason: String,
     },
+    /// The event is older than the certificate issued for it (a later correction is current): nothing
+    /// changes. The message names the current version.
+    #[error("superseded: {0}")]
+    Superseded(String),
+    /// The store refused a write because the certificate changed after it was read (another replica
+    /// wrote first). The issuer reads again and decides anew; callers see it only if that keeps happening.
+    #[error("write conflict: {0}")]
+    WriteConflict(String),
     /// The configuration cannot work (found at start-up, before any request is served).
     #[error("configuration error: {0}")]
     Config(String),
@@ -92,6 +100,7 @@ impl Error {
         match self {
             Error::Invalid(_) => 422,
             Error::NotSupported(_) => 400,
+            Error::Superseded(_) | Error::WriteConflict(_) => 409,
             Error::Unavailable { .. } => 503,
             Error::Config(_) | Error::Io { .. } | Error::Internal(_) => 500,
         }
@@ -99,7 +108,7 @@ impl Error {
 
     /// True when the caller should fix the request rather than retry it.
     pub fn is_caller_fault(&self) -> bool {
-        (400..500).contains(&self.status())
+        !matches!(self, Error::WriteConflict(_)) && (400..500).contains(&self.status())
     }
 
     /// The FHIR OperationOutcome that reports this error.
@@ -118,6 +127,9 @@ impl Error {
                 .map(|i| issue(i.code, i.expression.as_ref(), i.message.clone()))
                 .collect(),
             Error::NotSupported(m) => vec![issue("not-supported", None, m.clone())],
+            Error::Superseded(m) | Error::WriteConflict(m) => {
+                vec![issue("conflict", None, m.clone())]
+            }
             Error::Unavailable { .. } => vec![issue("transient", None, self.to_string())],
             // Internal details stay in the logs; the caller learns only that it was not their fault.
             Error::Config(_) | Error::Io { .. } | Error::Internal(_) => {
@@ -133,4 +145,16 @@ impl Error {
             ..Default::default()
         }
     }
+}
+
+/// An error and its sources on one line, e.g. "error sending request: connection refused".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

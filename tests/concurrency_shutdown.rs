@@ -69,24 +69,17 @@ fn fifty_identical_submissions_store_one_certificate_locally() {
     println!("local store: 50 submissions, 49 duplicates prevented, 1 certificate stored");
 }
 
-/// Every resource of a type on the FHIR server (one page of up to 1,000).
-fn count_on(fhir: &FhirServer, resource_type: &str) -> usize {
-    let (status, bundle) = fhir.get(&format!("{resource_type}?_count=1000"));
-    assert_eq!(status, 200, "{bundle}");
-    bundle["entry"].as_array().map_or(0, Vec::len)
-}
-
 #[test]
 fn fifty_identical_submissions_store_one_certificate_on_the_fhir_server() {
     let fhir = FhirServer::start();
     let service = keyed(&[("DDCC_FHIR_URL", fhir.base())]);
     let results = fifty_at_once(&service, &event("CONC-FHIR-1", &[]), 50);
     assert_one_certificate(&results);
-    assert_eq!(count_on(&fhir, "Bundle"), 1);
-    assert_eq!(count_on(&fhir, "DocumentReference"), 3);
-    assert_eq!(count_on(&fhir, "Patient"), 1);
-    assert_eq!(count_on(&fhir, "Immunization"), 1);
-    assert_eq!(count_on(&fhir, "Binary"), 1);
+    assert_eq!(fhir.count("Bundle"), 1);
+    assert_eq!(fhir.count("DocumentReference"), 3);
+    assert_eq!(fhir.count("Patient"), 1);
+    assert_eq!(fhir.count("Immunization"), 1);
+    assert_eq!(fhir.count("Binary"), 1);
     assert!(
         service.stored_files().is_empty(),
         "nothing in the local store"

@@ -60,6 +60,7 @@ fn event() -> VaccinationEvent {
             valid_from: FhirDate::parse("2021-06-15"),
             valid_until: None,
         },
+        version: Default::default(),
     }
 }
 

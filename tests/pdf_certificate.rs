@@ -91,6 +91,7 @@ fn event(suffix: &str) -> VaccinationEvent {
             valid_from: Some(d("valid_from")),
             valid_until: Some(d("valid_until")),
         },
+        version: Default::default(),
     }
 }
 

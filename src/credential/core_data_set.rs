@@ -142,6 +142,7 @@ pub(crate) mod tests {
                 valid_from: FhirDate::parse("2021-07-29"),
                 valid_until: FhirDate::parse("2022-03-29"),
             },
+            version: Default::default(),
         }
     }
 

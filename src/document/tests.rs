@@ -62,6 +62,7 @@ fn full_event(hcid: &str, dose: i64) -> VaccinationEvent {
             valid_from: Some(date("2021-04-05")),
             valid_until: Some(date("2022-04-05")),
         },
+        version: Default::default(),
     }
 }
 

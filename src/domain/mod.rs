@@ -92,4 +92,18 @@ pub struct VaccinationEvent {
     pub holder: Holder,
     pub vaccination: Vaccination,
     pub certificate: CertificateInfo,
+    /// Which version of the event this is. Not content: left out of the serialised event, so it does not
+    /// change the content hash that recognises a repeated submission.
+    #[serde(skip)]
+    pub version: EventVersion,
+}
+
+/// What orders two versions of one event (same hcid and dose, different content): the
+/// QuestionnaireResponse's `authored` time, and its `status` (`amended` corrects an earlier response).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventVersion {
+    /// `QuestionnaireResponse.authored`, when the sender gave it.
+    pub authored: Option<time::OffsetDateTime>,
+    /// `QuestionnaireResponse.status = amended`.
+    pub amended: bool,
 }

@@ -21,8 +21,8 @@ use serde_json::Value;
 use super::questionnaire::{self, Question};
 use crate::codes::iso3166;
 use crate::domain::{
-    CertificateInfo, Code, Country, FhirDate, Holder, NonEmpty, PositiveInt, Producer, Sex,
-    Vaccination, VaccinationEvent,
+    CertificateInfo, Code, Country, EventVersion, FhirDate, Holder, NonEmpty, PositiveInt,
+    Producer, Sex, Vaccination, VaccinationEvent,
 };
 use crate::error::{Error, Issue, Result};
 
@@ -101,9 +101,15 @@ pub(super) fn validate(qr: &QuestionnaireResponse, at: &At) -> Result<Vaccinatio
 
     let mut check = Check::new(at);
     check.status(qr.status.as_deref());
+    let version = EventVersion {
+        authored: check.authored(qr.authored.as_deref()),
+        amended: qr.status.as_deref() == Some("amended"),
+    };
     check.items(&qr.item);
     check.missing_required();
-    check.event()
+    check
+        .event()
+        .map(|event| VaccinationEvent { version, ..event })
 }
 
 /// The state of one validation: issues found so far and the well-typed answers.
@@ -168,6 +174,35 @@ impl<'a> Check<'a> {
                 self.at.field("status"),
                 "status is missing; a response to certify must be 'completed'".into(),
             ),
+        }
+    }
+
+    /// `authored`, a FHIR dateTime: a full date-time with its offset, or a date (read as 00:00 UTC).
+    fn authored(&mut self, authored: Option<&str>) -> Option<time::OffsetDateTime> {
+        let text = authored?;
+        let full =
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339);
+        let day = || {
+            time::Date::parse(
+                text,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .map(|d| d.midnight().assume_utc())
+        };
+        match full.or_else(|_| day()) {
+            Ok(at) => Some(at),
+            Err(_) => {
+                self.issue(
+                    "value",
+                    self.at.field("authored"),
+                    format!(
+                        "authored {} is not a FHIR dateTime with a time zone (e.g. 2021-07-08T10:15:00Z) \
+                         or a date",
+                        shown(text)
+                    ),
+                );
+                None
+            }
         }
     }
 
@@ -618,6 +653,7 @@ impl<'a> Check<'a> {
                 valid_from,
                 valid_until,
             },
+            version: EventVersion::default(),
         })
     }
 }

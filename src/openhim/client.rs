@@ -12,9 +12,9 @@ use sha2::{Digest, Sha512};
 use tokio::sync::Mutex;
 
 use crate::configuration::{OpenHimAuth, OpenHimConfig};
+use crate::error::error_chain;
 use crate::error::{Error, Result};
 use crate::service::rfc3339_ms;
-use crate::store::fhir::error_chain;
 
 #[derive(Debug)]
 pub struct OpenHimClient {

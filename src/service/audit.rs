@@ -72,6 +72,8 @@ pub fn describe(error: &Error) -> String {
     match error {
         Error::Invalid(issues) => format!("invalid input ({} issue(s))", issues.len()),
         Error::NotSupported(_) => "request not supported".into(),
+        Error::Superseded(_) => "older than the current version: not issued".into(),
+        Error::WriteConflict(_) => "concurrent writes: not issued".into(),
         Error::Unavailable { service, .. } => format!("{service} unavailable"),
         Error::Config(_) | Error::Io { .. } | Error::Internal(_) => "internal error".into(),
     }

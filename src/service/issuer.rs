@@ -10,9 +10,18 @@
 //!   (`Bundle/<id>` is the current version); its QR DocumentReferences get new ids and
 //!   `relatesTo: [{code: replaces}]` pointing at the previous ones, which are rewritten `status: superseded`.
 //!
-//! QR DocumentReference ids are therefore derived from the document's id and the content hash. Submissions of
-//! one hcid are serialised inside the process (a keyed lock), so ten concurrent copies yield one certificate;
-//! across processes the writes are idempotent PUTs with the same ids.
+//! QR DocumentReference ids are therefore derived from the document's id and the content hash.
+//!
+//! **Which version is newer** (two versions of one event, in whatever order they arrive, on whichever
+//! replica; see [`order`]): a version seen before (the current one or one it replaced) is never issued again;
+//! otherwise, when both carry `QuestionnaireResponse.authored`, the later `authored` wins, and at the same
+//! `authored` an `amended` response wins over a `completed` one; when either lacks `authored`, the one
+//! arriving later is the correction. An older version changes nothing and answers 409 naming the current one.
+//!
+//! **Across replicas** the store is the arbiter: the document is read with its revision, and saved only if
+//! the revision is unchanged ([`Store::save`]). A writer that loses discards what it signed, reads again and
+//! answers what is stored. Inside one process, submissions of one hcid also queue on a keyed lock, so that
+//! concurrent copies do not all sign before one of them wins.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,10 +37,14 @@ use super::signer::ServiceSigner;
 use super::Orchestrations;
 use crate::configuration::IssuanceConfig;
 use crate::document::{self, DocumentContext};
+use crate::domain::EventVersion;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
 use crate::pipeline;
-use crate::store::{AnyStore, CertificateRecord, Store, CONTENT_TAG_SYSTEM};
+use crate::store::{
+    AnyStore, CertificateRecord, Store, AUTHORED_TAG_SYSTEM, CONTENT_TAG_SYSTEM, STATUS_TAG_SYSTEM,
+    SUPERSEDED_TAG_SYSTEM,
+};
 
 /// Namespace of the content-derived QR DocumentReference ids. Fixed forever.
 const QR_ID_NAMESPACE: uuid::Uuid =
@@ -73,6 +86,10 @@ pub struct Issuer {
 /// Enough to keep every core busy while each certificate waits a store round trip several times its
 /// ~3 ms of CPU; few enough that a stalled store cannot make memory grow with the number of clients.
 const IN_FLIGHT_PER_CORE: usize = 8;
+
+/// How often one request reads, decides and saves again after another writer changed the document first.
+/// Each round ends with someone's certificate stored, so this is reached only under a storm of versions.
+const WRITE_ATTEMPTS: usize = 5;
 
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,13 +175,75 @@ impl Issuer {
         let _guard = self.locks.lock(event.certificate.hcid.as_str()).await;
         let bundle_id = document_id(&event)?;
 
-        let previous = self.store.read("Bundle", &bundle_id).await?;
-        if let Some(previous) = &previous {
-            if tag_of(previous).as_deref() == Some(content_hash.as_str()) {
-                return Ok(Issued::Existing(previous.clone()));
+        let mut signed: Option<pipeline::Certificate> = None;
+        let mut conflict = String::new();
+        for _ in 0..WRITE_ATTEMPTS {
+            let stored = self.store.read_document(&bundle_id).await?;
+            let previous = stored.document;
+            if let Some(previous) = &previous {
+                match order(previous, &content_hash, &event.version) {
+                    Order::Same => return Ok(Issued::Existing(previous.clone())),
+                    Order::Older(why) => {
+                        return Err(Error::Superseded(format!(
+                            "this event is older than the certificate issued for it, Bundle/{bundle_id} \
+                             (event-sha256 {current}): {why}; nothing was changed",
+                            current = tag_of(previous).unwrap_or_default()
+                        )))
+                    }
+                    Order::Newer => {}
+                }
+            }
+            let certificate = match signed.take() {
+                Some(certificate) => certificate,
+                None => self.sign(&event, trace).await?,
+            };
+            let record = self
+                .record(
+                    &certificate,
+                    &event.version,
+                    &content_hash,
+                    &bundle_id,
+                    previous.as_ref(),
+                )
+                .await?;
+            let store_kind = match &self.store {
+                AnyStore::Fhir(_) => "fhir",
+                AnyStore::Local(_) => "local",
+            };
+            let saved = self
+                .store
+                .save(&record, &stored.revision, trace)
+                .instrument(tracing::info_span!("ddcc.store", "ddcc.store" = store_kind))
+                .await;
+            match saved {
+                Ok(()) => {
+                    self.metrics.certificate(if previous.is_some() {
+                        "reissued"
+                    } else {
+                        "issued"
+                    });
+                    return Ok(Issued::Created(record.document));
+                }
+                // Another replica wrote first: read what it stored and decide again.
+                Err(Error::WriteConflict(why)) => {
+                    tracing::debug!(reason = %why, "write conflict; reading the document again");
+                    conflict = why;
+                    signed = Some(certificate);
+                }
+                Err(e) => return Err(e),
             }
         }
+        Err(Error::WriteConflict(format!(
+            "the certificate kept changing while this request was being issued ({conflict}); retry"
+        )))
+    }
 
+    /// Signs and renders `event` (CPU work, off the async workers, one per core at a time).
+    async fn sign(
+        &self,
+        event: &VaccinationEvent,
+        trace: &Orchestrations,
+    ) -> Result<pipeline::Certificate> {
         let settings = self.settings();
         let signer = self.signer.traced(trace.clone());
         let handle = tokio::runtime::Handle::current();
@@ -175,7 +254,8 @@ impl Issuer {
             .acquire_owned()
             .await
             .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
-        let certificate = tokio::task::spawn_blocking(move || {
+        let event = event.clone();
+        tokio::task::spawn_blocking(move || {
             let _slot = slot;
             span.in_scope(|| {
                 handle.block_on(pipeline::issue_certificate(
@@ -187,18 +267,29 @@ impl Issuer {
             })
         })
         .await
-        .map_err(|e| Error::Internal(format!("issuing task failed: {e}")))??;
+        .map_err(|e| Error::Internal(format!("issuing task failed: {e}")))?
+    }
 
+    /// What to store for a signed certificate: the document (tags, links, `relatesTo` to what it
+    /// replaces), the PDF, and `previous`'s DocumentReferences marked superseded.
+    async fn record(
+        &self,
+        certificate: &pipeline::Certificate,
+        version: &EventVersion,
+        content_hash: &str,
+        bundle_id: &str,
+        previous: Option<&Value>,
+    ) -> Result<CertificateRecord> {
         let mut document: Value = serde_json::from_slice(&certificate.document_json)
             .map_err(|e| Error::Internal(format!("document does not parse: {e}")))?;
-        rekey_qr_references(&mut document, &content_hash)?;
-        set_tag(&mut document, &content_hash);
-        let mut extra = pdf_resources(&document, &bundle_id, &content_hash, &certificate.pdf)?;
+        rekey_qr_references(&mut document, content_hash)?;
+        set_tags(&mut document, content_hash, version, previous);
+        let mut extra = pdf_resources(&document, bundle_id, content_hash, &certificate.pdf)?;
         let mut superseded = Vec::new();
-        if let Some(previous) = &previous {
+        if let Some(previous) = previous {
             superseded = self.supersede(previous, &mut document).await?;
             if let Some(old_hash) = tag_of(previous) {
-                let old_id = pdf_reference_id(&bundle_id, &old_hash);
+                let old_id = pdf_reference_id(bundle_id, &old_hash);
                 if let Some(mut old) = self.store.read("DocumentReference", &old_id).await? {
                     old["status"] = json!("superseded");
                     superseded.push(old);
@@ -211,27 +302,12 @@ impl Issuer {
                 }
             }
         }
-        self.add_links(&mut document, &bundle_id, certificate.dcc.is_ok());
-
-        let record = CertificateRecord {
+        self.add_links(&mut document, bundle_id, certificate.dcc.is_ok());
+        Ok(CertificateRecord {
             document,
             superseded,
             extra,
-        };
-        let store_kind = match &self.store {
-            AnyStore::Fhir(_) => "fhir",
-            AnyStore::Local(_) => "local",
-        };
-        self.store
-            .save(&record, trace)
-            .instrument(tracing::info_span!("ddcc.store", "ddcc.store" = store_kind))
-            .await?;
-        self.metrics.certificate(if previous.is_some() {
-            "reissued"
-        } else {
-            "issued"
-        });
-        Ok(Issued::Created(record.document))
+        })
     }
 
     /// The previous version's QR DocumentReferences, `superseded`, and `relatesTo` on the new ones.
@@ -397,19 +473,96 @@ pub fn tag_of(document: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn set_tag(document: &mut Value, hash: &str) {
-    let tag = json!({"system": CONTENT_TAG_SYSTEM, "code": hash});
-    match document
-        .pointer_mut("/meta/tag")
-        .and_then(Value::as_array_mut)
+/// How an incoming version of an event stands to the stored document (module documentation: the rule).
+#[derive(Debug, PartialEq, Eq)]
+enum Order {
+    /// The very event stored: answer the stored certificate.
+    Same,
+    /// A correction of what is stored: issue it.
+    Newer,
+    /// Older than what is stored (the reason): change nothing.
+    Older(&'static str),
+}
+
+fn order(stored: &Value, content_hash: &str, version: &EventVersion) -> Order {
+    let tags = tags_of(stored);
+    if tag_of(stored).as_deref() == Some(content_hash) {
+        return Order::Same;
+    }
+    if tags
+        .iter()
+        .any(|(system, code)| *system == SUPERSEDED_TAG_SYSTEM && *code == content_hash)
     {
-        Some(tags) => tags.push(tag),
-        None => match document.get_mut("meta").and_then(Value::as_object_mut) {
-            Some(meta) => {
-                meta.insert("tag".into(), json!([tag]));
+        return Order::Older("the current certificate replaced this very event");
+    }
+    let stored_authored = tags
+        .iter()
+        .find(|(system, _)| *system == AUTHORED_TAG_SYSTEM)
+        .and_then(|(_, code)| {
+            OffsetDateTime::parse(code, &time::format_description::well_known::Rfc3339).ok()
+        });
+    let stored_amended = tags
+        .iter()
+        .any(|(system, code)| *system == STATUS_TAG_SYSTEM && *code == "amended");
+    match (version.authored, stored_authored) {
+        (Some(new), Some(old)) if new > old => Order::Newer,
+        (Some(new), Some(old)) if new < old => {
+            Order::Older("its QuestionnaireResponse.authored is earlier than the current version's")
+        }
+        (Some(_), Some(_)) if version.amended && !stored_amended => Order::Newer,
+        (Some(_), Some(_)) => Order::Older(
+            "it has the same QuestionnaireResponse.authored as the current version; send a correction \
+             with a later authored time",
+        ),
+        // Without both times, arrival decides: a version never seen before is the correction.
+        _ => Order::Newer,
+    }
+}
+
+/// `(system, code)` of each `meta.tag`.
+fn tags_of(document: &Value) -> Vec<(&str, &str)> {
+    document
+        .pointer("/meta/tag")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t.get("system")?.as_str()?, t.get("code")?.as_str()?)))
+        .collect()
+}
+
+/// The document's tags: its event hash, the hashes of every version it replaces (`previous`'s own and
+/// those `previous` replaced), and what orders it (`authored`, `amended`).
+fn set_tags(document: &mut Value, hash: &str, version: &EventVersion, previous: Option<&Value>) {
+    let mut tags = vec![json!({"system": CONTENT_TAG_SYSTEM, "code": hash})];
+    if let Some(authored) = version.authored.and_then(|a| {
+        a.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }) {
+        tags.push(json!({"system": AUTHORED_TAG_SYSTEM, "code": authored}));
+    }
+    if version.amended {
+        tags.push(json!({"system": STATUS_TAG_SYSTEM, "code": "amended"}));
+    }
+    if let Some(previous) = previous {
+        let replaced = tags_of(previous)
+            .into_iter()
+            .filter(|(system, _)| *system == CONTENT_TAG_SYSTEM || *system == SUPERSEDED_TAG_SYSTEM)
+            .map(|(_, code)| code.to_owned())
+            .collect::<std::collections::BTreeSet<_>>();
+        tags.extend(
+            replaced
+                .into_iter()
+                .map(|code| json!({"system": SUPERSEDED_TAG_SYSTEM, "code": code})),
+        );
+    }
+    match document.get_mut("meta").and_then(Value::as_object_mut) {
+        Some(meta) => match meta.get_mut("tag").and_then(Value::as_array_mut) {
+            Some(existing) => existing.extend(tags),
+            None => {
+                meta.insert("tag".into(), Value::Array(tags));
             }
-            None => document["meta"] = json!({"tag": [tag]}),
         },
+        None => document["meta"] = json!({"tag": tags}),
     }
 }
 

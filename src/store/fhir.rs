@@ -1,19 +1,35 @@
-//! A FHIR R4 server as the store: one `transaction` per certificate.
+//! A FHIR R4 server as the store: one `transaction` per certificate. Written for HAPI FHIR (JPA server 8.x),
+//! and tested against it (tests/servers/hapi).
 //!
 //! The Patient is the person, not the certificate: when it has an identifier it is created first, on its
 //! own, as a conditional create (`POST Patient` with `If-None-Exist: identifier=…`), so one person keeps one
-//! Patient across certificates; a failure later leaves at most that Patient, which the retry reuses. (Doing
-//! it inside the transaction would be equivalent on HAPI, but servers such as Medplum cap transactions with
-//! conditional entries at 8 entries, fewer than a corrected certificate needs.)
+//! Patient across certificates; a failure later leaves at most that Patient, which the retry reuses.
 //!
 //! The transaction then holds every other resource of the document (`PUT <Type>/<id>` with the derived
-//! ids, so a repeat is an idempotent overwrite), the superseded QR DocumentReferences, and the document
-//! Bundle itself (`PUT Bundle/<id>`). Every entry of the transaction-response must be 2xx or nothing counts.
+//! ids), the superseded DocumentReferences, the document Bundle itself (`PUT Bundle/<id>`), and the
+//! document's **revision marker** (see below). Every entry of the transaction-response must be 2xx or
+//! nothing counts.
+//!
+//! **One writer wins.** FHIR R4 has no "create only if absent" for a client-chosen id (HAPI ignores
+//! `If-None-Match: *` and turns a `PUT` with `If-Match` on a missing resource into a create), so the
+//! compare-and-swap runs on a small resource that always exists before a certificate is written: the revision
+//! marker `Basic/<document id>`. Every certificate transaction updates it with `ifMatch` set to the
+//! version read before signing; HAPI refuses a stale version (`409`, HAPI-0989) and rolls the whole
+//! transaction back, so of several replicas that read the same revision exactly one stores its certificate.
+//! The marker carries a fresh write id each time: HAPI keeps the version of an update that changes nothing.
+//!
+//! **What HAPI changes, and how it is undone on read** (observed on HAPI 8.8, tests/servers/hapi/README.md):
+//! - it drops `entry.resource.id` from a stored Bundle whose entries have `urn:uuid:` fullUrls (the id is
+//!   the fullUrl for HAPI; hapi-fhir #5079): read back, each such entry gets its id from its fullUrl again;
+//! - it merges `meta.tag` with the stored version's on update unless the request says
+//!   `X-Meta-Snapshot-Mode: TAG`, which every write sends (else a corrected document keeps its predecessor's
+//!   event tag);
+//! - it adds `meta.versionId`, `meta.lastUpdated` and `meta.source`: removed on read, so that a repeated
+//!   submission gets the very document the first one got.
 //!
 //! References between the written resources use fresh `urn:uuid:` placeholders, not the document's own
-//! fullUrls: servers resolve placeholders anywhere in the transaction, including inside the nested document
-//! Bundle (Medplum does; it would turn the document's fullUrls into server ids). With separate placeholders
-//! the stored document stays byte-for-byte what was signed and handed out.
+//! fullUrls: servers may resolve placeholders anywhere in the transaction, including inside the nested
+//! document Bundle. With separate placeholders the stored document stays what was handed out.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,12 +37,17 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
-use super::{type_and_id, valid_id, CertificateRecord, Store};
-use crate::error::{Error, Result};
+use super::{type_and_id, valid_id, CertificateRecord, Revision, Store, StoredDocument};
+use crate::error::{error_chain, Error, Result};
 use crate::service::{Orchestration, Orchestrations};
 
 const SERVICE: &str = "FHIR server";
 const FHIR_JSON: &str = "application/fhir+json";
+/// HAPI: replace `meta.tag` on update instead of merging it with the stored version's.
+const SNAPSHOT_TAGS: (&str, &str) = ("X-Meta-Snapshot-Mode", "TAG");
+/// `Basic.code` of the revision marker of a document.
+const REVISION_CODE: &str = "certificate-revision";
+const REVISION_SYSTEM: &str = "urn:ddcc-mediator";
 
 #[derive(Debug)]
 pub struct FhirStore {
@@ -89,6 +110,13 @@ impl FhirStore {
         let status = response.status();
         trace.push(step.finished(status.as_u16()));
         let body: Value = response.json().await.unwrap_or(Value::Null);
+        // Two replicas creating the same person at once: HAPI's unique index on the search lets one
+        // through and refuses the other (409/412); the retry finds the Patient.
+        if status == StatusCode::CONFLICT || status == StatusCode::PRECONDITION_FAILED {
+            return Err(Error::WriteConflict(
+                "another writer created the Patient at the same time".into(),
+            ));
+        }
         if !status.is_success() {
             return Err(refused("conditional create of the Patient", status, &body));
         }
@@ -103,6 +131,7 @@ impl FhirStore {
     fn transaction(
         record: &CertificateRecord,
         mut resolved: HashMap<String, String>,
+        revision: &str,
     ) -> Result<Value> {
         let resources: Vec<&Value> = record.all_resources().collect();
         let mut pending = Vec::with_capacity(resources.len());
@@ -131,8 +160,143 @@ impl FhirStore {
             "resource": record.document,
             "request": {"method": "PUT", "url": format!("Bundle/{bundle_id}")},
         }));
+        entries.push(json!({
+            "resource": revision_marker(bundle_id),
+            "request": {
+                "method": "PUT",
+                "url": format!("Basic/{bundle_id}"),
+                "ifMatch": format!("W/\"{revision}\""),
+            },
+        }));
         Ok(json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
     }
+
+    /// `GET <Type>/<id>`: the resource as HAPI returns it, `None` for 404/410.
+    async fn get(&self, resource_type: &str, id: &str) -> Result<Option<Value>> {
+        let url = format!("{}/{resource_type}/{id}", self.base);
+        let request = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, FHIR_JSON);
+        let response = traced("GET", &format!("read {resource_type}"), request)
+            .await
+            .map_err(|e| Self::unavailable(format!("read failed: {}", error_chain(&e))))?;
+        match response.status() {
+            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
+            s if s.is_success() => response
+                .json()
+                .await
+                .map(Some)
+                .map_err(|e| Self::unavailable(format!("unreadable {resource_type}: {e}"))),
+            s => Err(Self::unavailable(format!(
+                "read of {resource_type} answered HTTP {s}"
+            ))),
+        }
+    }
+
+    /// Creates the revision marker of a document that has none (or moves it on, if another replica just
+    /// created it), and returns its version. Safe to race: whoever saves against an older version loses.
+    async fn start_revision(&self, bundle_id: &str, trace: &Orchestrations) -> Result<String> {
+        let url = format!("{}/Basic/{bundle_id}", self.base);
+        let step = Orchestration::start("FHIR revision marker", "PUT", &url);
+        let request = self
+            .http
+            .put(&url)
+            .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
+            .header(reqwest::header::ACCEPT, FHIR_JSON)
+            .json(&revision_marker(bundle_id));
+        let response = match traced("PUT", "revision marker", request).await {
+            Ok(r) => r,
+            Err(e) => {
+                trace.push(step.failed(&e.to_string()));
+                return Err(Self::unavailable(format!(
+                    "revision marker not sent: {}",
+                    error_chain(&e)
+                )));
+            }
+        };
+        let status = response.status();
+        trace.push(step.finished(status.as_u16()));
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status == StatusCode::CONFLICT || status == StatusCode::PRECONDITION_FAILED {
+            return Err(Error::WriteConflict(
+                "another writer created the document's revision marker at the same time".into(),
+            ));
+        }
+        if !status.is_success() {
+            return Err(refused("the revision marker", status, &body));
+        }
+        version_of(&body).ok_or_else(|| Self::unavailable("the revision marker has no versionId"))
+    }
+}
+
+/// The revision marker of a document: no content but a fresh write id, so that every write makes a new
+/// version.
+fn revision_marker(bundle_id: &str) -> Value {
+    json!({
+        "resourceType": "Basic",
+        "id": bundle_id,
+        "code": {"coding": [{"system": REVISION_SYSTEM, "code": REVISION_CODE}]},
+        "identifier": [
+            {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{bundle_id}")},
+            {"system": "urn:ddcc-mediator:write", "value": uuid::Uuid::new_v4().to_string()},
+        ],
+    })
+}
+
+fn version_of(resource: &Value) -> Option<String> {
+    resource
+        .pointer("/meta/versionId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Undoes what the server added or dropped (see the module documentation): server-managed `meta`
+/// elements go, and a Bundle's entries get back the ids their `urn:uuid:` fullUrls imply.
+fn as_written(mut resource: Value) -> Value {
+    if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
+        for managed in ["versionId", "lastUpdated", "source"] {
+            meta.remove(managed);
+        }
+        if meta.is_empty() {
+            if let Some(map) = resource.as_object_mut() {
+                map.remove("meta");
+            }
+        }
+    }
+    if resource.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+        for entry in resource
+            .get_mut("entry")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = entry
+                .get("fullUrl")
+                .and_then(Value::as_str)
+                .and_then(|u| u.strip_prefix("urn:uuid:"))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            if let Some(inner) = entry.get_mut("resource").and_then(Value::as_object_mut) {
+                if !inner.contains_key("id") {
+                    // `id` follows `resourceType` in FHIR's JSON order.
+                    let mut ordered = serde_json::Map::with_capacity(inner.len() + 1);
+                    for (k, v) in std::mem::take(inner) {
+                        let after = k == "resourceType";
+                        ordered.insert(k, v);
+                        if after {
+                            ordered.insert("id".into(), Value::String(id.clone()));
+                        }
+                    }
+                    ordered.entry("id").or_insert(Value::String(id));
+                    *inner = ordered;
+                }
+            }
+        }
+    }
+    resource
 }
 
 /// `identifier=<system>|<value>` of a Patient's first identifier.
@@ -198,7 +362,27 @@ async fn traced(
 }
 
 impl Store for FhirStore {
-    async fn save(&self, record: &CertificateRecord, trace: &Orchestrations) -> Result<()> {
+    async fn save(
+        &self,
+        record: &CertificateRecord,
+        seen: &Revision,
+        trace: &Orchestrations,
+    ) -> Result<()> {
+        let bundle_id = record.bundle_id()?;
+        let revision = match &seen.0 {
+            Some(version) => version.clone(),
+            None => {
+                // Nothing was stored when the caller read. Make the marker exist, then check that no
+                // certificate appeared in between: one that did is the caller's to read.
+                let version = self.start_revision(bundle_id, trace).await?;
+                if self.get("Bundle", bundle_id).await?.is_some() {
+                    return Err(Error::WriteConflict(
+                        "another writer stored this document first".into(),
+                    ));
+                }
+                version
+            }
+        };
         let mut resolved = HashMap::new();
         if let Some(patient) = record
             .resources()
@@ -209,7 +393,7 @@ impl Store for FhirStore {
                 resolved.insert(format!("urn:uuid:{id}"), stored);
             }
         }
-        let transaction = Self::transaction(record, resolved)?;
+        let transaction = Self::transaction(record, resolved, &revision)?;
         let url = format!("{}/", self.base);
         let step = Orchestration::start("FHIR transaction", "POST", &url);
         let request = self
@@ -217,6 +401,7 @@ impl Store for FhirStore {
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
+            .header(SNAPSHOT_TAGS.0, SNAPSHOT_TAGS.1)
             .json(&transaction);
         let response = traced("POST", "transaction", request).await;
         let response = match response {
@@ -232,6 +417,14 @@ impl Store for FhirStore {
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         trace.push(step.finished(status.as_u16()));
+        // HAPI-0989 (stale ifMatch) and HAPI-0550 (a concurrent write to the same rows): someone else's
+        // write came first; nothing of ours was kept.
+        if status == StatusCode::CONFLICT || status == StatusCode::PRECONDITION_FAILED {
+            return Err(Error::WriteConflict(format!(
+                "the document changed since it was read: {}",
+                diagnostics(&body)
+            )));
+        }
         if !status.is_success() {
             return Err(refused("the transaction", status, &body));
         }
@@ -259,37 +452,45 @@ impl Store for FhirStore {
         }
     }
 
+    async fn read_document(&self, id: &str) -> Result<StoredDocument> {
+        if !valid_id(id) {
+            return Ok(StoredDocument::default());
+        }
+        // The marker first: a certificate written after this read moved the marker on, so saving against
+        // this revision fails rather than overwriting it.
+        let revision = self.get("Basic", id).await?.as_ref().and_then(version_of);
+        let document = self.get("Bundle", id).await?.map(as_written);
+        Ok(StoredDocument {
+            document,
+            revision: Revision(revision),
+        })
+    }
+
     async fn read(&self, resource_type: &'static str, id: &str) -> Result<Option<Value>> {
         if !valid_id(id) {
             return Ok(None);
         }
-        let url = format!("{}/{resource_type}/{id}", self.base);
+        Ok(self.get(resource_type, id).await?.map(as_written))
+    }
+
+    /// A read by id of a resource that never exists: 404 (or 410) proves the server and its database
+    /// answer. Cheaper than `GET /metadata`, which HAPI builds anew (hundreds of kB) after each start.
+    async fn check(&self) -> Result<()> {
+        let url = format!("{}/Basic/ddcc-mediator-readiness-probe", self.base);
         let request = self
             .http
             .get(&url)
             .header(reqwest::header::ACCEPT, FHIR_JSON);
-        let response = traced("GET", &format!("read {resource_type}"), request)
-            .await
-            .map_err(|e| Self::unavailable(format!("read failed: {}", error_chain(&e))))?;
-        match response.status() {
-            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
-            s if s.is_success() => response
-                .json()
-                .await
-                .map(Some)
-                .map_err(|e| Self::unavailable(format!("unreadable {resource_type}: {e}"))),
-            s => Err(Self::unavailable(format!(
-                "read of {resource_type} answered HTTP {s}"
-            ))),
-        }
-    }
-
-    async fn check(&self) -> Result<()> {
-        let url = format!("{}/metadata", self.base);
-        match traced("GET", "metadata", self.http.get(&url)).await {
-            Ok(r) if r.status().is_success() => Ok(()),
+        match traced("GET", "readiness probe", request).await {
+            Ok(r)
+                if r.status().is_success()
+                    || r.status() == StatusCode::NOT_FOUND
+                    || r.status() == StatusCode::GONE =>
+            {
+                Ok(())
+            }
             Ok(r) => Err(Self::unavailable(format!(
-                "GET /metadata answered HTTP {}",
+                "a read answered HTTP {}",
                 r.status()
             ))),
             Err(e) => Err(Self::unavailable(format!(
@@ -349,16 +550,4 @@ fn diagnostics(outcome: &Value) -> String {
         .chars()
         .take(300)
         .collect()
-}
-
-/// reqwest's error and its sources, e.g. "error sending request: connection refused".
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

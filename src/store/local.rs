@@ -4,12 +4,19 @@
 //! Bundle is renamed last: it is the commit record. A certificate exists once its Bundle file does; a crash
 //! half-way leaves resource files that the retry rewrites with the same ids, and no Bundle, so nothing is
 //! handed out that is not fully written.
+//!
+//! A document's revision is the SHA-256 of its Bundle file. A save compares it with the revision the
+//! writer read, under an exclusive lock on `<data-dir>/store/.lock` (an advisory file lock, so that two
+//! processes on one host sharing the directory also take turns). The local store is for one replica: several
+//! hosts need the FHIR server.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{type_and_id, valid_id, CertificateRecord, Store};
+use sha2::{Digest, Sha256};
+
+use super::{type_and_id, valid_id, CertificateRecord, Revision, Store, StoredDocument};
 use crate::error::{Error, Result};
 use crate::service::Orchestrations;
 
@@ -40,6 +47,45 @@ impl LocalStore {
 
     fn path(&self, resource_type: &str, id: &str) -> PathBuf {
         self.root.join(resource_type).join(format!("{id}.json"))
+    }
+
+    /// The Bundle file's bytes and their revision, or nothing.
+    fn read_bundle(&self, id: &str) -> Result<Option<(Vec<u8>, Revision)>> {
+        let path = self.path("Bundle", id);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let revision = Revision(Some(hex::encode(Sha256::digest(&bytes))));
+                Ok(Some((bytes, revision)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// Writes `record` if its document is still at `seen`, holding the store's write lock.
+    fn save_if_unchanged(&self, record: &CertificateRecord, seen: &Revision) -> Result<()> {
+        let lock_path = self.root.join(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+        lock.lock()
+            .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+        let current = self
+            .read_bundle(record.bundle_id()?)?
+            .map(|(_, revision)| revision)
+            .unwrap_or_default();
+        let result = if &current == seen {
+            self.write_all(record)
+        } else {
+            Err(Error::WriteConflict(
+                "the document changed since it was read".into(),
+            ))
+        };
+        drop(lock); // unlocks
+        result
     }
 
     /// Stages every file, then renames them into place, the Bundle last. On failure, removes what this
@@ -89,9 +135,29 @@ impl LocalStore {
 }
 
 impl Store for LocalStore {
-    async fn save(&self, record: &CertificateRecord, _trace: &Orchestrations) -> Result<()> {
+    async fn save(
+        &self,
+        record: &CertificateRecord,
+        seen: &Revision,
+        _trace: &Orchestrations,
+    ) -> Result<()> {
         // File I/O blocks: tell the (multi-threaded) service runtime to move other tasks off this thread.
-        tokio::task::block_in_place(|| self.write_all(record))
+        tokio::task::block_in_place(|| self.save_if_unchanged(record, seen))
+    }
+
+    async fn read_document(&self, id: &str) -> Result<StoredDocument> {
+        if !valid_id(id) {
+            return Ok(StoredDocument::default());
+        }
+        let Some((bytes, revision)) = tokio::task::block_in_place(|| self.read_bundle(id))? else {
+            return Ok(StoredDocument::default());
+        };
+        let document = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Internal(format!("Bundle/{id} is not JSON: {e}")))?;
+        Ok(StoredDocument {
+            document: Some(document),
+            revision,
+        })
     }
 
     async fn read(&self, resource_type: &'static str, id: &str) -> Result<Option<Value>> {

@@ -18,6 +18,12 @@ use crate::service::Orchestrations;
 
 /// `Bundle.meta.tag` system whose code is the hex SHA-256 of the canonical event JSON.
 pub const CONTENT_TAG_SYSTEM: &str = "urn:ddcc-mediator:event-sha256";
+/// `Bundle.meta.tag` system, one tag per earlier version of the event this document replaced (its hash).
+pub const SUPERSEDED_TAG_SYSTEM: &str = "urn:ddcc-mediator:superseded-event-sha256";
+/// `Bundle.meta.tag` system whose code is the event's `QuestionnaireResponse.authored` (RFC 3339), if given.
+pub const AUTHORED_TAG_SYSTEM: &str = "urn:ddcc-mediator:event-authored";
+/// `Bundle.meta.tag` system whose code is `amended` when the event came as an amended response.
+pub const STATUS_TAG_SYSTEM: &str = "urn:ddcc-mediator:event-status";
 
 /// One certificate, as it is written.
 #[derive(Debug, Clone)]
@@ -57,14 +63,36 @@ impl CertificateRecord {
     }
 }
 
+/// Where a certificate stood when a writer read it: an opaque token that the store compares when the
+/// writer saves. `None`: the store had no record of this document at all.
+///
+/// This is what keeps "one certificate per event, one current version" true across replicas: of several
+/// writers that read the same revision, the store lets exactly one save ([`Error::WriteConflict`] for the
+/// others, which read again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revision(pub Option<String>);
+
+/// A document Bundle as stored (if any), and the revision to save against.
+#[derive(Debug, Clone, Default)]
+pub struct StoredDocument {
+    pub document: Option<Value>,
+    pub revision: Revision,
+}
+
 /// Keeps certificates and reads resources back by type and id.
 pub trait Store: Send + Sync {
-    /// Writes the whole certificate, or nothing (then an error saying why).
+    /// Writes the whole certificate, or nothing (then an error saying why), provided the document is still
+    /// at `seen` (what [`Store::read_document`] said); otherwise [`Error::WriteConflict`] and nothing is
+    /// written.
     fn save(
         &self,
         record: &CertificateRecord,
+        seen: &Revision,
         trace: &Orchestrations,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The document Bundle `id` and its revision, read together.
+    fn read_document(&self, id: &str) -> impl Future<Output = Result<StoredDocument>> + Send;
 
     /// One stored resource; `Ok(None)` when there is none.
     fn read(
@@ -88,10 +116,22 @@ pub enum AnyStore {
 }
 
 impl Store for AnyStore {
-    async fn save(&self, record: &CertificateRecord, trace: &Orchestrations) -> Result<()> {
+    async fn save(
+        &self,
+        record: &CertificateRecord,
+        seen: &Revision,
+        trace: &Orchestrations,
+    ) -> Result<()> {
         match self {
-            AnyStore::Local(s) => s.save(record, trace).await,
-            AnyStore::Fhir(s) => s.save(record, trace).await,
+            AnyStore::Local(s) => s.save(record, seen, trace).await,
+            AnyStore::Fhir(s) => s.save(record, seen, trace).await,
+        }
+    }
+
+    async fn read_document(&self, id: &str) -> Result<StoredDocument> {
+        match self {
+            AnyStore::Local(s) => s.read_document(id).await,
+            AnyStore::Fhir(s) => s.read_document(id).await,
         }
     }
 

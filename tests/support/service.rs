@@ -151,15 +151,14 @@ impl Drop for Proc {
     }
 }
 
-/// Installs the Node test servers when their node_modules are missing; fails the test with the reason
-/// otherwise (never skips).
+/// Installs the Node test servers (OpenHIM core and its database) when their node_modules are missing;
+/// fails the test with the reason otherwise (never skips).
 pub fn ensure_node_servers() {
     // Tests of one binary run in parallel; one install at a time.
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let servers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers");
     let needed = [
-        servers.join("fhir/node_modules/@medplum/fhir-router"),
         servers.join("openhim/node_modules/openhim-core"),
         servers.join("openhim/mongo/node_modules"),
         servers.join("openhim/mongo/congodb"),
@@ -180,7 +179,33 @@ pub fn ensure_node_servers() {
     );
 }
 
-/// The FHIR test server (Medplum engine, in memory).
+/// Builds the HAPI FHIR test server once per test process (tests/servers/hapi/build.sh: a no-op when the
+/// sources did not change; offline from Maven's local repository after the first build).
+fn ensure_hapi_built() {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/hapi/build.sh");
+        let out = Command::new(&script)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} failed (needs Java 17 and Maven; run scripts/install-test-deps):\n{}{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// A real HAPI FHIR JPA server (R4, H2 in memory: empty at every start), our own small launcher in
+/// tests/servers/hapi. One per test, so that a test can count what it stored and stop the server.
 pub struct FhirServer {
     proc: Proc,
     pub port: u16,
@@ -192,27 +217,32 @@ impl FhirServer {
         Self::start_on(free_port())
     }
 
+    /// On `port`, e.g. the port of a server the test stopped (a restart: the data is gone, H2 is in memory).
     pub fn start_on(port: u16) -> Self {
         Self::launch(port, false)
     }
 
-    /// A server that validates every resource written against the R4 StructureDefinitions.
+    /// A server that validates every resource written against the R4 base definitions (HAPI's
+    /// RequestValidatingInterceptor) and refuses invalid ones with 422.
     pub fn start_validating() -> Self {
         Self::launch(free_port(), true)
     }
 
     fn launch(port: u16, validate: bool) -> Self {
-        ensure_node_servers();
+        ensure_hapi_built();
         let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/fhir/server.mjs");
-        let mut command = Command::new("node");
-        command.arg(script).arg(port.to_string());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/hapi/run.sh");
+        let mut command = Command::new(script);
+        command
+            .env("HAPI_PORT", port.to_string())
+            .env("HAPI_SKIP_BUILD", "1");
         if validate {
-            command.env("FHIR_VALIDATE", "1");
+            command.env("HAPI_VALIDATE", "1");
         }
-        let mut proc = Proc::spawn("FHIR server", command, dir.path().join("fhir.log"));
-        proc.wait_until(Duration::from_secs(60), |log| {
-            log.contains("FHIR server listening on")
+        let mut proc = Proc::spawn("HAPI FHIR", command, dir.path().join("hapi.log"));
+        // A JVM starting Spring and Hibernate on two busy cores: bounded, but generously.
+        proc.wait_until(Duration::from_secs(180), |log| {
+            log.contains("HAPI FHIR ready")
         });
         FhirServer {
             proc,
@@ -229,14 +259,52 @@ impl FhirServer {
         self.proc.kill();
     }
 
+    pub fn log_text(&self) -> String {
+        self.proc.log_text()
+    }
+
+    /// A GET relative to the base, answered as JSON.
     pub fn get(&self, path: &str) -> (u16, Value) {
         let response = reqwest::blocking::Client::new()
             .get(format!("{}/{path}", self.base()))
+            .header("Accept", "application/fhir+json")
             .send()
             .expect("FHIR server answers");
         let status = response.status().as_u16();
         (status, response.json().unwrap_or(Value::Null))
     }
+
+    /// How many resources of `resource_type` the server holds now (`_summary=count`).
+    pub fn count(&self, resource_type: &str) -> usize {
+        let (status, bundle) = self.get(&format!("{resource_type}?_summary=count"));
+        assert_eq!(status, 200, "{bundle}");
+        bundle["total"].as_u64().expect("a total") as usize
+    }
+}
+
+/// A document Bundle as HAPI returns it (`stored`) holds what the service issued (`issued`): the same
+/// identifier, tags, entries, fullUrls and references. HAPI's own additions (`meta.versionId`, `lastUpdated`,
+/// `source`) are ignored, and so is one thing it drops: an entry resource's `id` when the entry's fullUrl is
+/// `urn:uuid:<that id>` (HAPI takes the fullUrl as the id; hapi-fhir #5079), which the service restores
+/// when it reads a document back.
+pub fn assert_stored_as_issued(stored: &Value, issued: &Value) {
+    let mut expected = issued.clone();
+    for entry in expected["entry"].as_array_mut().expect("entries") {
+        let id = entry["resource"]["id"]
+            .as_str()
+            .expect("an entry id")
+            .to_owned();
+        assert_eq!(entry["fullUrl"], format!("urn:uuid:{id}"));
+        entry["resource"].as_object_mut().unwrap().remove("id");
+    }
+    assert_eq!(stored["entry"], expected["entry"], "the stored entries");
+    assert_eq!(stored["identifier"], issued["identifier"]);
+    assert_eq!(
+        stored["meta"]["tag"], issued["meta"]["tag"],
+        "the tags, none merged"
+    );
+    assert_eq!(stored["link"], issued["link"]);
+    assert_eq!(stored["timestamp"], issued["timestamp"]);
 }
 
 /// OpenHIM core 4.0.5 on CongoDB, via tests/servers/openhim/run.mjs.

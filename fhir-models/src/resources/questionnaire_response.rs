@@ -17,6 +17,9 @@ pub struct QuestionnaireResponse {
     pub questionnaire: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// When the answers were recorded (FHIR `dateTime`); orders two versions of one event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authored: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub item: Vec<QuestionnaireResponseItem>,
     #[serde(flatten)]

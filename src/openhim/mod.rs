@@ -1,9 +1,15 @@
 //! OpenHIM: registration as a mediator, default channel, heartbeat and live configuration.
 //!
 //! Runs as one background task that never blocks start-up: it registers (retrying with backoff), installs
-//! the default channel when `GET /channels` does not list it, then sends a heartbeat every 10 s (the first
-//! with `config: true`, so the stored configuration arrives at once). A heartbeat that returns a configuration
-//! swaps the issuer's settings atomically (see [`apply_config`]).
+//! the default channel when `GET /channels` does not list it, then sends a heartbeat every 10 s. A heartbeat
+//! that returns a configuration swaps the issuer's settings atomically when they differ (see
+//! [`apply_config`]).
+//!
+//! **Several replicas.** Every heartbeat asks for the configuration (`config: true`). Without it OpenHIM
+//! sends a changed configuration once, to whichever replica beats first after the change
+//! (`_configModifiedTS > _lastHeartbeat`), and the other replicas never learn of it; with it every replica
+//! has the console's settings within one heartbeat period. Registration is an upsert by URN and the channel
+//! install tolerates another replica installing it at the same time.
 //!
 //! URN: `urn:mediator:ddcc-mediator`, not the WHO reference mediator's `urn:mediator:who-int-ddcc-mediator`.
 //! This service answers differently (real HTTP statuses, the `+openhim` envelope, DDCC documents that are FHIR
@@ -178,50 +184,72 @@ async fn register(
     install_channel(client).await
 }
 
-/// Installs the default channel unless a channel of that name exists (a second install fails: names are unique).
+/// Installs the default channel unless a channel of that name exists.
+///
+/// Replicas starting together may all find none and all install it. OpenHIM versions and databases differ
+/// in whether channel names are unique (OpenHIM 4.0.5 on its test database keeps duplicates), so each
+/// replica then keeps the oldest channel of that name (the smallest `_id`, the same for every replica) and
+/// deletes the others: every replica converges on one channel whatever the interleaving.
 async fn install_channel(client: &OpenHimClient) -> Result<()> {
+    if our_channels(client).await?.is_empty() {
+        let path = format!("/mediators/{MEDIATOR_URN}/channels");
+        let (status, text) = client
+            .send(reqwest::Method::POST, &path, Some(&json!([CHANNEL_NAME])))
+            .await?;
+        if status == 201 {
+            tracing::info!(channel = CHANNEL_NAME, "OpenHIM channel installed");
+        } else if our_channels(client).await?.is_empty() {
+            return Err(client.refused("installing the default channel", status, &text));
+        }
+    }
+    let mut ids = our_channels(client).await?;
+    ids.sort();
+    for duplicate in ids.iter().skip(1) {
+        let (status, text) = client
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/channels/{duplicate}"),
+                None,
+            )
+            .await?;
+        // 404: another replica removed it first.
+        if status != 200 && status != 404 {
+            return Err(client.refused("removing a duplicate default channel", status, &text));
+        }
+    }
+    Ok(())
+}
+
+/// The `_id`s of the channels named [`CHANNEL_NAME`].
+async fn our_channels(client: &OpenHimClient) -> Result<Vec<String>> {
     let (status, text) = client.send(reqwest::Method::GET, "/channels", None).await?;
     if status != 200 {
         return Err(client.refused("GET /channels", status, &text));
     }
     let channels: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let present = channels.as_array().is_some_and(|list| {
-        list.iter()
-            .any(|c| c.get("name").and_then(Value::as_str) == Some(CHANNEL_NAME))
-    });
-    if present {
-        return Ok(());
-    }
-    let path = format!("/mediators/{MEDIATOR_URN}/channels");
-    let (status, text) = client
-        .send(reqwest::Method::POST, &path, Some(&json!([CHANNEL_NAME])))
-        .await?;
-    if status != 201 {
-        return Err(client.refused("installing the default channel", status, &text));
-    }
-    tracing::info!(channel = CHANNEL_NAME, "OpenHIM channel installed");
-    Ok(())
+    Ok(channels
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("name").and_then(Value::as_str) == Some(CHANNEL_NAME))
+        .filter_map(|c| c.get("_id").and_then(Value::as_str).map(str::to_owned))
+        .collect())
 }
 
 /// Heartbeats until OpenHIM no longer knows the mediator (404).
 async fn heartbeats(client: &OpenHimClient, issuer: &Issuer, started: Instant) {
     let path = format!("/mediators/{MEDIATOR_URN}/heartbeat");
-    let mut first = true;
     let mut ticks = tokio::time::interval(HEARTBEAT);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let mut body = json!({"uptime": started.elapsed().as_secs_f64()});
-        if first {
-            body["config"] = json!(true);
-        }
+        let body = json!({"uptime": started.elapsed().as_secs_f64(), "config": true});
         let beat = client
             .send(reqwest::Method::POST, &path, Some(&body))
             .instrument(tracing::info_span!("openhim.heartbeat"))
             .await;
         match beat {
             Ok((200, text)) => {
-                first = false;
                 let trimmed = text.trim();
                 if trimmed.is_empty() || trimmed == "OK" {
                     continue;

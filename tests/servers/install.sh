@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the test servers' dependencies from the npm registry: the FHIR server (fhir/), OpenHIM core (openhim/)
-# and CongoDB (openhim/mongo/, plus the CongoDB code extracted by its setup.sh).
+# Installs the Node test servers' dependencies from the npm registry: OpenHIM core (openhim/) and CongoDB
+# (openhim/mongo/, plus the CongoDB code extracted by its setup.sh). The FHIR server is HAPI (hapi/, Maven:
+# hapi/build.sh).
 # Idempotent and quiet: a folder is (re)installed with `npm ci` only when its node_modules is missing or its
 # package-lock.json changed since the last install. Prints nothing on success; on failure prints npm's log and
 # exits non-zero. A registry fetch that stalls times out after 60 s (3 retries) instead of npm's 5 min.
@@ -32,7 +33,7 @@ install_folder() {
     return 0
   fi
   # --ignore-scripts: openhim-core's install scripts are not needed to run lib/server.js; none of the others
-  # needs one either. engine warnings (Medplum 5.2 declares Node 22, and runs on 20) are not errors.
+  # needs one either.
   if ! (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefer-offline --fetch-timeout=60000 --fetch-retries=3) >"$log" 2>&1; then
     grep -v 'Unknown user config "nodedir"' "$log" >&2 || true
     echo "install.sh: npm ci failed in $dir" >&2
@@ -41,7 +42,6 @@ install_folder() {
   printf '%s' "$want" >"$stamp"
 }
 
-install_folder "$here/fhir"
 install_folder "$here/openhim"
 install_folder "$here/openhim/mongo"
 

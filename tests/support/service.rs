@@ -418,6 +418,21 @@ impl Service {
         Self::start_in(dir, data_dir, free_port(), env, "http", None)
     }
 
+    /// One replica of several: its own data directory, holding the `link_secret` all replicas share (as
+    /// the chart mounts it), and `env` (signer, FHIR server, API keys: shared too).
+    pub fn start_replica(env: &[(&str, String)], link_secret: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        std::fs::write(data_dir.join("link-secret"), link_secret).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = data_dir.join("link-secret");
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        Self::start_in(dir, data_dir, free_port(), env, "http", None)
+    }
+
     /// As [`Service::start`], serving HTTPS (the env sets DDCC_TLS_*); `client` trusts its certificate.
     pub fn start_https(env: &[(&str, String)], client: reqwest::blocking::Client) -> Self {
         let dir = tempfile::tempdir().unwrap();

@@ -1,16 +1,19 @@
-//! An OpenID Connect provider TEST DOUBLE (Keycloak cannot run here: it needs Java or Docker).
+//! A TEST DOUBLE of an OpenID Connect provider, for the faults a real one cannot be made to show: a provider
+//! that accepts connections and never answers (hangs), one that answers garbage, and tokens no provider would
+//! sign (a future `nbf`, another `iss` under the same key, an ID token with an access token's audience).
+//! Everything else is tested against a real Keycloak (`tests/support/keycloak.rs`, `tests/oidc_keycloak.rs`).
 //!
-//! A real HTTP server on 127.0.0.1 that serves what a relying party reads from Keycloak, at Keycloak's paths:
-//! - `GET /realms/<realm>/.well-known/openid-configuration`: the OpenID Connect Discovery 1.0 metadata
-//!   (§3: `issuer`, `jwks_uri`, `id_token_signing_alg_values_supported`, …; Keycloak's "Server
-//!   Administration Guide", OIDC endpoints: `/realms/{realm-name}/.well-known/openid-configuration`);
-//! - `GET /realms/<realm>/protocol/openid-connect/certs`: the realm's JWKS (RFC 7517), which Keycloak
-//!   publishes with `kid`, `kty`, `alg`, `use` (`sig`, and an `enc` RSA-OAEP key beside it) and the key's
-//!   parameters.
+//! It follows the API of Keycloak 26 that a relying party reads, at Keycloak's paths:
+//! - `GET /realms/ddcc/.well-known/openid-configuration`: OpenID Connect Discovery 1.0 metadata (§3: `issuer`,
+//!   `jwks_uri`, …; Keycloak's "Server Administration Guide", OIDC endpoints);
+//! - `GET /realms/ddcc/protocol/openid-connect/certs`: the realm's JWKS (RFC 7517), keys with `kid`, `kty`,
+//!   `alg`, `use` (`sig`, and an `enc` RSA-OAEP key beside them, as Keycloak publishes), and `x5c`-free
+//!   parameters (Keycloak adds `x5c`/`x5t`, which a relying party may ignore).
 //!
-//! Tokens are signed here with test keys (RS256 from `tests/data/oidc-double-rsa-key.der`, a throw-away
-//! key made for these tests; ES256 keys generated per run), with Keycloak's claim layout (`iss`, `aud`,
-//! `azp`, `sub`, `scope`, `realm_access.roles`, `resource_access.<client>.roles`). Keys can be rotated.
+//! Tokens are signed here with test keys (RS256 from `tests/data/oidc-double-rsa-key.der`, a throw-away key made
+//! for these tests; ES256 keys generated per run) in Keycloak's claim layout (`iss`, `aud`, `azp`, `sub`, `typ`,
+//! `scope`, `realm_access.roles`, `resource_access.<client>.roles`). Each connection is served on a thread of
+//! its own, so a hanging answer does not block the others.
 
 #![allow(dead_code)]
 
@@ -18,6 +21,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -79,13 +83,33 @@ impl TestKey {
     }
 }
 
-pub struct OidcDouble {
-    pub issuer: String,
-    keys: Arc<Mutex<Vec<Value>>>,
-    jwks_fetches: Arc<AtomicUsize>,
+/// How the double answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// As Keycloak does.
+    Normal,
+    /// Accepts the connection, reads the request, and answers nothing (for up to a minute).
+    Hang,
+    /// The discovery document is an HTML page (a proxy's or a web server's, at the wrong address).
+    GarbageDiscovery,
+    /// The JWKS is not a key set.
+    GarbageJwks,
 }
 
-impl OidcDouble {
+struct Shared {
+    keys: Mutex<Vec<Value>>,
+    behaviour: Mutex<Behaviour>,
+    discovery_requests: AtomicUsize,
+    jwks_requests: AtomicUsize,
+}
+
+/// The OpenID provider double (see the module documentation).
+pub struct OidcProviderDouble {
+    pub issuer: String,
+    shared: Arc<Shared>,
+}
+
+impl OidcProviderDouble {
     /// Serves realm `ddcc` on a free port, publishing `keys` (plus an `enc` key, as Keycloak does).
     pub fn start(keys: &[&TestKey]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
@@ -97,65 +121,40 @@ impl OidcDouble {
             "n": published.iter().find(|k| k["kty"] == "RSA").map(|k| k["n"].clone()).unwrap_or(json!("AQAB")),
             "e": "AQAB",
         }));
-        let keys = Arc::new(Mutex::new(published));
-        let jwks_fetches = Arc::new(AtomicUsize::new(0));
-        let (served_keys, fetches, base) = (keys.clone(), jwks_fetches.clone(), issuer.clone());
+        let shared = Arc::new(Shared {
+            keys: Mutex::new(published),
+            behaviour: Mutex::new(Behaviour::Normal),
+            discovery_requests: AtomicUsize::new(0),
+            jwks_requests: AtomicUsize::new(0),
+        });
+        let (state, base) = (shared.clone(), issuer.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream);
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).is_err() {
-                    continue;
-                }
-                // Skip the headers.
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let path = request_line.split_whitespace().nth(1).unwrap_or("");
-                let body = match path {
-                    "/realms/ddcc/.well-known/openid-configuration" => Some(json!({
-                        "issuer": base,
-                        "authorization_endpoint": format!("{base}/protocol/openid-connect/auth"),
-                        "token_endpoint": format!("{base}/protocol/openid-connect/token"),
-                        "jwks_uri": format!("{base}/protocol/openid-connect/certs"),
-                        "response_types_supported": ["code", "id_token", "code id_token"],
-                        "subject_types_supported": ["public", "pairwise"],
-                        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-                        "grant_types_supported": ["authorization_code", "client_credentials"],
-                    })),
-                    "/realms/ddcc/protocol/openid-connect/certs" => {
-                        fetches.fetch_add(1, Ordering::SeqCst);
-                        Some(json!({"keys": served_keys.lock().unwrap().clone()}))
-                    }
-                    _ => None,
-                };
-                let (status, body) = match body {
-                    Some(b) => ("200 OK", b.to_string()),
-                    None => ("404 Not Found", "{\"error\":\"not found\"}".into()),
-                };
-                let mut stream = reader.into_inner();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let (state, base) = (state.clone(), base.clone());
+                std::thread::spawn(move || serve(stream, &state, &base));
             }
         });
-        OidcDouble {
-            issuer,
-            keys,
-            jwks_fetches,
-        }
+        OidcProviderDouble { issuer, shared }
+    }
+
+    /// Changes how the double answers from now on (a hanging answer notices within 100 ms).
+    pub fn behave(&self, behaviour: Behaviour) {
+        *self.shared.behaviour.lock().unwrap() = behaviour;
     }
 
     /// Publishes another key (a rotation).
     pub fn publish(&self, key: &TestKey) {
-        self.keys.lock().unwrap().push(key.jwk.clone());
+        self.shared.keys.lock().unwrap().push(key.jwk.clone());
     }
 
+    /// Requests for the JWKS so far (answered or not).
     pub fn jwks_fetches(&self) -> usize {
-        self.jwks_fetches.load(Ordering::SeqCst)
+        self.shared.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests for the discovery document so far (answered or not).
+    pub fn discovery_fetches(&self) -> usize {
+        self.shared.discovery_requests.load(Ordering::SeqCst)
     }
 
     /// Keycloak-style access token claims, valid for 5 minutes.
@@ -165,13 +164,91 @@ impl OidcDouble {
             .unwrap()
             .as_secs();
         json!({
-            "exp": now + 300, "iat": now, "nbf": now - 1, "jti": uuid::Uuid::new_v4().to_string(),
+            "exp": now + 300, "iat": now, "jti": uuid::Uuid::new_v4().to_string(),
             "iss": self.issuer, "aud": [audience, "account"], "sub": "3f1c9a4e-0d2b-4c55-9a61-service-account",
             "typ": "Bearer", "azp": "openhim-facility", "scope": "profile email",
             "realm_access": {"roles": realm_roles},
             "resource_access": {"account": {"roles": ["view-profile"]}},
         })
     }
+}
+
+fn serve(stream: std::net::TcpStream, state: &Shared, base: &str) {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    // Skip the headers.
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_owned();
+    let discovery = path == "/realms/ddcc/.well-known/openid-configuration";
+    let certs = path == "/realms/ddcc/protocol/openid-connect/certs";
+    if discovery {
+        state.discovery_requests.fetch_add(1, Ordering::SeqCst);
+    }
+    if certs {
+        state.jwks_requests.fetch_add(1, Ordering::SeqCst);
+    }
+    let behaviour = *state.behaviour.lock().unwrap();
+    if behaviour == Behaviour::Hang {
+        // Hold the connection open, answering nothing, until told otherwise (or a minute passed).
+        let until = Instant::now() + Duration::from_secs(60);
+        while *state.behaviour.lock().unwrap() == Behaviour::Hang && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return;
+    }
+    let (status, content_type, body) = match (discovery, certs, behaviour) {
+        (true, _, Behaviour::GarbageDiscovery) => (
+            "200 OK",
+            "text/html",
+            "<html><body><h1>Welcome to nginx!</h1></body></html>".to_owned(),
+        ),
+        (true, _, _) => (
+            "200 OK",
+            "application/json",
+            json!({
+                "issuer": base,
+                "authorization_endpoint": format!("{base}/protocol/openid-connect/auth"),
+                "token_endpoint": format!("{base}/protocol/openid-connect/token"),
+                "jwks_uri": format!("{base}/protocol/openid-connect/certs"),
+                "response_types_supported": ["code", "id_token", "code id_token"],
+                "subject_types_supported": ["public", "pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                "grant_types_supported": ["authorization_code", "client_credentials"],
+            })
+            .to_string(),
+        ),
+        (_, true, Behaviour::GarbageJwks) => (
+            "200 OK",
+            "application/json",
+            json!({"error": "unknown_error", "keys": "not a list"}).to_string(),
+        ),
+        (_, true, _) => (
+            "200 OK",
+            "application/json",
+            json!({"keys": state.keys.lock().unwrap().clone()}).to_string(),
+        ),
+        _ => (
+            "404 Not Found",
+            "application/json",
+            "{\"error\":\"not found\"}".to_owned(),
+        ),
+    };
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 /// An unsigned `alg: none` token.

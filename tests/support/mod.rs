@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod keycloak;
 pub mod oidc_double;
 pub mod openbao;
 pub mod service;

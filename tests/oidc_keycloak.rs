@@ -445,6 +445,17 @@ fn a_misconfigured_issuer_stops_the_start_and_names_the_setting() {
     }
 }
 
+/// The version the tests run is the one the install script fetches and the compose stack runs.
+#[test]
+fn one_keycloak_version_everywhere() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    assert!(read("scripts/install-keycloak")
+        .contains(&format!("KEYCLOAK_VERSION:-{}", keycloak::VERSION)));
+    assert!(read("docker-compose.yml")
+        .contains(&format!("quay.io/keycloak/keycloak:{}", keycloak::VERSION)));
+}
+
 /// What the real Keycloak costs (printed for the record): its start time (bounded by
 /// DDCC_KEYCLOAK_START_TIMEOUT) and its memory, bounded by the JVM heap limit kc.sh sets (-Xmx512m).
 #[test]

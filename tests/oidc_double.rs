@@ -192,22 +192,14 @@ fn double_garbage_discovery_stops_the_start_garbage_keys_do_not() {
 
     // An issuer URL that answers a web page: a wrong setting, found at start-up.
     idp.behave(Behaviour::GarbageDiscovery);
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env(
-            "DDCC_LISTEN",
-            format!("127.0.0.1:{}", support::service::free_port()),
-        )
-        .env("DDCC_DATA_DIR", dir.path().join("data"))
-        .env("DDCC_OIDC_ISSUER", &idp.issuer)
-        .env("DDCC_OIDC_AUDIENCE", AUDIENCE)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let (status, stderr) = support::service::serve_exits(
+        &[
+            ("DDCC_OIDC_ISSUER", idp.issuer.as_str()),
+            ("DDCC_OIDC_AUDIENCE", AUDIENCE),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains("DDCC_OIDC_ISSUER") && stderr.contains("not an OpenID Connect issuer"),
         "{stderr}"

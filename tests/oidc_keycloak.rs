@@ -376,44 +376,13 @@ fn an_id_token_is_no_access_token() {
 
 /// `ddcc-mediator serve` with `issuer`: its exit status and log, when it exits within 60 s.
 fn serve_exits(issuer: &str) -> (std::process::ExitStatus, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env(
-            "DDCC_LISTEN",
-            format!("127.0.0.1:{}", support::service::free_port()),
-        )
-        .env("DDCC_DATA_DIR", dir.path().join("data"))
-        .env("DDCC_OIDC_ISSUER", issuer)
-        .env("DDCC_OIDC_AUDIENCE", AUDIENCE)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return (status, text);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "serve with DDCC_OIDC_ISSUER={issuer} is still running after 60 s:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::service::serve_exits(
+        &[
+            ("DDCC_OIDC_ISSUER", issuer),
+            ("DDCC_OIDC_AUDIENCE", AUDIENCE),
+        ],
+        Duration::from_secs(60),
+    )
 }
 
 #[test]

@@ -116,9 +116,12 @@ pub struct ServeArgs {
     /// Role or scope an OIDC token must grant (e.g. ddcc:issue). Default: none required.
     #[arg(long, env = "DDCC_OIDC_REQUIRED_ROLE")]
     pub oidc_required_role: Option<String>,
-    /// Least seconds between two JWKS refreshes caused by unknown kids. Default 30.
+    /// Least seconds between two JWKS refreshes, whatever their cause (unknown kid, age, failure). Default 30.
     #[arg(long, env = "DDCC_OIDC_JWKS_MIN_REFRESH")]
     pub oidc_jwks_min_refresh: Option<u64>,
+    /// Seconds after which the cached JWKS is refreshed in the background. Default 3600.
+    #[arg(long, env = "DDCC_OIDC_JWKS_MAX_AGE")]
+    pub oidc_jwks_max_age: Option<u64>,
     /// Serve HTTPS with this certificate chain (PEM); needs DDCC_TLS_KEY.
     #[arg(long, env = "DDCC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -397,6 +400,15 @@ impl ServiceConfig {
                         .or(file.oidc_required_role)
                         .filter(|r| !r.is_empty()),
                     min_refresh: Duration::from_secs(args.oidc_jwks_min_refresh.unwrap_or(30)),
+                    max_age: match args.oidc_jwks_max_age {
+                        None => crate::service::oidc::MAX_KEY_AGE,
+                        Some(0) => {
+                            return Err(Error::Config(
+                                "DDCC_OIDC_JWKS_MAX_AGE must be at least 1 second".into(),
+                            ))
+                        }
+                        Some(secs) => Duration::from_secs(secs),
+                    },
                 })
             }
         };

@@ -104,18 +104,24 @@ async fn authenticate(
         Err(e) => Refusal::Unavailable(e),
     };
     let (reply, outcome, description) = match refusal {
-        Refusal::Unauthenticated(reason) => (
-            Reply::outcome(StatusCode::UNAUTHORIZED, "login", reason.clone())
-                .header(header::WWW_AUTHENTICATE, state.auth.challenge(&reason)),
+        Refusal::Unauthenticated { reason, presented } => (
+            Reply::outcome(StatusCode::UNAUTHORIZED, "login", reason.clone()).header(
+                header::WWW_AUTHENTICATE,
+                state.auth.challenge(&reason, presented),
+            ),
             Outcome::Refused,
             format!("not authenticated: {reason}"),
         ),
-        Refusal::Forbidden(reason) => (
-            Reply::outcome(StatusCode::FORBIDDEN, "forbidden", reason.clone())
-                .header(header::WWW_AUTHENTICATE, state.auth.insufficient_scope()),
-            Outcome::Refused,
-            format!("not authorised: {reason}"),
-        ),
+        Refusal::Forbidden { reason, credential } => {
+            // Who was refused: the token's issuer, sub and client, as for an issuance.
+            requester.credential = Some(credential);
+            (
+                Reply::outcome(StatusCode::FORBIDDEN, "forbidden", reason.clone())
+                    .header(header::WWW_AUTHENTICATE, state.auth.insufficient_scope()),
+                Outcome::Refused,
+                format!("not authorised: {reason}"),
+            )
+        }
         Refusal::Unavailable(e) => (Reply::error(&e), Outcome::of_error(&e), audit::describe(&e)),
     };
     record(

@@ -53,10 +53,13 @@ pub enum Credential {
 /// Why a request was not let in.
 #[derive(Debug)]
 pub enum Refusal {
-    /// 401: no credentials, or none that verify.
-    Unauthenticated(String),
-    /// 403: authenticated, but without the required role.
-    Forbidden(String),
+    /// 401: no credentials (`presented: false`), or none that verify.
+    Unauthenticated { reason: String, presented: bool },
+    /// 403: authenticated (as `credential`), but without the required role.
+    Forbidden {
+        reason: String,
+        credential: Credential,
+    },
     /// 503: the OIDC provider could not be reached to verify the token.
     Unavailable(Error),
 }
@@ -82,9 +85,10 @@ impl Authenticator {
         self.methods.contains(&method)
     }
 
-    /// The `WWW-Authenticate` challenge for a 401.
-    pub fn challenge(&self, reason: &str) -> String {
-        if self.accepts(Method::Oidc) {
+    /// The `WWW-Authenticate` challenge for a 401. RFC 6750 §3.1: a request without credentials gets no
+    /// error code; refused credentials get `invalid_token` (when bearer tokens are what is refused).
+    pub fn challenge(&self, reason: &str, presented: bool) -> String {
+        if presented && self.accepts(Method::Oidc) {
             format!(
                 "Bearer realm=\"ddcc-mediator\", error=\"invalid_token\", error_description=\"{}\"",
                 reason.replace(['"', '\\'], "'")
@@ -129,7 +133,16 @@ impl Authenticator {
                             client: identity.client,
                         })
                     }
-                    Err(TokenRefusal::Forbidden(m)) => return Err(Refusal::Forbidden(m)),
+                    Err(TokenRefusal::Forbidden(reason, identity)) => {
+                        return Err(Refusal::Forbidden {
+                            reason,
+                            credential: Credential::Oidc {
+                                issuer: issuer.clone(),
+                                subject: identity.subject,
+                                client: identity.client,
+                            },
+                        })
+                    }
                     Err(TokenRefusal::Unavailable(e)) => return Err(Refusal::Unavailable(e)),
                     Err(TokenRefusal::Invalid(m)) => reason = Some(m),
                 }
@@ -140,7 +153,8 @@ impl Authenticator {
                 return Ok(Credential::ApiKey { key_id });
             }
         }
-        Err(Refusal::Unauthenticated(reason.unwrap_or_else(|| {
+        let presented = authorization.is_some_and(|h| !h.trim().is_empty());
+        let reason = reason.unwrap_or_else(|| {
             let ways: Vec<&str> = self
                 .methods
                 .iter()
@@ -150,8 +164,13 @@ impl Authenticator {
                     Method::Mtls => "a client certificate",
                 })
                 .collect();
-            format!("authentication required: {}", ways.join(", or "))
-        })))
+            if presented {
+                format!("credentials not accepted: {}", ways.join(", or "))
+            } else {
+                format!("authentication required: {}", ways.join(", or "))
+            }
+        });
+        Err(Refusal::Unauthenticated { reason, presented })
     }
 }
 

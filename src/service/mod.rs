@@ -199,10 +199,12 @@ async fn start(
         crate::openhim::spawn(openhim, route_key, issuer.clone())?;
     }
     let oidc = match &config.oidc {
-        Some(settings) => Some((
-            oidc::OidcVerifier::new(settings.clone(), crate::configuration::OUTBOUND_TIMEOUT)?,
-            settings.issuer.clone(),
-        )),
+        Some(settings) => {
+            let verifier = oidc::OidcVerifier::new(settings.clone(), config.outbound_timeout)?;
+            // A discovery document that contradicts DDCC_OIDC_ISSUER stops the start here.
+            verifier.check().await?;
+            Some((verifier, settings.issuer.clone()))
+        }
         None => None,
     };
     tracing::info!(methods = ?config.auth_methods, "issuing endpoints accept these credentials");

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub mod oidc;
+pub mod keycloak;
+pub mod oidc_double;
 pub mod openbao;
 pub mod service;
 

@@ -60,6 +60,46 @@ pub fn batch(resources: Vec<Value>) -> Value {
     serde_json::json!({"resourceType": "Bundle", "type": "batch", "entry": entries})
 }
 
+/// Runs `ddcc-mediator serve` with only `env` set (plus a free listen address and a data directory) and
+/// returns its exit status and output, for a start that is expected to fail; fails the test when the service
+/// is still running after `limit`.
+pub fn serve_exits(env: &[(&str, &str)], limit: Duration) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DDCC_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("DDCC_DATA_DIR", dir.path().join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("ddcc-mediator serve");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "serve with {env:?} is still running after {limit:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, text)
+}
+
 /// A child process killed (and reaped) on drop, its output in a log file.
 struct Proc {
     child: Option<Child>,

@@ -42,6 +42,8 @@ pub struct AppState {
     pub max_batch_entries: usize,
     /// The `did:web` DID of `/trust/did.json`.
     pub did: String,
+    /// Removes the bodies OpenHIM keeps of the requests it routed here; `None` without OpenHIM.
+    pub openhim_scrubber: Option<crate::openhim::Scrubber>,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             let metrics = Arc::clone(&state.metrics);
+            let scrubber = state.openhim_scrubber.clone();
             App::new()
                 .app_data(state.clone())
                 .wrap_fn(move |req, srv| {
@@ -102,9 +105,19 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
                         "http.response.status_code" = tracing::field::Empty,
                     );
                     crate::telemetry::continue_trace(&span, req.headers());
+                    // A request OpenHIM routed: its transaction is cleaned of bodies once OpenHIM stored it.
+                    let openhim_transaction = req
+                        .headers()
+                        .get(OPENHIM_TRANSACTION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                        .zip(scrubber.clone());
                     let call = srv.call(req).instrument(span.clone());
                     async move {
                         let response = call.await?;
+                        if let Some((id, scrubber)) = openhim_transaction {
+                            scrubber.submit(&id);
+                        }
                         let route = response
                             .request()
                             .match_pattern()

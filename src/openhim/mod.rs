@@ -11,6 +11,7 @@
 //! side while channels are moved from one to the other.
 
 mod client;
+pub mod scrub;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use tracing::Instrument as _;
 use serde_json::{json, Value};
 
 pub use client::OpenHimClient;
+pub use scrub::Scrubber;
 
 use crate::configuration::IssuanceConfig;
 use crate::configuration::{validate_issuance, OpenHimConfig};
@@ -67,6 +69,11 @@ pub fn mediator_config(
             "authType": "private",
             "allow": [CLIENT_ROLE],
             "routes": [route],
+            // Personal data stays out of OpenHIM's transaction log: no request body (the QuestionnaireResponse),
+            // no response body (the certificate). The router's own record of the route keeps both anyway; see
+            // `scrub`, which removes them.
+            "requestBody": false,
+            "responseBody": false,
         }],
         "configDefs": [
             {"param": "validityDays", "displayName": "Validity (days)", "type": "number",
@@ -128,14 +135,20 @@ pub fn apply_config(current: &IssuanceConfig, config: &Value) -> Result<Issuance
     Ok(next)
 }
 
-/// Starts the registration/heartbeat task on the current runtime.
-pub fn spawn(config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) -> Result<()> {
-    let client = OpenHimClient::new(&config)?;
+/// Starts the registration/heartbeat task and the transaction cleaner ([`scrub`]) on the current runtime.
+pub fn spawn(config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) -> Result<Scrubber> {
+    let client = Arc::new(OpenHimClient::new(&config)?);
+    let scrubber = scrub::spawn(client.clone(), issuer.metrics.clone());
     tokio::spawn(run(client, config, route_key, issuer));
-    Ok(())
+    Ok(scrubber)
 }
 
-async fn run(client: OpenHimClient, config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) {
+async fn run(
+    client: Arc<OpenHimClient>,
+    config: OpenHimConfig,
+    route_key: String,
+    issuer: Arc<Issuer>,
+) {
     let started = Instant::now();
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -178,18 +191,37 @@ async fn register(
     install_channel(client).await
 }
 
-/// Installs the default channel unless a channel of that name exists (a second install fails: names are unique).
+/// Installs the default channel unless a channel of that name exists (a second install fails: names are
+/// unique). An existing one that stores bodies (installed by an older version) is set to store none.
 async fn install_channel(client: &OpenHimClient) -> Result<()> {
     let (status, text) = client.send(reqwest::Method::GET, "/channels", None).await?;
     if status != 200 {
         return Err(client.refused("GET /channels", status, &text));
     }
     let channels: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let present = channels.as_array().is_some_and(|list| {
+    let present = channels.as_array().and_then(|list| {
         list.iter()
-            .any(|c| c.get("name").and_then(Value::as_str) == Some(CHANNEL_NAME))
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(CHANNEL_NAME))
     });
-    if present {
+    if let Some(channel) = present {
+        let keeps_bodies = ["requestBody", "responseBody"]
+            .iter()
+            .any(|flag| channel.get(*flag) != Some(&Value::Bool(false)));
+        let id = channel.get("_id").and_then(Value::as_str).unwrap_or_default();
+        if keeps_bodies && scrub::is_object_id(id) {
+            let path = format!("/channels/{id}");
+            let body = json!({"requestBody": false, "responseBody": false});
+            let (status, text) = client
+                .send(reqwest::Method::PUT, &path, Some(&body))
+                .await?;
+            if status != 200 {
+                return Err(client.refused("PUT /channels/<id>", status, &text));
+            }
+            tracing::info!(
+                channel = CHANNEL_NAME,
+                "OpenHIM channel set to store no request or response bodies"
+            );
+        }
         return Ok(());
     }
     let path = format!("/mediators/{MEDIATOR_URN}/channels");

@@ -195,9 +195,10 @@ async fn start(
     if let Some(path) = key_file {
         tracing::info!(api_key_file = %path.display(), "no DDCC_API_KEYS configured: the API key is in this file");
     }
-    if let Some((openhim, route_key)) = openhim {
-        crate::openhim::spawn(openhim, route_key, issuer.clone())?;
-    }
+    let scrubber = match openhim {
+        Some((openhim, route_key)) => Some(crate::openhim::spawn(openhim, route_key, issuer.clone())?),
+        None => None,
+    };
     let oidc = match &config.oidc {
         Some(settings) => Some((
             oidc::OidcVerifier::new(settings.clone(), crate::configuration::OUTBOUND_TIMEOUT)?,
@@ -217,5 +218,6 @@ async fn start(
         batch_concurrency: config.batch_concurrency,
         max_batch_entries: config.max_batch_entries,
         did: crate::http::did_web(&config.public_url),
+        openhim_scrubber: scrubber,
     })
 }

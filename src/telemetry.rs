@@ -224,7 +224,10 @@ static EXPORT_HEALTH: ExportHealth = ExportHealth {
 
 impl ExportHealth {
     fn failed(&self, url: &str, reason: &str) {
-        if !self.failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if !self
+            .failing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
             tracing::warn!(
                 url,
                 reason,
@@ -235,7 +238,10 @@ impl ExportHealth {
     }
 
     fn succeeded(&self, url: &str) {
-        if self.failing.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        if self
+            .failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
             tracing::info!(url, "OTLP trace export works again");
         }
     }

@@ -439,16 +439,31 @@ fn verify_decodes_before_it_looks_for_keys() {
     };
     for garbage in ["HC1:not base45 at all!", "NOT-AN-HC1", "HC1:6BFOXN%TS3DH"] {
         let out = run(&["verify", garbage]);
-        assert_eq!(out.status.code(), Some(2), "{garbage}: {}", text(&out.stderr));
-        assert!(!text(&out.stderr).contains("dsc-key.pem"), "{}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{garbage}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            !text(&out.stderr).contains("dsc-key.pem"),
+            "{}",
+            text(&out.stderr)
+        );
     }
     let ws = workspace();
-    assert!(ws.issue(&example("vaccination-event.json"), &[]).status.success());
+    assert!(ws
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
     let hc1 = std::fs::read_to_string(ws.out.join("ddcc.hc1")).unwrap();
     let out = run(&["verify", hc1.trim()]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("no trusted DSC") && stderr.contains("--cert"), "{stderr}");
+    assert!(
+        stderr.contains("no trusted DSC") && stderr.contains("--cert"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("dsc-key.pem"), "{stderr}");
 }
 
@@ -485,17 +500,27 @@ fn verify_finds_the_key_directory_of_serve() {
 
     // Trusting only another key directory: invalid (kid), and the hint names serve's key directory.
     let other = workspace();
-    assert!(other.issue(&example("vaccination-event.json"), &[]).status.success());
+    assert!(other
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
     let out = verify(here.path(), &["--key-dir", other.keys.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("--key-dir data/keys"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--key-dir data/keys"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// `verify … | head`: a reader that goes away is no panic (exit 101), the command ends quietly.
 #[test]
 fn verify_into_a_closed_pipe_ends_quietly() {
     let ws = workspace();
-    assert!(ws.issue(&example("vaccination-event.json"), &[]).status.success());
+    assert!(ws
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
     let hc1 = std::fs::read_to_string(ws.out.join("ddcc.hc1")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
         .args(["verify", hc1.trim(), "--key-dir", ws.keys.to_str().unwrap()])

@@ -41,7 +41,12 @@ fn issue_some(service: &Service, key: &str, prefix: &str) -> Issued {
         Some(key),
         &event(&format!("{prefix}-0001"), &[]),
     );
-    assert_eq!(single.status, 201, "{}", String::from_utf8_lossy(&single.body));
+    assert_eq!(
+        single.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&single.body)
+    );
     documents.push(single.json());
     let answer = service.post_json(
         "/ddcc/submitHealthEvent",
@@ -51,7 +56,12 @@ fn issue_some(service: &Service, key: &str, prefix: &str) -> Issued {
             event(&format!("{prefix}-0003"), &[]),
         ]),
     );
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     for entry in answer.json()["entry"].as_array().unwrap() {
         assert_eq!(entry["response"]["status"], "201 Created", "{entry}");
         documents.push(entry["resource"].clone());
@@ -77,7 +87,11 @@ fn issue_some(service: &Service, key: &str, prefix: &str) -> Issued {
             issued.downloads.push((url, got.1));
         }
     }
-    assert_eq!(issued.downloads.len(), 9, "three files for each of three certificates");
+    assert_eq!(
+        issued.downloads.len(),
+        9,
+        "three files for each of three certificates"
+    );
     issued
 }
 
@@ -114,7 +128,12 @@ fn check_restored(service: &Service, key: &str, before: &Issued, trust: &[&str],
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-        assert_eq!(out.status.code(), Some(0), "{report:#}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{report:#}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(report["valid"], true, "{report:#}");
     }
     let again = service.post_json(
@@ -122,7 +141,12 @@ fn check_restored(service: &Service, key: &str, before: &Issued, trust: &[&str],
         Some(key),
         &event("RESTORED-AFTER-0001", &[]),
     );
-    assert_eq!(again.status, 201, "issuing after the restore: {}", String::from_utf8_lossy(&again.body));
+    assert_eq!(
+        again.status,
+        201,
+        "issuing after the restore: {}",
+        String::from_utf8_lossy(&again.body)
+    );
     // An event issued before the backup is found again, not issued twice.
     let old = service.post_json(
         "/ddcc/submitHealthEvent",
@@ -133,7 +157,11 @@ fn check_restored(service: &Service, key: &str, before: &Issued, trust: &[&str],
 }
 
 fn tar(args: &[&str], cwd: &Path) {
-    let status = Command::new("tar").args(args).current_dir(cwd).status().expect("tar runs");
+    let status = Command::new("tar")
+        .args(args)
+        .current_dir(cwd)
+        .status()
+        .expect("tar runs");
     assert!(status.success(), "tar {args:?}");
 }
 
@@ -179,7 +207,12 @@ fn check_restored_hc1s_with(before: &Issued, trust: &[&str]) {
             .args(trust)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
@@ -268,7 +301,12 @@ impl RaftBao {
         }
     }
 
-    fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> reqwest::blocking::RequestBuilder {
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::blocking::RequestBuilder {
         let mut request = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -380,12 +418,20 @@ fn vault_signer_survives_a_raft_snapshot_restore() {
     // Back up: the raft snapshot (a running server; any token allowed to read sys/storage/raft/snapshot)
     // and the data directory (link secret, API key, the local store).
     let snapshot = bao
-        .call(reqwest::Method::GET, "sys/storage/raft/snapshot", Some(&root_token))
+        .call(
+            reqwest::Method::GET,
+            "sys/storage/raft/snapshot",
+            Some(&root_token),
+        )
         .send()
         .unwrap();
     assert_eq!(snapshot.status().as_u16(), 200);
     let snapshot = snapshot.bytes().unwrap().to_vec();
-    assert!(snapshot.len() > 1000, "a snapshot of {} bytes", snapshot.len());
+    assert!(
+        snapshot.len() > 1000,
+        "a snapshot of {} bytes",
+        snapshot.len()
+    );
     let backup = root.path().join("ddcc-data.tar.gz");
     tar(&["-czf", backup.to_str().unwrap(), "data"], root.path());
 
@@ -408,13 +454,21 @@ fn vault_signer_survives_a_raft_snapshot_restore() {
         .body(snapshot)
         .send()
         .unwrap();
-    assert_eq!(restored.status().as_u16(), 204, "{}", restored.text().unwrap_or_default());
+    assert_eq!(
+        restored.status().as_u16(),
+        204,
+        "{}",
+        restored.text().unwrap_or_default()
+    );
     // The restored keyring is the old cluster's: restart, and unseal with the ORIGINAL key.
     bao.stop();
     let bao = RaftBao::start(&bao_dir, port);
     bao.wait("sealed after the restart", |s| s == 503);
     let (status, text) = bao.unseal(&new_unseal_key);
-    assert_eq!(status, 400, "the new node's own key no longer unseals the restored data: {text}");
+    assert_eq!(
+        status, 400,
+        "the new node's own key no longer unseals the restored data: {text}"
+    );
     assert_eq!(bao.unseal(&unseal_key).0, 200);
     bao.wait("becoming active", |s| s == 200);
 
@@ -422,10 +476,19 @@ fn vault_signer_survives_a_raft_snapshot_restore() {
     tar(&["-xzf", backup.to_str().unwrap()], root.path());
     let service = Service::start(&env(&root_token));
     let dsc_after = service.get("/trust/dsc.pem", None).body;
-    assert_eq!(dsc_after, dsc_before, "the published DSC is the one from before");
+    assert_eq!(
+        dsc_after, dsc_before,
+        "the published DSC is the one from before"
+    );
     let dsc = root.path().join("dsc.pem");
     std::fs::write(&dsc, &dsc_after).unwrap();
-    check_restored(&service, &key, &before, &["--cert", dsc.to_str().unwrap()], root.path());
+    check_restored(
+        &service,
+        &key,
+        &before,
+        &["--cert", dsc.to_str().unwrap()],
+        root.path(),
+    );
 }
 
 /// A free port whose successor is free too (OpenBao's cluster port).

@@ -412,7 +412,11 @@ fn a_second_serve_on_the_same_port_creates_nothing() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("address in use"), "{stderr}");
     assert!(!stderr.contains("configuration error"), "{stderr}");
-    assert!(!data.exists(), "the second serve created {}", data.display());
+    assert!(
+        !data.exists(),
+        "the second serve created {}",
+        data.display()
+    );
     assert!(!dir.path().join("data").exists());
 }
 

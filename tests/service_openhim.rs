@@ -111,7 +111,9 @@ const PERSONAL: [&str; 5] = ["Durand", "Zoë", "1990-02-14", "EXAMPLE-ID-123456"
 fn searchable(value: &Value, out: &mut String) {
     let bytes_of = |v: &Value| -> Option<Vec<u8>> {
         match v {
-            Value::Object(map) if !map.is_empty() && map.keys().all(|k| k.parse::<usize>().is_ok()) => {
+            Value::Object(map)
+                if !map.is_empty() && map.keys().all(|k| k.parse::<usize>().is_ok()) =>
+            {
                 let mut pairs: Vec<(usize, u8)> = map
                     .iter()
                     .filter_map(|(k, b)| Some((k.parse().ok()?, u8::try_from(b.as_u64()?).ok()?)))
@@ -160,7 +162,11 @@ fn transaction_log_without_personal_data(api: &Api) -> Value {
         let mut text = transactions.to_string();
         text.push('\n');
         searchable(&transactions, &mut text);
-        let found: Vec<&str> = PERSONAL.iter().copied().filter(|p| text.contains(p)).collect();
+        let found: Vec<&str> = PERSONAL
+            .iter()
+            .copied()
+            .filter(|p| text.contains(p))
+            .collect();
         if found.is_empty() {
             return transactions;
         }
@@ -298,7 +304,9 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
         .expect("the batch's transaction");
     assert_eq!(batch_tx["status"], "Successful", "{batch_tx}");
     assert!(
-        batch_tx["request"]["headers"].get("authorization").is_none(),
+        batch_tx["request"]["headers"]
+            .get("authorization")
+            .is_none(),
         "{batch_tx}"
     );
     // Errors keep their status through OpenHIM.

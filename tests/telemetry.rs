@@ -430,5 +430,9 @@ fn a_failing_export_is_said_once_at_warn() {
         .collect();
     assert_eq!(warnings.len(), 1, "{log}");
     assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
-    assert!(warnings[0].contains(&closed.to_string()), "names the URL: {}", warnings[0]);
+    assert!(
+        warnings[0].contains(&closed.to_string()),
+        "names the URL: {}",
+        warnings[0]
+    );
 }

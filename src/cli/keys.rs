@@ -258,7 +258,9 @@ pub async fn run(cmd: KeysCommand, vault: &VaultSettings) -> Result<()> {
             let key = keys::init(&transit, vault.key_type).await?;
             outln!(
                 "transit key {} ({}), latest version {}",
-                key.name, key.key_type, key.latest_version
+                key.name,
+                key.key_type,
+                key.latest_version
             );
         }
         KeysCommand::Csr { version, subject } => {

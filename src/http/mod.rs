@@ -100,7 +100,11 @@ pub fn check_tls(settings: &crate::configuration::TlsConfig) -> Result<()> {
 
 /// Serves on `listener` (from [`bind`]) until the process is stopped. Must be called outside any tokio
 /// runtime (actix runs its own).
-pub fn serve(config: &ServiceConfig, listener: std::net::TcpListener, state: AppState) -> Result<()> {
+pub fn serve(
+    config: &ServiceConfig,
+    listener: std::net::TcpListener,
+    state: AppState,
+) -> Result<()> {
     let state = web::Data::new(state);
     let listen = config.listen;
     let tls = config.tls.as_ref().map(tls::server_config).transpose()?;

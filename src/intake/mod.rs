@@ -100,10 +100,10 @@ pub fn read_single_submission(json: &[u8]) -> Result<Submission> {
     }) = serde_json::from_slice::<Head>(json)
     {
         if rt == Bundle::RESOURCE_TYPE {
-            let kind = bundle_type
-                .as_ref()
-                .and_then(Value::as_str)
-                .map_or_else(|| "a Bundle".to_owned(), |t| format!("a Bundle of type {}", shown(t)));
+            let kind = bundle_type.as_ref().and_then(Value::as_str).map_or_else(
+                || "a Bundle".to_owned(),
+                |t| format!("a Bundle of type {}", shown(t)),
+            );
             return Err(Error::NotSupported(format!(
                 "$generateHealthCertificate (/ddcc/generateHealthCertificate) takes one QuestionnaireResponse, or a \
                  Parameters with the QuestionnaireResponse in parameter[name=response].resource; not {kind}. \

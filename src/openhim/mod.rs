@@ -207,7 +207,10 @@ async fn install_channel(client: &OpenHimClient) -> Result<()> {
         let keeps_bodies = ["requestBody", "responseBody"]
             .iter()
             .any(|flag| channel.get(*flag) != Some(&Value::Bool(false)));
-        let id = channel.get("_id").and_then(Value::as_str).unwrap_or_default();
+        let id = channel
+            .get("_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if keeps_bodies && scrub::is_object_id(id) {
             let path = format!("/channels/{id}");
             let body = json!({"requestBody": false, "responseBody": false});

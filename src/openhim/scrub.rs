@@ -217,9 +217,15 @@ mod tests {
         let update = scrubbed(&transaction).expect("something to clean");
         assert_eq!(update["request"]["body"], "");
         assert!(update["request"]["headers"].get("authorization").is_none());
-        assert_eq!(update["request"]["headers"]["content-type"], "application/fhir+json");
+        assert_eq!(
+            update["request"]["headers"]["content-type"],
+            "application/fhir+json"
+        );
         assert_eq!(update["request"]["timestamp"], "2026-12-03T21:35:05.636Z");
-        assert!(update.get("response").is_none(), "unchanged parts are not sent");
+        assert!(
+            update.get("response").is_none(),
+            "unchanged parts are not sent"
+        );
         assert!(update.get("routes").is_none());
         let orchestrations = update["orchestrations"].as_array().unwrap();
         assert_eq!(orchestrations.len(), 2);
@@ -233,7 +239,10 @@ mod tests {
         for (k, v) in update.as_object().unwrap() {
             clean[k] = v.clone();
         }
-        assert!(scrubbed(&clean).is_none(), "a clean transaction needs no update");
+        assert!(
+            scrubbed(&clean).is_none(),
+            "a clean transaction needs no update"
+        );
     }
 
     #[test]
@@ -247,7 +256,11 @@ mod tests {
     #[test]
     fn a_transaction_being_processed_is_left_alone() {
         assert!(!stored(&json!({"status": "Processing", "request": {}})));
-        assert!(!stored(&json!({"status": "Processing", "response": {"status": 200}})));
-        assert!(stored(&json!({"status": "Successful", "response": {"status": 200}})));
+        assert!(!stored(
+            &json!({"status": "Processing", "response": {"status": 200}})
+        ));
+        assert!(stored(
+            &json!({"status": "Successful", "response": {"status": 200}})
+        ));
     }
 }

@@ -152,7 +152,8 @@ async fn start(
 
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::io(format!("creating {}", config.data_dir.display()), e))?;
-    let data_dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let data_dir =
+        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
     let signer = match config.signer {
         SignerKind::Local => signer::ServiceSigner::Local(Box::new(
             crate::signer::local::LocalSigner::open_or_create(
@@ -205,7 +206,9 @@ async fn start(
         tracing::info!(api_key_file = %path.display(), "no DDCC_API_KEYS configured: the API key is in this file");
     }
     let scrubber = match openhim {
-        Some((openhim, route_key)) => Some(crate::openhim::spawn(openhim, route_key, issuer.clone())?),
+        Some((openhim, route_key)) => {
+            Some(crate::openhim::spawn(openhim, route_key, issuer.clone())?)
+        }
         None => None,
     };
     let oidc = match &config.oidc {

@@ -15,9 +15,10 @@
 //! administrator's right in 4.x to 8.x): every stored body becomes `""` and `Authorization` headers go; the
 //! metadata (who, when, which channel, statuses, orchestration names and timings) stays. OpenHIM writes the
 //! response after the mediator has answered, so the task waits until the transaction is no longer
-//! `Processing`, retrying for about a minute. A transaction that cannot be cleaned is logged at WARN and counted
-//! as an `openhim` dependency error. The queue is bounded: past it, ids are dropped (and said so), never
-//! blocking a request. (OpenHIM 8.x also emits its visualiser events again for the rewritten orchestrations.)
+//! `Processing`, retrying for about a minute. A transaction that cannot be cleaned is counted as an `openhim`
+//! dependency error, and said at WARN when cleaning starts failing (not once per transaction). The queue is
+//! bounded: past it, ids are dropped (and said so), never blocking a request. (OpenHIM 8.x also emits its
+//! visualiser events again for the rewritten orchestrations.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -68,6 +69,9 @@ pub fn is_object_id(id: &str) -> bool {
 /// Starts the cleaning task on the current runtime.
 pub fn spawn(client: Arc<OpenHimClient>, metrics: Arc<Metrics>) -> Scrubber {
     let (queue, mut received) = mpsc::channel::<String>(QUEUE);
+    // Said at WARN when cleaning starts failing (e.g. a user who may not update transactions), then at debug
+    // until a transaction is cleaned again: every failure is counted, the log is not flooded.
+    let failing = Arc::new(AtomicBool::new(false));
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(PARALLEL));
         while let Some(id) = received.recv().await {
@@ -76,10 +80,29 @@ pub fn spawn(client: Arc<OpenHimClient>, metrics: Arc<Metrics>) -> Scrubber {
             };
             let client = client.clone();
             let metrics = metrics.clone();
+            let failing = failing.clone();
             tokio::spawn(async move {
-                if let Err(e) = clean(&client, &id).await {
-                    metrics.dependency_error("openhim");
-                    tracing::warn!(error = %e, "an OpenHIM transaction could not be cleaned of its bodies");
+                match clean(&client, &id).await {
+                    Ok(()) => {
+                        if failing.swap(false, Ordering::Relaxed) {
+                            tracing::info!(
+                                "OpenHIM transactions are cleaned of their bodies again"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        metrics.dependency_error("openhim");
+                        if failing.swap(true, Ordering::Relaxed) {
+                            tracing::debug!(error = %e, "an OpenHIM transaction could not be cleaned of its bodies");
+                        } else {
+                            tracing::warn!(
+                                error = %e,
+                                "an OpenHIM transaction could not be cleaned of its bodies: OpenHIM keeps personal \
+                                 data until this is fixed (said once until it works again; each failure is counted \
+                                 in ddcc_dependency_errors_total{{dependency=\"openhim\"}})"
+                            );
+                        }
+                    }
                 }
                 drop(slot);
             });

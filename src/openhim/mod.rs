@@ -215,7 +215,7 @@ async fn install_channel(client: &OpenHimClient) -> Result<()> {
             let path = format!("/channels/{id}");
             let body = json!({"requestBody": false, "responseBody": false});
             let (status, text) = client
-                .send(reqwest::Method::PUT, &path, Some(&body))
+                .send_as(reqwest::Method::PUT, &path, "/channels/<id>", Some(&body))
                 .await?;
             if status != 200 {
                 return Err(client.refused("PUT /channels/<id>", status, &text));

@@ -121,7 +121,15 @@ async fn clean(client: &OpenHimClient, id: &str) -> crate::Result<()> {
     for _ in 0..ATTEMPTS {
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(4));
-        let (status, text) = client.send(reqwest::Method::GET, &path, None).await?;
+        // `full`: with the bodies (an administrator's default in 8.x, said explicitly).
+        let (status, text) = client
+            .send_as(
+                reqwest::Method::GET,
+                &format!("{path}?filterRepresentation=full"),
+                "/transactions/<id>",
+                None,
+            )
+            .await?;
         if status != 200 {
             return Err(client.refused("GET /transactions/<id>", status, ""));
         }
@@ -133,7 +141,12 @@ async fn clean(client: &OpenHimClient, id: &str) -> crate::Result<()> {
             return Ok(());
         };
         let (status, _) = client
-            .send(reqwest::Method::PUT, &path, Some(&update))
+            .send_as(
+                reqwest::Method::PUT,
+                &path,
+                "/transactions/<id>",
+                Some(&update),
+            )
             .await?;
         if status != 200 {
             return Err(client.refused("PUT /transactions/<id>", status, ""));

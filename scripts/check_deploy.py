@@ -5,8 +5,10 @@
   distroless, exposes 4321.
 - docker-compose.yml (as resolved by `docker compose config`): pinned images, host ports on 127.0.0.1 only,
   start order (healthchecks behind service_healthy, one-shot jobs behind service_completed_successfully),
-  secrets only as ${VAR:-demo default}, the mediator's settings are the service's, bind-mounted files exist,
-  and the Prometheus / OpenTelemetry Collector configs are consistent.
+  every healthcheck runs only programs its image has (IMAGE_TOOLS, from each upstream Dockerfile), secrets
+  only as ${VAR:-demo default}, the mediator's settings are the service's, the OTLP exporter endpoint is an
+  OTLP/HTTP port (4318) the collector listens on, HAPI gets the settings its image reads, bind-mounted files
+  exist, and the Prometheus / OpenTelemetry Collector configs are consistent.
 - The Helm chart, through the real Helm engine (helm-python-sdk: Helm's Go SDK as a library): `helm lint
   --strict`, values.yaml against values.schema.json, rendering with every ci/*.yaml, rejection of bad values,
   Kubernetes schema validation of every rendered object (kubernetes-validate, strict, oldest and newest
@@ -45,6 +47,73 @@ SECRET_ENV = {"VAULT_TOKEN", "VAULT_SECRET_ID", "VAULT_ROLE_ID", "OPENHIM_PASSWO
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN", re.I)
 
 results: list[tuple[bool, str]] = []
+
+
+# What each image's healthcheck may call: the programs on its PATH, as its upstream Dockerfile builds it. A
+# healthcheck that names anything else never succeeds in the container (e.g. curl in the OpenHIM core image).
+# "sh" means CMD-SHELL works. Keys are image repositories without tag; add an image here before giving it a
+# healthcheck.
+IMAGE_TOOLS: dict[str, tuple[set[str], str]] = {
+    "mongo": ({"sh", "bash", "mongod", "mongosh"},
+              "docker-library/mongo Dockerfile (Ubuntu; mongosh installed since 6.0)"),
+    "jembi/openhim-core": ({"sh", "node", "npm", "wget", "openssl"},
+                           "openhim-core-js v8.5.0 Dockerfile: node:14.21.3-alpine (busybox) + apk openssl; no curl"),
+    "jembi/openhim-console": ({"sh", "nginx", "wget", "envsubst"},
+                              "openhim-console v1.18.2 Dockerfile: nginx:mainline-alpine (busybox)"),
+    "postgres": ({"sh", "bash", "pg_isready", "psql", "postgres"}, "docker-library/postgres Dockerfile (Debian)"),
+    "hapiproject/hapi": ({"java"},
+                         "hapi-fhir-jpaserver-starter image/v8.10.0-1 Dockerfile: distroless java21, /app/HealthCheck"),
+    "openbao/openbao": ({"sh", "bao", "vault", "wget"}, "openbao Dockerfile, default target: Alpine (busybox) + bao"),
+    "otel/opentelemetry-collector-contrib": ({"otelcol-contrib"}, "opentelemetry-collector-releases: scratch + binary"),
+    "jaegertracing/all-in-one": ({"all-in-one-linux"}, "jaeger all-in-one Dockerfile: the binary only assumed"),
+    "prom/prometheus": ({"sh", "wget", "prometheus", "promtool"},
+                        "prometheus Dockerfile: quay.io/prometheus/busybox + binaries"),
+    "ddcc-mediator-tools": ({"sh", "bash", "curl", "jq", "ddcc-mediator"}, "Dockerfile target tools (debian slim)"),
+    "ddcc-mediator": ({"ddcc-mediator"}, "Dockerfile target runtime (distroless cc: no shell)"),
+}
+SHELL_BUILTINS = {"[", "test", "exit", "true", "false", "echo", "printf", "cd", "set", ":"}
+OTLP_HTTP_PORT = 4318  # the OTLP/HTTP default; 4317 is OTLP/gRPC, which the mediator's exporter does not speak
+
+
+def image_repository(image: str) -> str:
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    return name.removeprefix("docker.io/").removeprefix("library/")
+
+
+def shell_programs(script: str) -> list[str]:
+    """The programs a simple sh command line runs: the first word of each command between ; && || | and ( )."""
+    import shlex
+
+    programs = []
+    for part in re.split(r"&&|\|\||;|\||\(|\)|`|\$\(", script):
+        words = shlex.split(part, posix=True) if part.strip() else []
+        while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):  # VAR=value prefix
+            words.pop(0)
+        if words and not re.match(r"^[0-9]*[<>]", words[0]):
+            programs.append(words[0])
+    return programs
+
+
+def healthcheck_programs(test: list[str]) -> tuple[list[str], bool]:
+    """(programs the healthcheck runs, whether it needs a shell)."""
+    if not test or test[0] == "NONE":
+        return [], False
+    if test[0] == "CMD":
+        return [test[1]] if len(test) > 1 else [], False
+    if test[0] == "CMD-SHELL":
+        return [p for p in shell_programs(" ".join(test[1:])) if p not in SHELL_BUILTINS], True
+    return [p for p in shell_programs(" ".join(test)) if p not in SHELL_BUILTINS], True
+
+
+def otlp_port(endpoint: str) -> int | None:
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
+
 
 
 def check(ok: bool, what: str, detail: str = "") -> bool:
@@ -153,6 +222,15 @@ def check_compose() -> None:
                 check("healthcheck" in target and not target["healthcheck"].get("disable"), f"compose {name} -> {dep}: service_healthy has a healthcheck")
             elif c == "service_completed_successfully":
                 check(target.get("restart", "no") == "no", f"compose {name} -> {dep}: one-shot job does not restart")
+        health = svc.get("healthcheck")
+        if health and not health.get("disable"):
+            repo = image_repository(image)
+            tools, source = IMAGE_TOOLS.get(repo, (None, ""))
+            if check(tools is not None, f"compose {name}: the tools of image {repo} are known (IMAGE_TOOLS)"):
+                programs, needs_shell = healthcheck_programs(health.get("test", []))
+                missing = sorted({p.rsplit("/", 1)[-1] for p in programs} - tools) + (["sh"] if needs_shell and "sh" not in tools else [])
+                check(not missing and bool(programs), f"compose {name}: healthcheck runs {', '.join(programs) or 'nothing'}, which {repo} has",
+                      f"not in the image ({source}): {', '.join(missing)}")
         for vol in svc.get("volumes", []):
             if vol.get("type") == "bind":
                 check(Path(vol["source"]).is_file(), f"compose {name}: bind-mounted {Path(vol['source']).relative_to(ROOT)} exists")
@@ -188,7 +266,23 @@ def check_compose() -> None:
             for comp in pipe.get(kind, []):
                 check(comp in (otel.get(kind) or {}), f"otel-collector.yaml pipeline {pname}: {kind[:-1]} {comp} is defined")
     endpoint = med["environment"].get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-    check(endpoint.startswith("http://otel-collector:431"), "compose: the mediator exports OTLP to the collector")
+    check(endpoint.startswith("http://otel-collector:"), "compose: the mediator exports OTLP to the collector", endpoint)
+    check(otlp_port(endpoint) == OTLP_HTTP_PORT, f"compose: the OTLP endpoint is OTLP/HTTP (port {OTLP_HTTP_PORT})",
+          f"{endpoint}: the mediator's exporter speaks OTLP over HTTP; 4317 is gRPC")
+    http_receiver = str((((otel.get("receivers") or {}).get("otlp") or {}).get("protocols") or {}).get("http", {}).get("endpoint", ""))
+    check(http_receiver.endswith(f":{otlp_port(endpoint)}"), "otel-collector.yaml: an OTLP/HTTP receiver on the mediator's port", http_receiver)
+
+    # HAPI reads its datasource from SPRING_DATASOURCE_* (Spring Boot relaxed binding), the dialect from
+    # HIBERNATE_DIALECT (its application.yaml) and its own settings as hapi.fhir.* (hapi-fhir-jpaserver-starter).
+    hapi = services["hapi-fhir"]["environment"]
+    for key in ("SPRING_DATASOURCE_URL", "SPRING_DATASOURCE_USERNAME", "SPRING_DATASOURCE_PASSWORD",
+                "SPRING_DATASOURCE_DRIVERCLASSNAME", "HIBERNATE_DIALECT"):
+        check(key in hapi, f"compose hapi-fhir: {key} is set")
+    check(all(k.startswith(("SPRING_", "HIBERNATE_", "hapi.fhir.", "JAVA_")) for k in hapi),
+          "compose hapi-fhir: only settings the image reads", ", ".join(k for k in hapi if not k.startswith(("SPRING_", "HIBERNATE_", "hapi.fhir.", "JAVA_"))))
+    check(hapi.get("hapi.fhir.client_id_strategy") == "ALPHANUMERIC", "compose hapi-fhir: client-assigned ids allowed (ALPHANUMERIC)")
+    check(hapi.get("HIBERNATE_DIALECT", "").endswith("HapiFhirPostgresDialect") and "postgresql" in hapi.get("SPRING_DATASOURCE_URL", ""),
+          "compose hapi-fhir: PostgreSQL with HAPI's Postgres dialect")
 
 
 # --- Helm chart -----------------------------------------------------------------------------------------
@@ -312,9 +406,14 @@ def check_chart() -> None:
             check(False, f"schema rejects {what}")
         except helm.HelmValuesError:
             check(True, f"schema rejects {what}")
+    no_fhir = {**base["config"], "fhirUrl": ""}
     for what, override, message in [
         ("OpenHIM without a route key", {"openhim": {**base["openhim"], "routeKey": {"existingSecret": ""}}}, "routeKey.existingSecret is required"),
         ("Vault signer without a link secret", {"linkSecret": {"existingSecret": ""}}, "linkSecret.existingSecret is required"),
+        ("autoscaling without a FHIR server", {"config": no_fhir}, "config.fhirUrl is required"),
+        ("two replicas without a FHIR server", {"config": no_fhir, "autoscaling": {"enabled": False}, "replicaCount": 2},
+         "config.fhirUrl is required"),
+        ("an OTLP/gRPC endpoint", {"otel": {"endpoint": "http://otel-collector:4317"}}, "4317"),
     ]:
         try:
             chart.render(values={**base, **override}, name="ddcc", namespace="ddcc", is_install=True)
@@ -328,9 +427,19 @@ def check_chart() -> None:
     except helm.HelmError as e:
         check("existingSecret is required" in str(e), "approle without existingSecret is refused", str(e)[:200])
 
+    one_local = {**base, "config": no_fhir, "autoscaling": {"enabled": False}, "replicaCount": 1}
+    try:
+        chart.render(values=one_local, name="ddcc", namespace="ddcc", is_install=True)
+        check(True, "one replica without a FHIR server renders (a demo)")
+    except helm.HelmError as e:
+        check(False, "one replica without a FHIR server renders (a demo)", str(e)[:200])
+
     for values_path in sorted((CHART / "ci").glob("*.yaml")):
         values = load_values(values_path.name)
         label = f"chart[{values_path.stem}]"
+        endpoint = (values.get("otel") or {}).get("endpoint", "")
+        if endpoint:
+            check(otlp_port(endpoint) == OTLP_HTTP_PORT, f"{label}: otel.endpoint is OTLP/HTTP (port {OTLP_HTTP_PORT})", endpoint)
         try:
             manifests = chart.render(values=values, name="ddcc", namespace="ddcc", is_install=True)
         except helm.HelmError as e:

@@ -90,7 +90,7 @@ async fn run_keys(args: KeysArgs) -> Result<()> {
         (SignerKind::Local, keys::KeysCommand::Export { format, did }) => {
             let signer = LocalSigner::open(&args.key_dir.key_dir)?;
             let dsc = PublishedDsc::from_chain(1, vec![signer.current().dsc_der.clone()])?;
-            print!("{}", key_export::render(&[dsc], format, did.as_deref())?);
+            cli::print_stdout(&key_export::render(&[dsc], format, did.as_deref())?);
             Ok(())
         }
         (SignerKind::Local, _) => Err(Error::Config(

@@ -173,17 +173,77 @@ struct OtlpHttp(reqwest::blocking::Client);
 impl HttpClient for OtlpHttp {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let (parts, body) = request.into_parts();
+        let url = parts.uri.to_string();
         let answer = self
             .0
-            .request(parts.method, parts.uri.to_string())
+            .request(parts.method, &url)
             .headers(parts.headers)
             .body(body.to_vec())
-            .send()?;
+            .send();
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                EXPORT_HEALTH.failed(&url, &causes(&e));
+                return Err(e.into());
+            }
+        };
         let status = answer.status();
+        if status.is_success() {
+            EXPORT_HEALTH.succeeded(&url);
+        } else {
+            EXPORT_HEALTH.failed(&url, &format!("HTTP {status}"));
+        }
         let headers = answer.headers().clone();
         let mut response = Response::builder().status(status).body(answer.bytes()?)?;
         *response.headers_mut() = headers;
         Ok(response)
+    }
+}
+
+/// An error and its sources, `: `-separated (reqwest's own message omits the cause, e.g. "connection refused").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether span export works, so that an outage is said once at WARN (the SDK itself reports a failed export
+/// only through its internal debug logs) and its end once at INFO, not once per batch of spans.
+struct ExportHealth {
+    failing: std::sync::atomic::AtomicBool,
+}
+
+static EXPORT_HEALTH: ExportHealth = ExportHealth {
+    failing: std::sync::atomic::AtomicBool::new(false),
+};
+
+impl ExportHealth {
+    fn failed(&self, url: &str, reason: &str) {
+        if !self
+            .failing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                url,
+                reason,
+                "OTLP trace export failed: spans are dropped until the collector answers (the endpoint must be \
+                 the collector's OTLP/HTTP port, 4318 by default, not gRPC's 4317); said once until it recovers"
+            );
+        }
+    }
+
+    fn succeeded(&self, url: &str) {
+        if self
+            .failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!(url, "OTLP trace export works again");
+        }
     }
 }
 

@@ -421,3 +421,117 @@ fn the_ddcc_sub_claim_is_configurable_for_who_reference_verifiers() {
     );
     assert!(report["payloads"].get("3").is_none());
 }
+
+/// `verify` in a directory with neither dev-keys/ nor data/keys/: malformed input is exit 2 before any key is
+/// looked for; a well-formed certificate with nothing to trust is exit 3, saying how to give a DSC, without
+/// naming a private key file.
+#[test]
+fn verify_decodes_before_it_looks_for_keys() {
+    let empty = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
+            .args(args)
+            .current_dir(empty.path())
+            .env_remove("DDCC_KEY_DIR")
+            .env_remove("DDCC_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+    for garbage in ["HC1:not base45 at all!", "NOT-AN-HC1", "HC1:6BFOXN%TS3DH"] {
+        let out = run(&["verify", garbage]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{garbage}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            !text(&out.stderr).contains("dsc-key.pem"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let ws = workspace();
+    assert!(ws
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
+    let hc1 = std::fs::read_to_string(ws.out.join("ddcc.hc1")).unwrap();
+    let out = run(&["verify", hc1.trim()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no trusted DSC") && stderr.contains("--cert"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("dsc-key.pem"), "{stderr}");
+}
+
+/// Certificates signed with serve's development key (<data-dir>/keys) verify without flags where serve ran;
+/// with another key directory's DSC the failure says where serve's key is.
+#[test]
+fn verify_finds_the_key_directory_of_serve() {
+    let here = tempfile::tempdir().unwrap();
+    let serve_keys = here.path().join("data/keys");
+    let out_dir = here.path().join("out");
+    let issued = ddcc(&[
+        "issue",
+        &example("vaccination-event.json"),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--key-dir",
+        serve_keys.to_str().unwrap(),
+    ]);
+    assert!(issued.status.success(), "{}", text(&issued.stderr));
+    let hc1 = std::fs::read_to_string(out_dir.join("ddcc.hc1")).unwrap();
+    let verify = |dir: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
+            .arg("verify")
+            .arg(hc1.trim())
+            .args(extra)
+            .current_dir(dir)
+            .env_remove("DDCC_KEY_DIR")
+            .env_remove("DDCC_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = verify(here.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Trusting only another key directory: invalid (kid), and the hint names serve's key directory.
+    let other = workspace();
+    assert!(other
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
+    let out = verify(here.path(), &["--key-dir", other.keys.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--key-dir data/keys"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `verify … | head`: a reader that goes away is no panic (exit 101), the command ends quietly.
+#[test]
+fn verify_into_a_closed_pipe_ends_quietly() {
+    let ws = workspace();
+    assert!(ws
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
+    let hc1 = std::fs::read_to_string(ws.out.join("ddcc.hc1")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
+        .args(["verify", hc1.trim(), "--key-dir", ws.keys.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -4,6 +4,8 @@
 //! The checker is required: without python3 or its dependencies this test fails and says how to
 //! install them (CI installs them), so a green run always means an independent verification happened.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,8 +15,9 @@ use ddcc_mediator::domain::*;
 use ddcc_mediator::signer::local::{DscSubject, LocalSigner};
 use ddcc_mediator::signer::Signer;
 
+/// The team's reference data (`../shared`, or `DDCC_SHARED_DIR`).
 fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+    support::shared_dir()
 }
 
 fn code(system: &str, c: &str) -> Code {

@@ -5,7 +5,9 @@
 //! time; every `EXPECTED*` flag we implement must agree with the stage at which our report stops.
 //! `known_mismatch/` is left out on purpose: it calibrates the independent checker, not us.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 
 use base64::Engine;
 use ddcc_mediator::credential::verify::{cbor_to_json, Stage, VerifyReport};
@@ -13,8 +15,9 @@ use ddcc_mediator::credential::{decode_qr_png, verify, VerifyOptions};
 use ddcc_mediator::signer::certificate::Dsc;
 use serde_json::Value;
 
+/// The team's reference data (`../shared`, or `DDCC_SHARED_DIR`).
 fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+    support::shared_dir()
 }
 
 fn vector_files() -> Vec<PathBuf> {

@@ -11,8 +11,10 @@
 //!
 //! Every value we emit is also checked against the QuestionnaireResponse answer it comes from.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ddcc_mediator::document::{build_document, DocumentContext};
 use ddcc_mediator::intake::parse_questionnaire_response;
@@ -307,7 +309,7 @@ const FIELDS: &[(&str, &str, &str, Answer)] = &[
 ];
 
 fn ig_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/ddcc/ig-1.0.0")
+    support::shared_dir().join("vectors/ddcc/ig-1.0.0")
 }
 
 fn read_json(name: &str) -> Value {

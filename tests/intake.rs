@@ -2,18 +2,19 @@
 //! responses and batch Bundles, its legacy and unsupported test files, a response with many faults at
 //! once, and mutated copies of all of them (no input may panic).
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ddcc_mediator::domain::{Producer, Sex, VaccinationEvent};
 use ddcc_mediator::error::Error;
 use ddcc_mediator::intake::{read_submission, Submission};
 use serde_json::{json, Value};
 
+/// A file of the team's reference data (`../shared`, or `DDCC_SHARED_DIR`).
 fn shared(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(path)
+    support::shared_dir().join(path)
 }
 
 fn bytes(path: &str) -> Vec<u8> {

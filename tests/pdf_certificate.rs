@@ -2,7 +2,9 @@
 //! with an independent QR decoder (zbar), its text extracted with poppler, its fonts and metadata
 //! inspected. Needs the Debian packages poppler-utils and zbar-tools; a missing tool fails the test.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use ddcc_mediator::domain::{
@@ -15,8 +17,9 @@ use ddcc_mediator::render::pdf::{
 use ddcc_mediator::render::qr;
 use serde_json::Value;
 
+/// The team's reference data (`../shared`, or `DDCC_SHARED_DIR`).
 fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+    support::shared_dir()
 }
 
 /// The IG 1.0.0 example QuestionnaireResponses, one per language.

@@ -391,3 +391,80 @@ fn bad_settings_stop_the_service_naming_the_setting() {
         assert!(stderr.contains(name), "{name}={value}: {stderr}");
     }
 }
+
+/// A second `serve` on a port in use stops at once, calls it an address in use (not a configuration error)
+/// and creates nothing: no data directory, no keys, no secrets.
+#[test]
+fn a_second_serve_on_the_same_port_creates_nothing() {
+    let first = Service::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("second-data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DDCC_LISTEN", format!("127.0.0.1:{}", first.port))
+        .env("DDCC_DATA_DIR", &data)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("address in use"), "{stderr}");
+    assert!(!stderr.contains("configuration error"), "{stderr}");
+    assert!(
+        !data.exists(),
+        "the second serve created {}",
+        data.display()
+    );
+    assert!(!dir.path().join("data").exists());
+}
+
+/// `GET /` says what the service is and where its endpoints are, with no certificate or person in it; the
+/// start-up log names the API key file by its absolute path.
+#[test]
+fn the_root_page_points_to_the_endpoints() {
+    // A relative data directory, as on embedded defaults (./data): the log still gives an absolute path.
+    let service = Service::start(&[("DDCC_DATA_DIR", "data".into())]);
+    let r = service.get("/", None);
+    assert_eq!(r.status, 200);
+    let page = r.json();
+    assert_eq!(page["service"], "ddcc-mediator");
+    let text = page.to_string();
+    for endpoint in [
+        "/ddcc/generateHealthCertificate",
+        "/ddcc/submitHealthEvent",
+        "/trust/jwks.json",
+        "/health/ready",
+    ] {
+        assert!(text.contains(endpoint), "{endpoint}: {text}");
+    }
+    let key_file = service.data_dir.join("api-key");
+    let logged = service
+        .log_text()
+        .lines()
+        .find(|l| l.contains("api_key_file"))
+        .map(str::to_owned)
+        .expect("the start-up line naming the API key file");
+    assert!(
+        logged.contains(&key_file.display().to_string()),
+        "absolute path of {}: {logged}",
+        key_file.display()
+    );
+}
+
+/// A document Bundle posted to generateHealthCertificate: the answer says what this endpoint takes.
+#[test]
+fn a_bundle_posted_to_generate_is_told_what_the_endpoint_takes() {
+    let service = Service::start(&[]);
+    let key = service.api_key();
+    let document = json!({"resourceType": "Bundle", "type": "document", "entry": [{"resource": event("X-1", &[])}]});
+    let r = service.post_json("/ddcc/generateHealthCertificate", Some(&key), &document);
+    assert_eq!(r.status, 400);
+    let text = r.outcome_text();
+    assert!(text.contains("QuestionnaireResponse"), "{text}");
+    assert!(text.contains("document"), "{text}");
+    assert!(text.contains("/ddcc/submitHealthEvent"), "{text}");
+    assert!(!text.contains("only a 'batch' Bundle"), "{text}");
+    assert!(service.stored_files().is_empty());
+}

@@ -101,6 +101,84 @@ fn validity_days(hc1: &str, dsc_pem: &std::path::Path) -> i64 {
     (report["exp"].as_i64().unwrap() - report["iat"].as_i64().unwrap()) / 86_400
 }
 
+/// The example holder's personal data (examples/vaccination-event.json, used by `event`), and the prefix of
+/// any signed certificate: none of it may stay in OpenHIM's transaction log.
+const PERSONAL: [&str; 5] = ["Durand", "Zoë", "1990-02-14", "EXAMPLE-ID-123456", "HC1:"];
+
+/// Everything in `value` as text, with byte buffers decoded: OpenHIM stores a body it kept as bytes as BSON
+/// Binary, which its API shows as `{"buffer": {"0": 123, "1": 34, …}}` (or Node's `{"type": "Buffer", "data":
+/// […]}`), where a plain text search would miss it.
+fn searchable(value: &Value, out: &mut String) {
+    let bytes_of = |v: &Value| -> Option<Vec<u8>> {
+        match v {
+            Value::Object(map)
+                if !map.is_empty() && map.keys().all(|k| k.parse::<usize>().is_ok()) =>
+            {
+                let mut pairs: Vec<(usize, u8)> = map
+                    .iter()
+                    .filter_map(|(k, b)| Some((k.parse().ok()?, u8::try_from(b.as_u64()?).ok()?)))
+                    .collect();
+                pairs.sort();
+                Some(pairs.into_iter().map(|(_, b)| b).collect())
+            }
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_u64) => Some(
+                items
+                    .iter()
+                    .filter_map(|b| u8::try_from(b.as_u64()?).ok())
+                    .collect(),
+            ),
+            _ => None,
+        }
+    };
+    match value {
+        Value::String(text) => {
+            out.push_str(text);
+            out.push('\n');
+        }
+        Value::Object(map) => {
+            for (key, v) in map {
+                if matches!(key.as_str(), "buffer" | "data") {
+                    if let Some(bytes) = bytes_of(v) {
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                        out.push('\n');
+                        continue;
+                    }
+                }
+                searchable(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| searchable(v, out)),
+        _ => {}
+    }
+}
+
+/// Waits until OpenHIM's transaction log (every transaction, bodies included) holds none of [`PERSONAL`];
+/// fails naming what stayed and where.
+fn transaction_log_without_personal_data(api: &Api) -> Value {
+    let mut last = (String::new(), Value::Null);
+    for _ in 0..60 {
+        let (status, transactions) = api.get_json("/transactions?filterRepresentation=full");
+        assert_eq!(status, 200);
+        let mut text = transactions.to_string();
+        text.push('\n');
+        searchable(&transactions, &mut text);
+        let found: Vec<&str> = PERSONAL
+            .iter()
+            .copied()
+            .filter(|p| text.contains(p))
+            .collect();
+        if found.is_empty() {
+            return transactions;
+        }
+        last = (found.join(", "), transactions);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!(
+        "OpenHIM's transaction log still holds {} after 30 s:\n{:#}",
+        last.0, last.1
+    );
+}
+
 #[test]
 fn registers_routes_logs_and_reconfigures_through_openhim() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -134,8 +212,8 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
         .filter_map(|d| d["param"].as_str())
         .collect();
     assert!(params.contains(&"validityDays"), "{params:?}");
-    // Default channel installed; heartbeat seen.
-    eventually("channel install", Duration::from_secs(30), || {
+    // Default channel installed, storing no bodies; heartbeat seen.
+    let channel = eventually("channel install", Duration::from_secs(30), || {
         let (_, channels) = api.get_json("/channels");
         channels
             .as_array()?
@@ -143,6 +221,8 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
             .find(|c| c["name"] == "DDCC Mediator")
             .cloned()
     });
+    assert_eq!(channel["requestBody"], false, "{channel}");
+    assert_eq!(channel["responseBody"], false, "{channel}");
     eventually("heartbeat", Duration::from_secs(30), || {
         let heartbeat: Value = reqwest::blocking::Client::builder()
             .danger_accept_invalid_certs(true)
@@ -212,6 +292,23 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
         .filter(|e| e["resource"]["agent"][1]["who"]["identifier"]["value"] == "facility-a")
         .count();
     assert_eq!(on_behalf, 2, "one AuditEvent per batch entry: {audits}");
+    // OpenHIM's transaction log keeps no personal data of the batch: the channel stores no bodies, and the
+    // service removes the ones OpenHIM's router keeps anyway (its record of the route, the client's
+    // Authorization header). The metadata stays.
+    let transactions = transaction_log_without_personal_data(&api);
+    let batch_tx = transactions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["request"]["path"] == "/ddcc/submitHealthEvent")
+        .expect("the batch's transaction");
+    assert_eq!(batch_tx["status"], "Successful", "{batch_tx}");
+    assert!(
+        batch_tx["request"]["headers"]
+            .get("authorization")
+            .is_none(),
+        "{batch_tx}"
+    );
     // Errors keep their status through OpenHIM.
     let bad = post_via_openhim(
         "/ddcc/generateHealthCertificate",
@@ -341,6 +438,8 @@ fn registers_routes_logs_and_reconfigures_through_openhim() {
             .contains("FHIR server"),
         "{failed}"
     );
+    // Every transaction of the test, failed ones included, ends without personal data.
+    transaction_log_without_personal_data(&api);
     drop(service);
     drop(openhim);
 }

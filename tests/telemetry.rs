@@ -394,3 +394,45 @@ fn vault_and_fhir_calls_are_client_spans_of_their_stage() {
         );
     }
 }
+
+/// A collector that is not there: the service says so once at WARN, not once per batch of spans, and keeps
+/// answering.
+#[test]
+fn a_failing_export_is_said_once_at_warn() {
+    // A port nothing listens on (bound, then released).
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut service = Service::start(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{closed}"),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ("RUST_LOG", "info".into()),
+    ]);
+    let http = client();
+    // Several export batches: each request's spans, 100 ms apart.
+    for _ in 0..6 {
+        let r = http
+            .get(format!("{}/trust/jwks.json", service.url))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    service.stop();
+    let log = service.log_text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("OTLP trace export failed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains(&closed.to_string()),
+        "names the URL: {}",
+        warnings[0]
+    );
+}

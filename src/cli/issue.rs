@@ -75,7 +75,7 @@ pub async fn run<S: Signer>(
         if let Err(e) = write_certificate(&dir, cert) {
             return report_failure(&e);
         }
-        println!("{}", summary_line(&dir, event, cert));
+        outln!("{}", summary_line(&dir, event, cert));
     }
     exit::OK
 }
@@ -159,7 +159,7 @@ fn summary_line(dir: &Path, event: &VaccinationEvent, cert: &Certificate) -> Str
 fn report_invalid(input: &Path, error: &Error) -> u8 {
     let outcome = error.to_operation_outcome();
     match serde_json::to_string_pretty(&outcome) {
-        Ok(json) => println!("{json}"),
+        Ok(json) => outln!("{json}"),
         Err(e) => eprintln!("error: cannot serialise the OperationOutcome: {e}"),
     }
     eprintln!("{}: invalid submission, nothing written:", input.display());

@@ -256,23 +256,25 @@ pub async fn run(cmd: KeysCommand, vault: &VaultSettings) -> Result<()> {
     match cmd {
         KeysCommand::Init => {
             let key = keys::init(&transit, vault.key_type).await?;
-            println!(
+            outln!(
                 "transit key {} ({}), latest version {}",
-                key.name, key.key_type, key.latest_version
+                key.name,
+                key.key_type,
+                key.latest_version
             );
         }
         KeysCommand::Csr { version, subject } => {
-            print!("{}", keys::csr(&transit, version, &subject.into()).await?);
+            out!("{}", keys::csr(&transit, version, &subject.into()).await?);
         }
         KeysCommand::ImportCertificate { pem, version } => {
             let text = std::fs::read_to_string(&pem)
                 .map_err(|e| Error::io(format!("reading {}", pem.display()), e))?;
             let version = keys::import_certificate(&transit, version, &text).await?;
-            println!("certificate stored for version {version}");
+            outln!("certificate stored for version {version}");
         }
         KeysCommand::Rotate => {
             let version = keys::rotate(&transit).await?;
-            println!("new key version {version}; give it a DSC before it signs");
+            outln!("new key version {version}; give it a DSC before it signs");
         }
         KeysCommand::DevCertify {
             version,
@@ -289,11 +291,11 @@ pub async fn run(cmd: KeysCommand, vault: &VaultSettings) -> Result<()> {
                 ..DevCa::default()
             };
             let version = keys::dev_certify(&transit, &ca, &subject.into(), version).await?;
-            println!("version {version} certified by the dev CSCA");
+            outln!("version {version} certified by the dev CSCA");
         }
         KeysCommand::Export { format, did } => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            print!(
+            out!(
                 "{}",
                 keys::export(&transit, format, did.as_deref(), now).await?
             );

@@ -4,6 +4,15 @@
 //! `verify`, an invalid certificate); 2 malformed certificate (`verify`); 3 an operational failure
 //! (signer unavailable, I/O, internal error).
 
+/// `println!` that ends quietly when stdout's reader went away (see [`print_stdout`]).
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::print_stdout(&format!("{}\n", format_args!($($arg)*))) };
+}
+/// `print!` that ends quietly when stdout's reader went away (see [`print_stdout`]).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::print_stdout(&format!($($arg)*)) };
+}
+
 pub mod issue;
 pub mod keys;
 pub mod verify;
@@ -165,4 +174,19 @@ pub mod exit {
     pub const INVALID: u8 = 1;
     pub const MALFORMED: u8 = 2;
     pub const FAILURE: u8 = 3;
+}
+
+/// Writes `text` to stdout. A reader that went away (`ddcc-mediator verify … | head`) is no error: the rest
+/// is dropped quietly. Rust ignores SIGPIPE, so `print!` would panic ("failed printing to stdout") and exit 101.
+pub fn print_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write to stdout: {e}");
+        }
+    }
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub max_batch_entries: usize,
     /// The `did:web` DID of `/trust/did.json`.
     pub did: String,
+    /// Removes the bodies OpenHIM keeps of the requests it routed here; `None` without OpenHIM.
+    pub openhim_scrubber: Option<crate::openhim::Scrubber>,
 }
 
 impl AppState {
@@ -75,8 +77,34 @@ pub fn did_web(public_url: &str) -> String {
     did
 }
 
-/// Serves until the process is stopped. Must be called outside any tokio runtime (actix runs its own).
-pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
+/// Takes the listen address. Called before any state is created, so that a second `serve` on a port in
+/// use stops at once, naming the clash, without writing a data directory, keys or secrets.
+pub fn bind(listen: std::net::SocketAddr) -> Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(listen).map_err(|e| {
+        let context = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "cannot listen on {listen}: address in use (another process, perhaps another `ddcc-mediator \
+                 serve`, listens there: stop it, or choose another address with DDCC_LISTEN / --listen)"
+            )
+        } else {
+            format!("cannot listen on {listen}")
+        };
+        Error::io(context, e)
+    })
+}
+
+/// Reads the TLS files, so that a bad one stops the service before it creates any state.
+pub fn check_tls(settings: &crate::configuration::TlsConfig) -> Result<()> {
+    tls::server_config(settings).map(drop)
+}
+
+/// Serves on `listener` (from [`bind`]) until the process is stopped. Must be called outside any tokio
+/// runtime (actix runs its own).
+pub fn serve(
+    config: &ServiceConfig,
+    listener: std::net::TcpListener,
+    state: AppState,
+) -> Result<()> {
     let state = web::Data::new(state);
     let listen = config.listen;
     let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
@@ -87,6 +115,7 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             let metrics = Arc::clone(&state.metrics);
+            let scrubber = state.openhim_scrubber.clone();
             App::new()
                 .app_data(state.clone())
                 .wrap_fn(move |req, srv| {
@@ -102,9 +131,19 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
                         "http.response.status_code" = tracing::field::Empty,
                     );
                     crate::telemetry::continue_trace(&span, req.headers());
+                    // A request OpenHIM routed: its transaction is cleaned of bodies once OpenHIM stored it.
+                    let openhim_transaction = req
+                        .headers()
+                        .get(OPENHIM_TRANSACTION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                        .zip(scrubber.clone());
                     let call = srv.call(req).instrument(span.clone());
                     async move {
                         let response = call.await?;
+                        if let Some((id, scrubber)) = openhim_transaction {
+                            scrubber.submit(&id);
+                        }
                         let route = response
                             .request()
                             .match_pattern()
@@ -138,10 +177,10 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
         .client_request_timeout(Duration::from_secs(30))
         .shutdown_timeout(10);
         let server = match &tls {
-            Some(tls) => server.bind_rustls_0_23(listen, tls.clone()),
-            None => server.bind(listen),
+            Some(tls) => server.listen_rustls_0_23(listener, tls.clone()),
+            None => server.listen(listener),
         }
-        .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+        .map_err(|e| Error::io(format!("cannot serve on {listen}"), e))?;
         tracing::info!(%listen, https = tls.is_some(), "listening");
         server
             .run()

@@ -51,7 +51,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get("/health/live").route(web::get().to(live)))
         .service(get("/health/ready").route(web::get().to(ready)))
         .service(get("/metrics").route(web::get().to(metrics)))
+        .service(get("/").route(web::get().to(index)))
         .default_service(web::to(not_found));
+}
+
+/// `GET /`: what this service is and where its endpoints are; nothing about any certificate or person.
+async fn index() -> Reply {
+    Reply::json(
+        StatusCode::OK,
+        &json!({
+            "service": "ddcc-mediator",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Issues WHO DDCC:VS vaccination certificates: a FHIR document Bundle, signed HC1 QR codes and a citizen PDF",
+            "endpoints": {
+                "issue (facility systems, with a credential)": [
+                    "POST /ddcc/generateHealthCertificate (one QuestionnaireResponse, or a Parameters holding one)",
+                    "POST /ddcc/submitHealthEvent (a batch Bundle of them)",
+                    "GET /ddcc/DocumentReference/{id}/$getQRCode",
+                ],
+                "citizens (the links in a document Bundle)": [
+                    "GET /certificates/{token}/certificate.pdf",
+                    "GET /certificates/{token}/ddcc-qr.png",
+                    "GET /certificates/{token}/dcc-qr.png",
+                ],
+                "verifiers": ["GET /trust/dsc.pem", "GET /trust/jwks.json", "GET /trust/did.json"],
+                "operations": ["GET /health/live", "GET /health/ready", "GET /metrics"],
+            },
+            "documentation": "README.md of the ddcc-mediator repository, section \"Run the service\"",
+        }),
+    )
 }
 
 async fn not_found() -> Reply {
@@ -309,11 +337,15 @@ async fn read_body(
 }
 
 /// Validation of the body (CPU work) on a blocking thread.
-async fn parse(state: &AppState, body: Vec<u8>) -> Result<Submission> {
+async fn parse(
+    state: &AppState,
+    body: Vec<u8>,
+    read: fn(&[u8]) -> Result<Submission>,
+) -> Result<Submission> {
     let span = tracing::info_span!("ddcc.parse");
     state
         .run(async move {
-            tokio::task::spawn_blocking(move || span.in_scope(|| intake::read_submission(&body)))
+            tokio::task::spawn_blocking(move || span.in_scope(|| read(&body)))
                 .await
                 .map_err(|e| Error::Internal(format!("validation task failed: {e}")))?
         })
@@ -346,8 +378,15 @@ async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (R
             return (reply, facts);
         }
     };
-    let event = match parse(state, body).await {
+    let event = match parse(state, body, intake::read_single_submission).await {
         Ok(Submission::Single(Ok(event))) => event,
+        // A Bundle: the answer says what this endpoint takes.
+        Err(e @ Error::NotSupported(_)) => {
+            return (
+                Reply::error(&e),
+                Facts::refused("a Bundle posted to generateHealthCertificate"),
+            )
+        }
         Ok(Submission::Single(Err(e))) | Err(e) => {
             state.metrics.certificate("invalid");
             return (Reply::error(&e), Facts::failed(&e, None));
@@ -407,7 +446,7 @@ async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
         Ok(b) => b,
         Err(reply) => return refused(reply),
     };
-    let entries = match parse(state, body).await {
+    let entries = match parse(state, body, intake::read_submission).await {
         Ok(Submission::Batch(entries)) => entries,
         Ok(Submission::Single(_)) => {
             return refused(Reply::outcome(

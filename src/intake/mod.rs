@@ -83,6 +83,38 @@ pub fn read_submission(json: &[u8]) -> Result<Submission> {
     }
 }
 
+/// What `$generateHealthCertificate` takes: [`read_submission`] without Bundles. A Bundle of any type is
+/// [`Error::NotSupported`], saying what this endpoint accepts and where batches go.
+pub fn read_single_submission(json: &[u8]) -> Result<Submission> {
+    // The type only; read_submission then reports everything else about the body as usual.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "resourceType")]
+        resource_type: Option<String>,
+        #[serde(rename = "type")]
+        bundle_type: Option<Value>,
+    }
+    if let Ok(Head {
+        resource_type: Some(rt),
+        bundle_type,
+    }) = serde_json::from_slice::<Head>(json)
+    {
+        if rt == Bundle::RESOURCE_TYPE {
+            let kind = bundle_type.as_ref().and_then(Value::as_str).map_or_else(
+                || "a Bundle".to_owned(),
+                |t| format!("a Bundle of type {}", shown(t)),
+            );
+            return Err(Error::NotSupported(format!(
+                "$generateHealthCertificate (/ddcc/generateHealthCertificate) takes one QuestionnaireResponse, or a \
+                 Parameters with the QuestionnaireResponse in parameter[name=response].resource; not {kind}. \
+                 Several events go to $submitHealthEvent (/ddcc/submitHealthEvent) as a 'batch' Bundle of \
+                 POST {GENERATE_URL} entries"
+            )));
+        }
+    }
+    read_submission(json)
+}
+
 /// Validates one QuestionnaireResponse against the DDCC:VS questionnaire, reporting every problem at once.
 pub fn parse_questionnaire_response(qr: &QuestionnaireResponse) -> Result<VaccinationEvent> {
     response::validate(qr, &At::new(QuestionnaireResponse::RESOURCE_TYPE))

@@ -65,6 +65,18 @@ impl OpenHimClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, String)> {
+        self.send_as(method, path, path, body).await
+    }
+
+    /// As [`send`](Self::send), with `operation` (e.g. `/transactions/<id>`) naming the call in its span
+    /// instead of a path that holds an id.
+    pub async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        operation: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String)> {
         let method_name = method.clone();
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         request = match self.auth {
@@ -94,7 +106,7 @@ impl OpenHimClient {
         let response = crate::telemetry::send(
             crate::telemetry::Dependency::OpenHim,
             method_name.as_str(),
-            path,
+            operation,
             request,
         )
         .await

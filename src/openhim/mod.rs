@@ -17,6 +17,7 @@
 //! side while channels are moved from one to the other.
 
 mod client;
+pub mod scrub;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use tracing::Instrument as _;
 use serde_json::{json, Value};
 
 pub use client::OpenHimClient;
+pub use scrub::Scrubber;
 
 use crate::configuration::IssuanceConfig;
 use crate::configuration::{validate_issuance, OpenHimConfig};
@@ -73,6 +75,11 @@ pub fn mediator_config(
             "authType": "private",
             "allow": [CLIENT_ROLE],
             "routes": [route],
+            // Personal data stays out of OpenHIM's transaction log: no request body (the QuestionnaireResponse),
+            // no response body (the certificate). The router's own record of the route keeps both anyway; see
+            // `scrub`, which removes them.
+            "requestBody": false,
+            "responseBody": false,
         }],
         "configDefs": [
             {"param": "validityDays", "displayName": "Validity (days)", "type": "number",
@@ -134,14 +141,20 @@ pub fn apply_config(current: &IssuanceConfig, config: &Value) -> Result<Issuance
     Ok(next)
 }
 
-/// Starts the registration/heartbeat task on the current runtime.
-pub fn spawn(config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) -> Result<()> {
-    let client = OpenHimClient::new(&config)?;
+/// Starts the registration/heartbeat task and the transaction cleaner ([`scrub`]) on the current runtime.
+pub fn spawn(config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) -> Result<Scrubber> {
+    let client = Arc::new(OpenHimClient::new(&config)?);
+    let scrubber = scrub::spawn(client.clone(), issuer.metrics.clone());
     tokio::spawn(run(client, config, route_key, issuer));
-    Ok(())
+    Ok(scrubber)
 }
 
-async fn run(client: OpenHimClient, config: OpenHimConfig, route_key: String, issuer: Arc<Issuer>) {
+async fn run(
+    client: Arc<OpenHimClient>,
+    config: OpenHimConfig,
+    route_key: String,
+    issuer: Arc<Issuer>,
+) {
     let started = Instant::now();
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -184,12 +197,13 @@ async fn register(
     install_channel(client).await
 }
 
-/// Installs the default channel unless a channel of that name exists.
+/// Installs the default channel unless a channel of that name exists, and makes it store no request or
+/// response bodies (one installed by an older version is updated).
 ///
-/// Replicas starting together may all find none and all install it. OpenHIM versions and databases differ
-/// in whether channel names are unique (OpenHIM 4.0.5 on its test database keeps duplicates), so each
-/// replica then keeps the oldest channel of that name (the smallest `_id`, the same for every replica) and
-/// deletes the others: every replica converges on one channel whatever the interleaving.
+/// Replicas starting together may all find none and all install it. OpenHIM's schema makes channel names
+/// unique, but not every database enforces that (OpenHIM 4.0.5 on its test database keeps duplicates), so
+/// each replica then keeps the oldest channel of that name (the smallest `_id`, the same for every replica)
+/// and deletes the others: every replica converges on one channel whatever the interleaving.
 async fn install_channel(client: &OpenHimClient) -> Result<()> {
     if our_channels(client).await?.is_empty() {
         let path = format!("/mediators/{MEDIATOR_URN}/channels");
@@ -202,26 +216,47 @@ async fn install_channel(client: &OpenHimClient) -> Result<()> {
             return Err(client.refused("installing the default channel", status, &text));
         }
     }
-    let mut ids = our_channels(client).await?;
-    ids.sort();
-    for duplicate in ids.iter().skip(1) {
+    let mut channels = our_channels(client).await?;
+    channels.sort_by(|a, b| channel_id(a).cmp(channel_id(b)));
+    for duplicate in channels.iter().skip(1) {
+        let id = channel_id(duplicate);
+        if !scrub::is_object_id(id) {
+            continue;
+        }
         let (status, text) = client
-            .send(
-                reqwest::Method::DELETE,
-                &format!("/channels/{duplicate}"),
-                None,
-            )
+            .send(reqwest::Method::DELETE, &format!("/channels/{id}"), None)
             .await?;
         // 404: another replica removed it first.
         if status != 200 && status != 404 {
             return Err(client.refused("removing a duplicate default channel", status, &text));
         }
     }
+    let Some(channel) = channels.first() else {
+        return Ok(());
+    };
+    let keeps_bodies = ["requestBody", "responseBody"]
+        .iter()
+        .any(|flag| channel.get(*flag) != Some(&Value::Bool(false)));
+    let id = channel_id(channel);
+    if keeps_bodies && scrub::is_object_id(id) {
+        let path = format!("/channels/{id}");
+        let body = json!({"requestBody": false, "responseBody": false});
+        let (status, text) = client
+            .send(reqwest::Method::PUT, &path, Some(&body))
+            .await?;
+        if status != 200 {
+            return Err(client.refused("PUT /channels/<id>", status, &text));
+        }
+        tracing::info!(
+            channel = CHANNEL_NAME,
+            "OpenHIM channel set to store no request or response bodies"
+        );
+    }
     Ok(())
 }
 
-/// The `_id`s of the channels named [`CHANNEL_NAME`].
-async fn our_channels(client: &OpenHimClient) -> Result<Vec<String>> {
+/// The channels named [`CHANNEL_NAME`].
+async fn our_channels(client: &OpenHimClient) -> Result<Vec<Value>> {
     let (status, text) = client.send(reqwest::Method::GET, "/channels", None).await?;
     if status != 200 {
         return Err(client.refused("GET /channels", status, &text));
@@ -232,8 +267,15 @@ async fn our_channels(client: &OpenHimClient) -> Result<Vec<String>> {
         .into_iter()
         .flatten()
         .filter(|c| c.get("name").and_then(Value::as_str) == Some(CHANNEL_NAME))
-        .filter_map(|c| c.get("_id").and_then(Value::as_str).map(str::to_owned))
+        .cloned()
         .collect())
+}
+
+fn channel_id(channel: &Value) -> &str {
+    channel
+        .get("_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// Heartbeats until OpenHIM no longer knows the mediator (404).

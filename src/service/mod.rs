@@ -126,13 +126,19 @@ pub fn serve(args: &crate::configuration::ServeArgs) -> crate::Result<()> {
     use crate::error::Error;
 
     let config = ServiceConfig::resolve(args)?;
+    // The address first: a port clash stops here, before the data directory, keys or secrets are created.
+    let listener = crate::http::bind(config.listen)?;
+    // TLS files are checked before any state is created too.
+    if let Some(tls) = &config.tls {
+        crate::http::check_tls(tls)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ddcc-service")
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the service runtime: {e}")))?;
     let state = runtime.block_on(start(&config))?;
-    crate::http::serve(&config, state)?;
+    crate::http::serve(&config, listener, state)?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(())
 }
@@ -146,6 +152,8 @@ async fn start(
 
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::io(format!("creating {}", config.data_dir.display()), e))?;
+    let data_dir =
+        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
     let signer = match config.signer {
         SignerKind::Local => signer::ServiceSigner::Local(Box::new(
             crate::signer::local::LocalSigner::open_or_create(
@@ -187,17 +195,22 @@ async fn start(
 
     if config.embedded_defaults {
         tracing::info!(
-            data_dir = %config.data_dir.display(),
-            key_dir = %config.key_dir.display(),
+            data_dir = %data_dir.display(),
+            key_dir = %std::path::absolute(&config.key_dir).unwrap_or_else(|_| config.key_dir.clone()).display(),
             "running on embedded defaults: local development signer and local store (not for production)"
         );
     }
     if let Some(path) = key_file {
+        // The absolute path: `$(cat data/api-key)` works only from the directory serve started in.
+        let path = std::path::absolute(&path).unwrap_or(path);
         tracing::info!(api_key_file = %path.display(), "no DDCC_API_KEYS configured: the API key is in this file");
     }
-    if let Some((openhim, route_key)) = openhim {
-        crate::openhim::spawn(openhim, route_key, issuer.clone())?;
-    }
+    let scrubber = match openhim {
+        Some((openhim, route_key)) => {
+            Some(crate::openhim::spawn(openhim, route_key, issuer.clone())?)
+        }
+        None => None,
+    };
     let oidc = match &config.oidc {
         Some(settings) => {
             let verifier = oidc::OidcVerifier::new(settings.clone(), config.outbound_timeout)?;
@@ -219,5 +232,6 @@ async fn start(
         batch_concurrency: config.batch_concurrency,
         max_batch_entries: config.max_batch_entries,
         did: crate::http::did_web(&config.public_url),
+        openhim_scrubber: scrubber,
     })
 }

@@ -82,6 +82,12 @@ app.kubernetes.io/component: mediator
 {{- fail "openhim.routeKey.existingSecret is required when openhim.enabled=true: a key generated per pod would not match the channel route" }}
 {{- end }}
 {{- end }}
+{{- if and (not .Values.config.fhirUrl) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
+{{- fail "config.fhirUrl is required when replicaCount > 1 or autoscaling.enabled: without a FHIR server each pod keeps its certificates in its own emptyDir, so the other pods answer 404 for them and a restart loses them" }}
+{{- end }}
+{{- if regexMatch "^https?://[^/]+:4317(/.*)?$" .Values.otel.endpoint }}
+{{- fail "otel.endpoint points at port 4317 (OTLP/gRPC), but the mediator exports OTLP over HTTP: use the collector's OTLP/HTTP port, 4318 by default" }}
+{{- end }}
 {{- if and (not .Values.linkSecret.existingSecret) (or (eq .Values.signer.type "vault") .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
 {{- fail "linkSecret.existingSecret is required (a Secret with 32+ random bytes): each pod would otherwise sign citizen links with its own secret, lost on restart" }}
 {{- end }}

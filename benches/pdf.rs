@@ -75,6 +75,7 @@ fn event(suffix: &str) -> VaccinationEvent {
             valid_from: None,
             valid_until: None,
         },
+        version: Default::default(),
     }
 }
 

@@ -121,10 +121,7 @@ fn every_issued_document_conforms_to_the_ddcc_ig() {
     let mut ours = Vec::new();
     documents_in(work.path(), &mut ours);
     ours.sort();
-    assert!(
-        ours.len() >= inputs.len() + 1,
-        "a document per event: {ours:?}"
-    );
+    assert!(ours.len() > inputs.len(), "a document per event: {ours:?}");
 
     // The control: the IG's own example documents.
     let controls: Vec<PathBuf> = ["English", "Arabic", "Chinese", "French", "Spanish"]

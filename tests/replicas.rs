@@ -159,7 +159,10 @@ fn replicas_agree_on_one_certificate_per_event_and_one_current_version() {
     for round in 0..4 {
         let hcid = format!("REPL-CORR-{round}");
         let person = ("identifier", json!({"valueString": format!("ID-{hcid}")}));
-        let original = with_authored(event(&hcid, &[person.clone()]), "2026-10-12T09:00:00Z");
+        let original = with_authored(
+            event(&hcid, std::slice::from_ref(&person)),
+            "2026-10-12T09:00:00Z",
+        );
         let correction = with_authored(
             event(&hcid, &[person, ("lot", json!({"valueString": "FK0892"}))]),
             "2026-10-12T10:00:00Z",

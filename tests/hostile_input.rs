@@ -448,6 +448,27 @@ fn generated_cases() -> Vec<Case> {
         )
         .mentions(item("hcid")),
     );
+    // Invisible and line-separating characters that bidi and control checks once let through.
+    for (what, text) in [
+        ("right-to-left mark", "Zoe\u{200F}"),
+        ("Arabic letter mark", "\u{061C}Zoe"),
+        ("line separator", "Zoe\u{2028}Admin"),
+        ("paragraph separator", "Zoe\u{2029}"),
+        (
+            "interlinear annotation",
+            "Zoe\u{FFF9}hidden\u{FFFA}x\u{FFFB}",
+        ),
+    ] {
+        cases.push(
+            Case::json(
+                format!("{what} in name"),
+                GENERATE,
+                &with("name", json!({"valueString": text})),
+                422,
+            )
+            .mentions(item("name")),
+        );
+    }
     let mut invalid_utf8 =
         serde_json::to_vec(&with("name", json!({"valueString": "ZZZZ"}))).unwrap();
     let at = invalid_utf8.windows(4).position(|w| w == b"ZZZZ").unwrap();
@@ -474,6 +495,82 @@ fn generated_cases() -> Vec<Case> {
             .collect(),
         422,
     ));
+
+    // Repeated keys (the last would win) and modifier extensions (which FHIR requires refusing).
+    let text = serde_json::to_string(&valid).unwrap();
+    let doubled = text.replacen(
+        "\"valueString\":\"HOSTILE-0001\"",
+        "\"valueString\":\"HOSTILE-0001\",\"valueString\":\"HOSTILE-9999\"",
+        1,
+    );
+    assert_ne!(doubled, text);
+    cases.push(
+        Case::post(
+            "repeated key in the hcid answer",
+            GENERATE,
+            doubled.into_bytes(),
+            422,
+        )
+        .mentions("].answer[0].valueString"),
+    );
+    let doubled_type = text.replacen(
+        "\"resourceType\":\"QuestionnaireResponse\"",
+        "\"resourceType\":\"QuestionnaireResponse\",\"resourceType\":\"Patient\"",
+        1,
+    );
+    cases.push(
+        Case::post(
+            "repeated resourceType",
+            GENERATE,
+            doubled_type.into_bytes(),
+            422,
+        )
+        .mentions("QuestionnaireResponse.resourceType"),
+    );
+    let mut modifier = valid.clone();
+    modifier["item"][0]["modifierExtension"] =
+        json!([{"url": "http://example.org/void", "valueBoolean": true}]);
+    cases.push(
+        Case::json("modifierExtension on an item", GENERATE, &modifier, 422)
+            .mentions("QuestionnaireResponse.item[0].modifierExtension"),
+    );
+    let mut modifier_in_batch = batch(vec![valid.clone()]);
+    modifier_in_batch["entry"][0]["modifierExtension"] = json!([{"url": "http://example.org/x"}]);
+    cases.push(
+        Case::json(
+            "modifierExtension on a batch entry",
+            SUBMIT,
+            &modifier_in_batch,
+            422,
+        )
+        .mentions("Bundle.entry[0].modifierExtension"),
+    );
+
+    // Impossible dates.
+    for (link_id, date) in [
+        ("date", "9999-12-31"),
+        ("date", "2099-01-01"),
+        ("birthDate", "9999-12-31"),
+    ] {
+        cases.push(
+            Case::json(
+                format!("{link_id} {date}"),
+                GENERATE,
+                &with(link_id, json!({"valueDate": date})),
+                422,
+            )
+            .mentions(item(link_id)),
+        );
+    }
+    cases.push(
+        Case::json(
+            "born after the vaccination",
+            GENERATE,
+            &with("birthDate", json!({"valueDate": "2026-10-13"})),
+            422,
+        )
+        .mentions("QuestionnaireResponse.item.where(linkId='birthDate' or linkId='date')"),
+    );
 
     // Wrong resources and wrappers.
     let mut unknown_q = valid.clone();

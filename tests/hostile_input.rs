@@ -725,6 +725,28 @@ fn generated_cases() -> Vec<Case> {
     let mut bomb = Case::post("gzip bomb (100 MiB of spaces)", GENERATE, gzip_bomb(), 415);
     bomb.headers.push("Content-Encoding: gzip".into());
     cases.push(bomb.mentions("Content-Encoding"));
+    // Two Content-Encoding fields: the second counts as much as the first.
+    let mut two_encodings = Case::post(
+        "Content-Encoding identity, then gzip",
+        GENERATE,
+        serde_json::to_vec(&with("hcid", json!({"valueString": "HOSTILE-TWO-CE"}))).unwrap(),
+        415,
+    );
+    two_encodings.headers.extend([
+        "Content-Encoding: identity".into(),
+        "Content-Encoding: gzip".into(),
+    ]);
+    cases.push(two_encodings.mentions("gzip"));
+    let mut listed = Case::post(
+        "Content-Encoding: identity, gzip",
+        GENERATE,
+        body.clone(),
+        415,
+    );
+    listed
+        .headers
+        .push("Content-Encoding: identity, gzip".into());
+    cases.push(listed);
     let mut unknown_encoding = Case::post("Content-Encoding: rot13", GENERATE, body.clone(), 415);
     unknown_encoding
         .headers

@@ -239,12 +239,15 @@ async fn read_body(
         ));
     }
     // Bodies are read as sent (no decompression): a compressed body would otherwise be parsed as if it
-    // were plain JSON. RFC 9110 §15.5.16: an unsupported content coding is 415.
+    // were plain JSON. RFC 9110 §15.5.16: an unsupported content coding is 415. Every Content-Encoding
+    // field counts, and every coding listed in one (`identity, gzip` or a second field is still gzip).
     let encoding = req
         .headers()
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    if let Some(encoding) = encoding.filter(|e| !e.is_empty() && e != "identity") {
+        .get_all(header::CONTENT_ENCODING)
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(|coding| coding.trim().to_ascii_lowercase())
+        .find(|coding| !coding.is_empty() && coding != "identity");
+    if let Some(encoding) = encoding {
         return Err(Reply::outcome(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not-supported",

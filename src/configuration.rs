@@ -462,6 +462,7 @@ impl ServiceConfig {
         {
             off if off.trim().eq_ignore_ascii_case("off") => None,
             rate => Some(Rate::parse(
+                "DDCC_DOWNLOAD_RATE",
                 &rate,
                 args.download_burst.or(file.download_burst),
             )?),

@@ -119,6 +119,16 @@ pub fn write_private_file(path: &std::path::Path, contents: &[u8]) -> std::io::R
     file.sync_all()
 }
 
+/// Creates `path` and its missing parents readable by the owner only (0700); an existing directory is left
+/// as it is.
+pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
 /// `ddcc-mediator serve`: resolves the settings, opens the signer and the store, starts OpenHIM
 /// registration, and serves HTTP until stopped. Runs outside any async runtime.
 pub fn serve(args: &crate::configuration::ServeArgs) -> crate::Result<()> {

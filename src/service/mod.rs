@@ -154,7 +154,7 @@ async fn start(
     use crate::error::Error;
     use crate::store::{fhir::FhirStore, local::LocalStore, AnyStore};
 
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .map_err(|e| Error::io(format!("creating {}", config.data_dir.display()), e))?;
     let signer = match config.signer {
         SignerKind::Local => signer::ServiceSigner::Local(Box::new(

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::service::access::{Authenticator, ClientCertificate};
 use crate::service::audit::Auditor;
 use crate::service::issuer::Issuer;
-use crate::service::metrics::{Metrics, RouteLabels};
+use crate::service::metrics::{method_label, Metrics, RouteLabels};
 use crate::service::ratelimit::RateLimiter;
 
 /// What every handler shares.
@@ -91,13 +91,13 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
                 .app_data(state.clone())
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
-                    let method = req.method().to_string();
+                    let method = method_label(req.method().as_str());
                     let metrics = Arc::clone(&metrics);
                     // The route is known once matched: recorded when the answer is ready.
                     let span = tracing::info_span!(
                         "http.request",
                         "otel.kind" = "server",
-                        "http.request.method" = %method,
+                        "http.request.method" = method,
                         "http.route" = tracing::field::Empty,
                         "http.response.status_code" = tracing::field::Empty,
                     );

@@ -4,6 +4,7 @@
 //! runtime separate from actix's per-worker event loops) through [`AppState::run`], where the pipeline's CPU
 //! work goes to blocking threads and every outbound call has a timeout.
 
+pub mod connections;
 mod reply;
 mod routes;
 mod tls;
@@ -12,8 +13,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::Service as _;
-use actix_web::{web, App, HttpServer};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, Service as _};
+use actix_web::http::{ConnectionType, StatusCode};
+use actix_web::{web, App, HttpMessage as _, HttpServer};
 use tracing::Instrument as _;
 
 pub use reply::{Reply, FHIR_JSON, MEDIATOR_URN, OPENHIM_TRANSACTION};
@@ -40,6 +43,8 @@ pub struct AppState {
     pub body_limit: usize,
     pub batch_concurrency: usize,
     pub max_batch_entries: usize,
+    /// How long a request body may take to arrive (`DDCC_REQUEST_TIMEOUT`).
+    pub request_timeout: Duration,
     /// The `did:web` DID of `/trust/did.json`.
     pub did: String,
 }
@@ -84,12 +89,19 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
         .map(|n| n.get())
         .unwrap_or(2)
         .max(2);
+    let gate = connections::Gate::new(
+        config.max_connections_per_client,
+        config.request_timeout,
+        Arc::clone(&state.metrics),
+    );
+    // actix counts connections per worker; each worker takes its share of DDCC_MAX_CONNECTIONS.
+    let per_worker = config.max_connections.div_ceil(workers).max(1);
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             let metrics = Arc::clone(&state.metrics);
             App::new()
                 .app_data(state.clone())
-                .wrap_fn(move |req, srv| {
+                .wrap_fn(move |mut req, srv| {
                     let started = Instant::now();
                     let method = method_label(req.method().as_str());
                     let metrics = Arc::clone(&metrics);
@@ -102,9 +114,22 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
                         "http.response.status_code" = tracing::field::Empty,
                     );
                     crate::telemetry::continue_trace(&span, req.headers());
-                    let call = srv.call(req).instrument(span.clone());
+                    let connection = req.conn_data::<connections::Connection>();
+                    let refused = req.conn_data::<connections::Refused>().is_some();
+                    let busy = connection.map(connections::Connection::busy);
+                    let body = HeldPayload::wrap(&mut req);
+                    let call = (!refused).then(|| srv.call(req).instrument(span.clone()));
                     async move {
-                        let response = call.await?;
+                        let _busy = busy;
+                        let Some(call) = call else {
+                            return Err(actix_web::error::InternalError::new(
+                                "too many connections from this address",
+                                StatusCode::SERVICE_UNAVAILABLE,
+                            )
+                            .into());
+                        };
+                        let mut response = call.await?;
+                        let status = response.status();
                         let route = response
                             .request()
                             .match_pattern()
@@ -113,29 +138,39 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
                         crate::telemetry::access_log(
                             &span,
                             &route,
-                            response.status().as_u16(),
+                            status.as_u16(),
                             started.elapsed(),
                         );
-                        span.record(
-                            "http.response.status_code",
-                            i64::from(response.status().as_u16()),
-                        );
+                        span.record("http.response.status_code", i64::from(status.as_u16()));
                         metrics
                             .requests
                             .get_or_create(&RouteLabels {
                                 method,
                                 route,
-                                status: response.status().as_u16(),
+                                status: status.as_u16(),
                             })
                             .observe(started.elapsed().as_secs_f64());
-                        Ok(response)
+                        // An error ends the connection: a client that is refused does not keep it.
+                        if status.is_client_error() || status.is_server_error() {
+                            response
+                                .response_mut()
+                                .head_mut()
+                                .set_connection_type(ConnectionType::Close);
+                        }
+                        Ok(body.hold_until_sent(response))
                     }
                 })
                 .configure(routes::configure)
         })
-        .on_connect(remember_client_certificate)
+        .on_connect(move |connection, data| {
+            gate.on_connect(connection, data);
+            remember_client_certificate(connection, data);
+        })
         .workers(workers)
-        .client_request_timeout(Duration::from_secs(30))
+        .max_connections(per_worker)
+        .client_request_timeout(config.request_timeout)
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+        .keep_alive(config.keep_alive)
         .shutdown_timeout(10);
         let server = match &tls {
             Some(tls) => server.bind_rustls_0_23(listen, tls.clone()),
@@ -148,6 +183,92 @@ pub fn serve(config: &ServiceConfig, state: AppState) -> Result<()> {
             .await
             .map_err(|e| Error::Internal(format!("HTTP server stopped: {e}")))
     })
+}
+
+/// How long a connection that is being closed may still send before it is dropped (actix lingers to let
+/// the client read the answer).
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The request body, kept alive until the answer has been written when the handler did not read it to its
+/// end.
+///
+/// actix-http closes a connection whose request body is unread when the answer goes out (after a short
+/// linger, `client_disconnect_timeout`), unless the body was chunked and the handler dropped it: then it
+/// drains the rest first, with no deadline, and a client that never sends the last chunk keeps the
+/// connection forever. Holding the body until the answer is written makes actix close instead.
+struct HeldPayload {
+    shared: Option<std::rc::Rc<PayloadState>>,
+}
+
+pub struct PayloadState {
+    payload: std::cell::RefCell<Payload>,
+    finished: std::cell::Cell<bool>,
+}
+
+impl HeldPayload {
+    /// Puts a shared handle in place of the request's body.
+    fn wrap(req: &mut actix_web::dev::ServiceRequest) -> Self {
+        let payload = req.take_payload();
+        if matches!(payload, Payload::None) {
+            return HeldPayload { shared: None };
+        }
+        let shared = std::rc::Rc::new(PayloadState {
+            payload: std::cell::RefCell::new(payload),
+            finished: std::cell::Cell::new(false),
+        });
+        let reader = std::rc::Rc::clone(&shared);
+        let stream = futures_util::stream::poll_fn(move |cx| {
+            use futures_util::Stream as _;
+            if reader.finished.get() {
+                return std::task::Poll::Ready(None);
+            }
+            let mut payload = reader.payload.borrow_mut();
+            let next = std::pin::Pin::new(&mut *payload).poll_next(cx);
+            if matches!(next, std::task::Poll::Ready(None)) {
+                reader.finished.set(true);
+            }
+            next
+        });
+        type Chunk = std::result::Result<actix_web::web::Bytes, actix_web::error::PayloadError>;
+        let boxed: std::pin::Pin<Box<dyn futures_util::Stream<Item = Chunk>>> = Box::pin(stream);
+        req.set_payload(Payload::from(boxed));
+        HeldPayload {
+            shared: Some(shared),
+        }
+    }
+
+    /// The response, its body holding the request body until written if that was not read to its end.
+    fn hold_until_sent<B: MessageBody + 'static>(
+        self,
+        response: actix_web::dev::ServiceResponse<B>,
+    ) -> actix_web::dev::ServiceResponse<HoldingBody> {
+        let held = self.shared.filter(|s| !s.finished.get());
+        response
+            .map_into_boxed_body()
+            .map_body(|_, body| HoldingBody { body, _held: held })
+    }
+}
+
+/// A response body that keeps the unread request body (if any) alive as long as it is. Not boxed again:
+/// `BoxBody::new` drops an empty body at once.
+pub struct HoldingBody {
+    body: BoxBody,
+    _held: Option<std::rc::Rc<PayloadState>>,
+}
+
+impl MessageBody for HoldingBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<actix_web::web::Bytes, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
 }
 
 /// Keeps the verified client certificate of a TLS connection for its requests

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
+use super::connections::client_address;
 use super::reply::Reply;
 use super::AppState;
 use crate::domain::VaccinationEvent;
@@ -25,8 +26,6 @@ type State = web::Data<AppState>;
 
 /// The OpenHIM client on whose behalf OpenHIM routed the request (set by the OpenHIM router).
 const OPENHIM_CLIENT: &str = "x-openhim-clientid";
-/// How long a request body may take to arrive.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a readiness probe waits for each dependency.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -216,6 +215,7 @@ async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
+    deadline: Duration,
 ) -> std::result::Result<Vec<u8>, Reply> {
     let content_type = req
         .headers()
@@ -291,15 +291,15 @@ async fn read_body(
         Ok(body)
     };
     // A client that stops sending does not hold a connection forever.
-    tokio::time::timeout(BODY_TIMEOUT, read)
+    tokio::time::timeout(deadline, read)
         .await
         .unwrap_or_else(|_| {
             Err(Reply::outcome(
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
                 format!(
-                    "the request body did not arrive within {} s",
-                    BODY_TIMEOUT.as_secs()
+                    "the request body did not arrive within {} s (DDCC_REQUEST_TIMEOUT)",
+                    deadline.as_secs()
                 ),
             ))
         })
@@ -333,7 +333,7 @@ async fn generate_health_certificate(
 }
 
 async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Facts) {
-    let body = match read_body(req, payload, state.body_limit).await {
+    let body = match read_body(req, payload, state.body_limit, state.request_timeout).await {
         Ok(b) => b,
         Err(reply) => {
             let facts = Facts::refused(format!(
@@ -400,7 +400,7 @@ async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
         ))];
         (reply, facts)
     };
-    let body = match read_body(req, payload, state.body_limit).await {
+    let body = match read_body(req, payload, state.body_limit, state.request_timeout).await {
         Ok(b) => b,
         Err(reply) => return refused(reply),
     };
@@ -569,7 +569,7 @@ async fn citizen_download(
     state: State,
 ) -> Reply {
     if let (Some(limiter), Some(peer)) = (&state.downloads, req.peer_addr()) {
-        if let Err(wait) = limiter.check(peer.ip()) {
+        if let Err(wait) = limiter.check(client_address(peer.ip())) {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Reply::outcome(
                 StatusCode::TOO_MANY_REQUESTS,

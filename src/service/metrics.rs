@@ -50,6 +50,8 @@ pub struct Metrics {
     pub certificates: Family<OutcomeLabels, Counter>,
     pub requests: Family<RouteLabels, Histogram>,
     pub dependency_errors: Family<DependencyLabels, Counter>,
+    /// Connections shut down at once because their address had `DDCC_MAX_CONNECTIONS_PER_CLIENT` open.
+    pub connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -81,12 +83,19 @@ impl Metrics {
             "Failed calls to Vault, the FHIR server and OpenHIM",
             dependency_errors.clone(),
         );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at once: their client address had DDCC_MAX_CONNECTIONS_PER_CLIENT open",
+            connections_refused.clone(),
+        );
         crate::telemetry::register_metrics(&mut registry);
         Metrics {
             registry,
             certificates,
             requests,
             dependency_errors,
+            connections_refused,
         }
     }
 
@@ -100,6 +109,10 @@ impl Metrics {
         self.dependency_errors
             .get_or_create(&DependencyLabels { dependency })
             .inc();
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// The OpenMetrics text exposition.

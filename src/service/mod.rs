@@ -226,6 +226,7 @@ async fn start(
         body_limit: config.body_limit,
         batch_concurrency: config.batch_concurrency,
         max_batch_entries: config.max_batch_entries,
+        request_timeout: config.request_timeout,
         did: crate::http::did_web(&config.public_url),
     })
 }

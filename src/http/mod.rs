@@ -24,7 +24,7 @@ pub use reply::{Reply, FHIR_JSON, MEDIATOR_URN, OPENHIM_TRANSACTION};
 use crate::configuration::ServiceConfig;
 use crate::error::{Error, Result};
 use crate::service::access::{Authenticator, ClientCertificate};
-use crate::service::audit::Auditor;
+use crate::service::audit::{Auditor, RefusalGate};
 use crate::service::issuer::Issuer;
 use crate::service::metrics::{method_label, Metrics, RouteLabels};
 use crate::service::ratelimit::RateLimiter;
@@ -37,6 +37,11 @@ pub struct AppState {
     /// Per-client limit of the citizen downloads; `None`: unlimited.
     pub downloads: Option<RateLimiter>,
     pub auditor: Auditor,
+    /// Per-client limit of the refusals recorded one AuditEvent each (`DDCC_AUDIT_REFUSAL_RATE`).
+    pub refusals: Arc<RefusalGate>,
+    /// The `X-OpenHIM-ClientID` of requests from this client certificate subject is trusted too
+    /// (`DDCC_OPENHIM_CERT_SUBJECT`), besides that of requests with the OpenHIM route key.
+    pub openhim_certificate: Option<String>,
     pub metrics: Arc<Metrics>,
     /// The service runtime.
     pub runtime: tokio::runtime::Handle,

@@ -16,7 +16,7 @@ use super::AppState;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
 use crate::intake::{self, Submission};
-use crate::service::access::{ClientCertificate, Refusal};
+use crate::service::access::{ClientCertificate, Credential, Refusal};
 use crate::service::audit::{self, Attempt, Outcome, Requester};
 use crate::service::issuer::Issued;
 use crate::service::Orchestrations;
@@ -79,8 +79,8 @@ async fn authenticate(
     };
     let mut requester = Requester {
         credential: None,
-        openhim_client: text(OPENHIM_CLIENT),
-        address: req.peer_addr().map(|a| a.ip().to_string()),
+        openhim_client: None,
+        address: req.peer_addr().map(|a| client_address(a.ip())),
     };
     let authorization = text(header::AUTHORIZATION.as_str());
     let certificate = req.conn_data::<ClientCertificate>().cloned();
@@ -96,6 +96,10 @@ async fn authenticate(
         .await;
     let refusal = match result {
         Ok(Ok(credential)) => {
+            // Only OpenHIM itself says on whose behalf it calls; anyone else could name any client.
+            if from_openhim(&credential, state.openhim_certificate.as_deref()) {
+                requester.openhim_client = text(OPENHIM_CLIENT);
+            }
             requester.credential = Some(credential);
             return Ok(requester);
         }
@@ -132,10 +136,36 @@ async fn authenticate(
     Err(reply)
 }
 
+/// Whether a credential is OpenHIM's own: its route key, or its client certificate
+/// (`DDCC_OPENHIM_CERT_SUBJECT`).
+fn from_openhim(credential: &Credential, openhim_certificate: Option<&str>) -> bool {
+    match credential {
+        Credential::ApiKey { openhim, .. } => *openhim,
+        Credential::Certificate { subject } => openhim_certificate == Some(subject.as_str()),
+        Credential::Oidc { .. } => false,
+    }
+}
+
 /// Writes one AuditEvent through the store. A failure is logged and counted, never passed on (see
-/// [`crate::service::audit`]).
+/// [`crate::service::audit`]). Refusals past `DDCC_AUDIT_REFUSAL_RATE` from one address are only counted;
+/// the count goes into a summary event written before the next event (or by the minute).
 async fn record(state: &State, attempt: &Attempt<'_>) {
-    let event = match serde_json::to_value(state.auditor.event(attempt)) {
+    if attempt.outcome == Outcome::Refused && !state.refusals.admit(attempt.requester.address) {
+        return;
+    }
+    if let Some(summary) = state.refusals.take_summary() {
+        write_audit(
+            state,
+            &state.auditor.summary_event(&summary),
+            "refusal summary",
+        )
+        .await;
+    }
+    write_audit(state, &state.auditor.event(attempt), attempt.operation).await;
+}
+
+async fn write_audit(state: &AppState, event: &fhir_models::AuditEvent, operation: &str) {
+    let event = match serde_json::to_value(event) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "AuditEvent not built");
@@ -148,7 +178,7 @@ async fn record(state: &State, attempt: &Attempt<'_>) {
         .await
     {
         state.metrics.dependency_error("audit");
-        tracing::warn!(error = %e, operation = attempt.operation, "AuditEvent not recorded");
+        tracing::warn!(error = %e, operation, "AuditEvent not recorded");
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Metrics {
     pub dependency_errors: Family<DependencyLabels, Counter>,
     /// Connections shut down at once because their address had `DDCC_MAX_CONNECTIONS_PER_CLIENT` open.
     pub connections_refused: Counter,
+    /// Refusals not recorded as AuditEvents of their own (over `DDCC_AUDIT_REFUSAL_RATE`): they are
+    /// counted here and in the next summary AuditEvent.
+    pub audit_refusals_summarised: Counter,
 }
 
 impl Default for Metrics {
@@ -89,6 +92,12 @@ impl Metrics {
             "Connections closed at once: their client address had DDCC_MAX_CONNECTIONS_PER_CLIENT open",
             connections_refused.clone(),
         );
+        let audit_refusals_summarised = Counter::default();
+        registry.register(
+            "audit_refusals_summarised",
+            "Refused requests over DDCC_AUDIT_REFUSAL_RATE: counted in a summary AuditEvent, not one each",
+            audit_refusals_summarised.clone(),
+        );
         crate::telemetry::register_metrics(&mut registry);
         Metrics {
             registry,
@@ -96,6 +105,7 @@ impl Metrics {
             requests,
             dependency_errors,
             connections_refused,
+            audit_refusals_summarised,
         }
     }
 

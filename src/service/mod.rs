@@ -180,7 +180,7 @@ async fn start(
                 Some(key) => key.clone(),
                 None => auth::ApiKeys::key_file(&config.data_dir, auth::OPENHIM_ROUTE_KEY_FILE)?.0,
             };
-            keys.accept(&route_key);
+            keys.accept_openhim(&route_key);
             Some((openhim.clone(), route_key))
         }
         None => None,
@@ -216,11 +216,23 @@ async fn start(
         None => None,
     };
     tracing::info!(methods = ?config.auth_methods, "issuing endpoints accept these credentials");
+    let auditor = audit::Auditor::new(config.public_url.clone());
+    let refusals = std::sync::Arc::new(audit::RefusalGate::new(
+        config.audit_refusal_rate,
+        metrics.clone(),
+    ));
+    tokio::spawn(summarise_refusals(
+        std::sync::Arc::clone(&refusals),
+        auditor.clone(),
+        issuer.clone(),
+    ));
     Ok(crate::http::AppState {
         issuer,
         auth: access::Authenticator::new(config.auth_methods.clone(), keys, oidc),
         downloads: config.download_rate.map(ratelimit::RateLimiter::new),
-        auditor: audit::Auditor::new(config.public_url.clone()),
+        auditor,
+        refusals,
+        openhim_certificate: config.openhim_cert_subject.clone(),
         metrics,
         runtime: tokio::runtime::Handle::current(),
         body_limit: config.body_limit,
@@ -229,4 +241,32 @@ async fn start(
         request_timeout: config.request_timeout,
         did: crate::http::did_web(&config.public_url),
     })
+}
+
+/// Writes the summary of the refusals counted instead of recorded, every [`audit::SUMMARY_EVERY`] while
+/// there are any (a summary is also written before the next AuditEvent).
+async fn summarise_refusals(
+    gate: std::sync::Arc<audit::RefusalGate>,
+    auditor: audit::Auditor,
+    issuer: std::sync::Arc<issuer::Issuer>,
+) {
+    use crate::store::Store as _;
+    let mut every = tokio::time::interval(audit::SUMMARY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(summary) = gate.take_summary() else {
+            continue;
+        };
+        let written = match serde_json::to_value(auditor.summary_event(&summary)) {
+            Ok(event) => issuer.store.audit(&event).await,
+            Err(e) => Err(crate::error::Error::Internal(format!(
+                "AuditEvent does not serialise: {e}"
+            ))),
+        };
+        if let Err(e) = written {
+            issuer.metrics.dependency_error("audit");
+            tracing::warn!(error = %e, "summary AuditEvent not recorded");
+        }
+    }
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     pub body_limit: usize,
     pub batch_concurrency: usize,
     pub max_batch_entries: usize,
+    /// Largest batch-response answered in full; past it, entries carry references (`DDCC_MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
     /// How long a request body may take to arrive (`DDCC_REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
     /// The `did:web` DID of `/trust/did.json`.

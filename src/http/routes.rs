@@ -506,48 +506,87 @@ async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
         .collect();
 
     let (mut client_errors, mut server_errors) = (0, 0);
-    let entries: Vec<Value> = outcomes
-        .iter()
-        .map(|outcome| match outcome {
-            Ok(Issued::Created(document)) => {
-                json!({"resource": document, "response": {"status": "201 Created"}})
-            }
-            Ok(Issued::Existing(document)) => {
-                json!({"resource": document, "response": {"status": "200 OK"}})
-            }
-            Err(e) => {
-                if e.is_caller_fault() {
-                    client_errors += 1;
-                } else {
-                    server_errors += 1;
-                }
-                let status = StatusCode::from_u16(e.status())
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                json!({"response": {
-                    "status": format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
-                    "outcome": e.to_operation_outcome(),
-                }})
-            }
-        })
-        .collect();
+    for outcome in &outcomes {
+        match outcome {
+            Err(e) if e.is_caller_fault() => client_errors += 1,
+            Err(_) => server_errors += 1,
+            Ok(_) => {}
+        }
+    }
     let id = uuid::Uuid::new_v4();
-    let bundle = json!({
-        "resourceType": "Bundle",
-        "id": id.to_string(),
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": id.urn().to_string()},
-        "type": "batch-response",
-        "timestamp": crate::service::rfc3339_ms(time::OffsetDateTime::now_utc()),
-        "entry": entries,
-    });
+    let batch_response = |minimal: bool| {
+        let entries: Vec<Value> = outcomes.iter().map(|o| batch_entry(o, minimal)).collect();
+        json!({
+            "resourceType": "Bundle",
+            "id": id.to_string(),
+            "identifier": {"system": "urn:ietf:rfc:3986", "value": id.urn().to_string()},
+            "type": "batch-response",
+            "timestamp": crate::service::rfc3339_ms(time::OffsetDateTime::now_utc()),
+            "entry": entries,
+        })
+    };
+    // The documents in full, unless the caller prefers less (RFC 7240 `Prefer: return=minimal`) or they would
+    // make the answer larger than DDCC_MAX_RESPONSE_BYTES (a 1 MB batch answers ~12 MB in full): then each
+    // entry has the document's reference and its citizen links. Posting one entry's event again returns its
+    // document (200).
+    let mut minimal = prefers_minimal(req);
+    let mut bundle = batch_response(minimal);
+    if !minimal && serde_json::to_vec(&bundle).map_or(0, |b| b.len()) > state.max_response_bytes {
+        minimal = true;
+        bundle = batch_response(true);
+    }
     let openhim_status = match (client_errors, server_errors) {
         (0, 0) => "Successful",
         (_, 0) => "Completed",
         _ => "Completed with error(s)",
     };
-    let reply = Reply::fhir(StatusCode::OK, &bundle)
+    let mut reply = Reply::fhir(StatusCode::OK, &bundle)
         .traced(&trace)
         .openhim_status(openhim_status);
+    if minimal {
+        reply = reply.header(
+            header::HeaderName::from_static("preference-applied"),
+            "return=minimal".into(),
+        );
+    }
     (reply, facts)
+}
+
+/// Whether the request asks for `Prefer: return=minimal`.
+fn prefers_minimal(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
+}
+
+/// One entry of a batch-response: the document (or, `minimal`, its reference and citizen links), or the
+/// OperationOutcome of the entry's failure.
+fn batch_entry(outcome: &Result<Issued>, minimal: bool) -> Value {
+    let (document, status) = match outcome {
+        Ok(Issued::Created(document)) => (document, "201 Created"),
+        Ok(Issued::Existing(document)) => (document, "200 OK"),
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return json!({"response": {
+                "status": format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
+                "outcome": e.to_operation_outcome(),
+            }});
+        }
+    };
+    if !minimal {
+        return json!({"resource": document, "response": {"status": status}});
+    }
+    let mut entry = json!({"response": {"status": status}});
+    if let Some(id) = document.get("id").and_then(Value::as_str) {
+        entry["response"]["location"] = json!(format!("Bundle/{id}"));
+    }
+    if let Some(links) = document.get("link").filter(|l| l.is_array()) {
+        entry["link"] = links.clone();
+    }
+    entry
 }
 
 /// The QR image (PNG) of a QR DocumentReference.

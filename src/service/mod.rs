@@ -238,6 +238,7 @@ async fn start(
         body_limit: config.body_limit,
         batch_concurrency: config.batch_concurrency,
         max_batch_entries: config.max_batch_entries,
+        max_response_bytes: config.max_response_bytes,
         request_timeout: config.request_timeout,
         did: crate::http::did_web(&config.public_url),
     })

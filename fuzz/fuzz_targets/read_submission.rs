@@ -10,13 +10,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = ddcc_mediator::intake::read_submission(data);
     // The strict parser on its own as well, so inputs that are not submissions still reach every path.
-    if let Ok(parsed) = ddcc_mediator::intake::json::parse(data) {
+    use ddcc_mediator::intake::json::{self, Finding};
+    if let Ok(parsed) = json::parse(data) {
         for finding in &parsed.findings {
-            if let ddcc_mediator::intake::json::Finding::DuplicateKey(path)
-            | ddcc_mediator::intake::json::Finding::ModifierExtension(path) = finding
-            {
-                let _ = ddcc_mediator::intake::json::fhirpath("$this", path);
-            }
+            let (Finding::DuplicateKey(path) | Finding::ModifierExtension(path)) = finding;
+            let _ = json::fhirpath("$this", path);
         }
     }
 });

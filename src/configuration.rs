@@ -137,6 +137,31 @@ pub struct ServeArgs {
     /// Downloads a client may make at once before the rate applies. Default: N of DDCC_DOWNLOAD_RATE.
     #[arg(long, env = "DDCC_DOWNLOAD_BURST")]
     pub download_burst: Option<u32>,
+    /// Most client connections open at once (all addresses). Default 1024.
+    #[arg(long, env = "DDCC_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address. Default 128.
+    #[arg(long, env = "DDCC_MAX_CONNECTIONS_PER_CLIENT")]
+    pub max_connections_per_client: Option<usize>,
+    /// Seconds a request's head and body may take to arrive, and a connection may stay open with no request
+    /// being handled. Default 30.
+    #[arg(long, env = "DDCC_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open. Default 5 (0: no keep-alive).
+    #[arg(long, env = "DDCC_KEEP_ALIVE")]
+    pub keep_alive: Option<u64>,
+    /// Largest batch-response, bytes, answered with the document Bundles; past it, entries carry only
+    /// references and links. Default 4194304.
+    #[arg(long, env = "DDCC_MAX_RESPONSE_BYTES")]
+    pub max_response_bytes: Option<usize>,
+    /// Refused requests recorded one AuditEvent each, per client address: N/s, N/min or N/h, or "off".
+    /// The rest are counted in summary AuditEvents. Default 60/min.
+    #[arg(long, env = "DDCC_AUDIT_REFUSAL_RATE")]
+    pub audit_refusal_rate: Option<String>,
+    /// Subject DN of OpenHIM's client certificate (mutual TLS): its X-OpenHIM-ClientID is trusted, as that of
+    /// requests with the OpenHIM route key.
+    #[arg(long, env = "DDCC_OPENHIM_CERT_SUBJECT")]
+    pub openhim_cert_subject: Option<String>,
     /// Log format: text or json. Default text.
     #[arg(long, value_enum, env = "DDCC_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -183,6 +208,12 @@ struct FileConfig {
     tls_client_ca: Option<PathBuf>,
     download_rate: Option<String>,
     download_burst: Option<u32>,
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
+    request_timeout: Option<u64>,
+    keep_alive: Option<u64>,
+    max_response_bytes: Option<usize>,
+    audit_refusal_rate: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -194,6 +225,7 @@ struct FileOpenHim {
     trust_self_signed: Option<bool>,
     mediator_host: Option<String>,
     mediator_port: Option<u16>,
+    cert_subject: Option<String>,
 }
 
 /// The resolved settings of the service.
@@ -226,6 +258,19 @@ pub struct ServiceConfig {
     pub tls: Option<TlsConfig>,
     /// Citizen download rate per client IP; `None`: unlimited.
     pub download_rate: Option<Rate>,
+    /// Most client connections at once, and from one address.
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// Deadline of a request's head and of its body; idle time after which a connection is closed.
+    pub request_timeout: Duration,
+    /// Idle time of a keep-alive connection (zero: none).
+    pub keep_alive: Duration,
+    /// Largest batch-response with the documents in full.
+    pub max_response_bytes: usize,
+    /// Refusals recorded one AuditEvent each per client address; `None`: every one.
+    pub audit_refusal_rate: Option<Rate>,
+    /// Subject DN of OpenHIM's client certificate, whose `X-OpenHIM-ClientID` is trusted.
+    pub openhim_cert_subject: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +377,7 @@ impl ServiceConfig {
         };
 
         let file_openhim = file.openhim.unwrap_or_default();
+        let file_openhim_cert_subject = file_openhim.cert_subject.clone();
         let openhim = match args.openhim_url.clone().or(file_openhim.url) {
             None => None,
             Some(url) => {
@@ -474,10 +520,57 @@ impl ServiceConfig {
         {
             off if off.trim().eq_ignore_ascii_case("off") => None,
             rate => Some(Rate::parse(
+                "DDCC_DOWNLOAD_RATE",
                 &rate,
                 args.download_burst.or(file.download_burst),
             )?),
         };
+        let max_connections = positive(
+            "DDCC_MAX_CONNECTIONS",
+            pick(args.max_connections, file.max_connections, 1024),
+        )?;
+        let max_connections_per_client = positive(
+            "DDCC_MAX_CONNECTIONS_PER_CLIENT",
+            pick(
+                args.max_connections_per_client,
+                file.max_connections_per_client,
+                128,
+            ),
+        )?;
+        let request_timeout = match pick(args.request_timeout, file.request_timeout, 30) {
+            0 => {
+                return Err(Error::Config(
+                    "DDCC_REQUEST_TIMEOUT must be at least 1 second".into(),
+                ))
+            }
+            secs => Duration::from_secs(secs),
+        };
+        let keep_alive = Duration::from_secs(pick(args.keep_alive, file.keep_alive, 5));
+        let max_response_bytes = pick(
+            args.max_response_bytes,
+            file.max_response_bytes,
+            4 * 1024 * 1024,
+        );
+        if max_response_bytes < 64 * 1024 {
+            return Err(Error::Config(
+                "DDCC_MAX_RESPONSE_BYTES must be at least 65536 (one document Bundle)".into(),
+            ));
+        }
+        let audit_refusal_rate = match args
+            .audit_refusal_rate
+            .clone()
+            .or(file.audit_refusal_rate)
+            .unwrap_or_else(|| "60/min".into())
+        {
+            off if off.trim().eq_ignore_ascii_case("off") => None,
+            rate => Some(Rate::parse("DDCC_AUDIT_REFUSAL_RATE", &rate, None)?),
+        };
+        let openhim_cert_subject = args
+            .openhim_cert_subject
+            .clone()
+            .or(file_openhim_cert_subject)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
         Ok(ServiceConfig {
             listen,
             data_dir,
@@ -498,6 +591,13 @@ impl ServiceConfig {
             oidc,
             tls,
             download_rate,
+            max_connections,
+            max_connections_per_client,
+            request_timeout,
+            keep_alive,
+            max_response_bytes,
+            audit_refusal_rate,
+            openhim_cert_subject,
         })
     }
 }
@@ -725,6 +825,20 @@ mod tests {
             (&["--api-keys", "abc"][..], "DDCC_API_KEYS"),
             (&["--openhim-url", "https://h:8080"][..], "OPENHIM_USERNAME"),
             (&["--download-rate", "5/day"][..], "DDCC_DOWNLOAD_RATE"),
+            (
+                &["--audit-refusal-rate", "5"][..],
+                "DDCC_AUDIT_REFUSAL_RATE",
+            ),
+            (&["--max-connections", "0"][..], "DDCC_MAX_CONNECTIONS"),
+            (
+                &["--max-connections-per-client", "0"][..],
+                "DDCC_MAX_CONNECTIONS_PER_CLIENT",
+            ),
+            (&["--request-timeout", "0"][..], "DDCC_REQUEST_TIMEOUT"),
+            (
+                &["--max-response-bytes", "100"][..],
+                "DDCC_MAX_RESPONSE_BYTES",
+            ),
             (&["--tls-cert", "cert.pem"][..], "DDCC_TLS_KEY"),
             (&["--auth", "oidc"][..], "DDCC_OIDC_ISSUER"),
             (&["--auth", "mtls"][..], "DDCC_TLS_CLIENT_CA"),

@@ -535,3 +535,265 @@ fn verify_into_a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Runs the binary with `args`, killing it after `limit`: `None` when it did not finish in time.
+fn ddcc_within(args: &[&str], limit: std::time::Duration) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Runs the binary with a file size limit of `bytes` (as on a full disk: writes past it fail; SIGXFSZ is
+/// ignored, as it is by default for no process but must be for the write to fail rather than kill).
+fn ddcc_with_file_size_limit(bytes: u64, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\"")
+        .arg(bytes.to_string())
+        .arg(env!("CARGO_BIN_EXE_ddcc-mediator"))
+        .args(args)
+        .output()
+        .expect("sh and prlimit run")
+}
+
+#[test]
+fn inputs_that_never_end_or_never_start_are_refused_at_once() {
+    let ws = workspace();
+    assert!(ws
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
+    let hc1 = std::fs::read_to_string(ws.out.join("ddcc.hc1")).unwrap();
+    let keys = ws.keys.to_str().unwrap();
+    let fifo = ws.keys.parent().unwrap().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo = fifo.to_str().unwrap();
+    let out_dir = ws.keys.parent().unwrap().join("out-dev");
+    let out_dir = out_dir.to_str().unwrap();
+    let limit = std::time::Duration::from_secs(20);
+    for (args, code) in [
+        (vec!["verify", "/dev/zero", "--key-dir", keys], 2),
+        (vec!["verify", fifo, "--key-dir", keys], 2),
+        (vec!["verify", hc1.trim(), "--cert", "/dev/zero"], 3),
+        (vec!["verify", hc1.trim(), "--cert", fifo], 3),
+        (
+            vec!["issue", "/dev/zero", "--out", out_dir, "--key-dir", keys],
+            1,
+        ),
+        (vec!["issue", fifo, "--out", out_dir, "--key-dir", keys], 1),
+    ] {
+        let out = ddcc_within(&args, limit)
+            .unwrap_or_else(|| panic!("{args:?} did not finish within {limit:?}"));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("not a regular file"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!Path::new(out_dir).exists());
+}
+
+#[test]
+fn malformed_verify_inputs_exit_2() {
+    let ws = workspace();
+    assert!(ws
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
+    let keys = ws.keys.to_str().unwrap();
+    let dir = ws.keys.parent().unwrap();
+    // A PNG without a QR code (the QR image's own header, all white), a truncated QR PNG, a non-UTF-8 file,
+    // and a PNG whose header claims 100,000 × 100,000 pixels.
+    let white = dir.join("white.png");
+    image::GrayImage::from_pixel(64, 64, image::Luma([255]))
+        .save(&white)
+        .unwrap();
+    let qr = std::fs::read(ws.out.join("ddcc-qr.png")).unwrap();
+    let truncated = dir.join("truncated.png");
+    std::fs::write(&truncated, &qr[..qr.len() / 2]).unwrap();
+    let binary = dir.join("binary.txt");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80, 0xc3]).unwrap();
+    let huge = dir.join("huge.png");
+    std::fs::write(&huge, png_header_only(100_000, 100_000)).unwrap();
+    for (file, says) in [
+        (&white, "no readable QR code"),
+        (&truncated, "not a readable PNG"),
+        (&binary, "neither an HC1 text file nor a PNG"),
+        (&huge, "at most"),
+    ] {
+        let out = ddcc_within(
+            &["verify", file.to_str().unwrap(), "--key-dir", keys],
+            std::time::Duration::from_secs(30),
+        )
+        .expect("verify finishes");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}: {}",
+            file.display(),
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+}
+
+/// A PNG with only its header: `width`×`height`, 8-bit grey.
+fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+        out
+    };
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IEND", b""));
+    png
+}
+
+#[test]
+fn verify_at_takes_iso_8601_offsets_without_colon_and_local_times_as_utc() {
+    let ws = workspace();
+    assert!(ws
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
+    let keys = ws.keys.to_str().unwrap();
+    let hc1 = std::fs::read_to_string(ws.out.join("ddcc.hc1")).unwrap();
+    let tomorrow = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    let day = format!(
+        "{:04}-{:02}-{:02}",
+        tomorrow.year(),
+        u8::from(tomorrow.month()),
+        tomorrow.day()
+    );
+    for at in [
+        format!("{day}T07:38:27+0000"),
+        format!("{day}T13:38:51.012869"),
+        format!("{day}T07:38:27Z"),
+    ] {
+        let (code, report) = verify_json(&["verify", hc1.trim(), "--key-dir", keys, "--at", &at]);
+        assert_eq!(code, 0, "--at {at}: {report:#}");
+    }
+    // Before issue: not yet valid (the time was read, not refused).
+    let (code, _) = verify_json(&[
+        "verify",
+        hc1.trim(),
+        "--key-dir",
+        keys,
+        "--at",
+        "2021-07-02T07:38:27+0000",
+    ]);
+    assert_eq!(code, 1);
+    let help = text(&ddcc(&["verify", "--help"]).stdout);
+    assert!(help.contains("+0000") && help.contains("UTC"), "{help}");
+}
+
+#[test]
+#[cfg(unix)]
+fn issue_writes_owner_only_files_and_never_through_planted_links() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ws = workspace();
+    let dir = ws.keys.parent().unwrap();
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::fs::create_dir_all(&ws.out).unwrap();
+    std::os::unix::fs::symlink(&victim, ws.out.join("ddcc.hc1")).unwrap();
+    std::os::unix::fs::symlink(&victim, ws.out.join("certificate.pdf")).unwrap();
+    let out = ws.issue(&example("vaccination-event.json"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let hc1 = std::fs::symlink_metadata(ws.out.join("ddcc.hc1")).unwrap();
+    assert!(
+        hc1.file_type().is_file(),
+        "the link was replaced, not followed"
+    );
+    for file in std::fs::read_dir(&ws.out).unwrap().flatten() {
+        let mode = file.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.path().display());
+    }
+    // A new output folder is owner-only; a batch subfolder planted as a link is refused.
+    let fresh = workspace();
+    let out = fresh.issue(&example("batch.json"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for d in [fresh.out.clone(), fresh.out.join("entry-001")] {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+    let planted = workspace();
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::create_dir_all(&planted.out).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, planted.out.join("entry-002")).unwrap();
+    let out = planted.issue(&example("batch.json"), &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("symbolic link"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert!(
+        !planted.out.join("entry-001").join("ddcc.hc1").exists(),
+        "all or nothing"
+    );
+}
+
+#[test]
+fn issue_on_a_full_disk_writes_nothing_and_leaves_no_temporary_files() {
+    let ws = workspace();
+    // Create the key first (a few kB), then issue with writes limited to 16 kB per file: the PDF cannot be
+    // written.
+    assert!(ws
+        .issue(&example("vaccination-event.json"), &[])
+        .status
+        .success());
+    std::fs::remove_dir_all(&ws.out).unwrap();
+    let out = ddcc_with_file_size_limit(
+        16 * 1024,
+        &[
+            "issue",
+            &example("vaccination-event.json"),
+            "--out",
+            ws.out.to_str().unwrap(),
+            "--key-dir",
+            ws.keys.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let left: Vec<_> = std::fs::read_dir(&ws.out)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing written, nothing left: {left:?}");
+}

@@ -361,3 +361,42 @@ fn openhim_down_registration_retries_and_the_service_keeps_serving() {
     let metrics = String::from_utf8_lossy(&service.get("/metrics", None).body).into_owned();
     assert!(metrics.contains("dependency=\"openhim\""), "{metrics}");
 }
+
+#[test]
+fn a_full_disk_is_a_503_naming_the_store_with_whole_audit_lines_and_no_temporary_files() {
+    // Every file limited to 24 kB: the keys and secrets fit, a certificate's PDF does not, and the audit
+    // trail fills up after a few dozen events.
+    let service = Service::start_with_file_size_limit(
+        &[
+            ("DDCC_API_KEYS", digest()),
+            ("DDCC_AUDIT_REFUSAL_RATE", "off".into()),
+        ],
+        24 * 1024,
+    );
+    let mut audit_failed = false;
+    for i in 0..40 {
+        let r = generate(&service, &event(&format!("FAULT-DISK-{i:02}"), &[]));
+        assert_unavailable(&r, "local store");
+        audit_failed |= service.log_text().contains("AuditEvent not recorded");
+    }
+    assert!(
+        audit_failed,
+        "the audit trail never filled up: raise the count"
+    );
+    // Nothing stored, nothing staged left behind, every audit line whole.
+    assert!(
+        service.stored_files().is_empty(),
+        "{:?}",
+        service.stored_files()
+    );
+    let staged = std::fs::read_dir(service.data_dir.join("store/.tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(staged, 0, "temporary files left");
+    let trail = std::fs::read_to_string(service.data_dir.join("audit.jsonl")).unwrap();
+    assert!(trail.ends_with('\n'));
+    for line in trail.lines() {
+        let event: Value = serde_json::from_str(line).expect("whole audit lines");
+        assert_eq!(event["outcome"], "8", "a dependency failure");
+    }
+}

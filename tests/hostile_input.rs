@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::service::{batch, event, Service};
+use support::service::{batch, client, event, Service};
 
 const GENERATE: &str = "/ddcc/generateHealthCertificate";
 const SUBMIT: &str = "/ddcc/submitHealthEvent";
@@ -448,6 +448,27 @@ fn generated_cases() -> Vec<Case> {
         )
         .mentions(item("hcid")),
     );
+    // Invisible and line-separating characters that bidi and control checks once let through.
+    for (what, text) in [
+        ("right-to-left mark", "Zoe\u{200F}"),
+        ("Arabic letter mark", "\u{061C}Zoe"),
+        ("line separator", "Zoe\u{2028}Admin"),
+        ("paragraph separator", "Zoe\u{2029}"),
+        (
+            "interlinear annotation",
+            "Zoe\u{FFF9}hidden\u{FFFA}x\u{FFFB}",
+        ),
+    ] {
+        cases.push(
+            Case::json(
+                format!("{what} in name"),
+                GENERATE,
+                &with("name", json!({"valueString": text})),
+                422,
+            )
+            .mentions(item("name")),
+        );
+    }
     let mut invalid_utf8 =
         serde_json::to_vec(&with("name", json!({"valueString": "ZZZZ"}))).unwrap();
     let at = invalid_utf8.windows(4).position(|w| w == b"ZZZZ").unwrap();
@@ -474,6 +495,82 @@ fn generated_cases() -> Vec<Case> {
             .collect(),
         422,
     ));
+
+    // Repeated keys (the last would win) and modifier extensions (which FHIR requires refusing).
+    let text = serde_json::to_string(&valid).unwrap();
+    let doubled = text.replacen(
+        "\"valueString\":\"HOSTILE-0001\"",
+        "\"valueString\":\"HOSTILE-0001\",\"valueString\":\"HOSTILE-9999\"",
+        1,
+    );
+    assert_ne!(doubled, text);
+    cases.push(
+        Case::post(
+            "repeated key in the hcid answer",
+            GENERATE,
+            doubled.into_bytes(),
+            422,
+        )
+        .mentions("].answer[0].valueString"),
+    );
+    let doubled_type = text.replacen(
+        "\"resourceType\":\"QuestionnaireResponse\"",
+        "\"resourceType\":\"QuestionnaireResponse\",\"resourceType\":\"Patient\"",
+        1,
+    );
+    cases.push(
+        Case::post(
+            "repeated resourceType",
+            GENERATE,
+            doubled_type.into_bytes(),
+            422,
+        )
+        .mentions("QuestionnaireResponse.resourceType"),
+    );
+    let mut modifier = valid.clone();
+    modifier["item"][0]["modifierExtension"] =
+        json!([{"url": "http://example.org/void", "valueBoolean": true}]);
+    cases.push(
+        Case::json("modifierExtension on an item", GENERATE, &modifier, 422)
+            .mentions("QuestionnaireResponse.item[0].modifierExtension"),
+    );
+    let mut modifier_in_batch = batch(vec![valid.clone()]);
+    modifier_in_batch["entry"][0]["modifierExtension"] = json!([{"url": "http://example.org/x"}]);
+    cases.push(
+        Case::json(
+            "modifierExtension on a batch entry",
+            SUBMIT,
+            &modifier_in_batch,
+            422,
+        )
+        .mentions("Bundle.entry[0].modifierExtension"),
+    );
+
+    // Impossible dates.
+    for (link_id, date) in [
+        ("date", "9999-12-31"),
+        ("date", "2099-01-01"),
+        ("birthDate", "9999-12-31"),
+    ] {
+        cases.push(
+            Case::json(
+                format!("{link_id} {date}"),
+                GENERATE,
+                &with(link_id, json!({"valueDate": date})),
+                422,
+            )
+            .mentions(item(link_id)),
+        );
+    }
+    cases.push(
+        Case::json(
+            "born after the vaccination",
+            GENERATE,
+            &with("birthDate", json!({"valueDate": "2026-10-13"})),
+            422,
+        )
+        .mentions("QuestionnaireResponse.item.where(linkId='birthDate' or linkId='date')"),
+    );
 
     // Wrong resources and wrappers.
     let mut unknown_q = valid.clone();
@@ -628,6 +725,28 @@ fn generated_cases() -> Vec<Case> {
     let mut bomb = Case::post("gzip bomb (100 MiB of spaces)", GENERATE, gzip_bomb(), 415);
     bomb.headers.push("Content-Encoding: gzip".into());
     cases.push(bomb.mentions("Content-Encoding"));
+    // Two Content-Encoding fields: the second counts as much as the first.
+    let mut two_encodings = Case::post(
+        "Content-Encoding identity, then gzip",
+        GENERATE,
+        serde_json::to_vec(&with("hcid", json!({"valueString": "HOSTILE-TWO-CE"}))).unwrap(),
+        415,
+    );
+    two_encodings.headers.extend([
+        "Content-Encoding: identity".into(),
+        "Content-Encoding: gzip".into(),
+    ]);
+    cases.push(two_encodings.mentions("gzip"));
+    let mut listed = Case::post(
+        "Content-Encoding: identity, gzip",
+        GENERATE,
+        body.clone(),
+        415,
+    );
+    listed
+        .headers
+        .push("Content-Encoding: identity, gzip".into());
+    cases.push(listed);
     let mut unknown_encoding = Case::post("Content-Encoding: rot13", GENERATE, body.clone(), 415);
     unknown_encoding
         .headers
@@ -839,4 +958,287 @@ fn hostile_requests_get_4xx_outcomes_store_nothing_and_the_service_keeps_serving
         .any(|p| p.to_string_lossy().contains("/Bundle/")));
     let ready = service.get("/health/ready", None);
     assert_eq!(ready.status, 200);
+
+    // A download token works exactly as issued: its upper-case spelling is no token.
+    let pdf = r.json()["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "certificate")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&service.url)
+        .to_owned();
+    assert_eq!(service.get(&pdf, None).status, 200);
+    let token = pdf.split('/').nth(2).unwrap();
+    let upper = pdf.replace(token, &token.to_ascii_uppercase());
+    assert_eq!(service.get(&upper, None).status, 404, "{upper}");
+}
+
+/// Reads one HTTP/1.1 answer (head and Content-Length body) from `stream`; `None` when the connection
+/// ended first.
+fn read_answer(stream: &mut TcpStream) -> Option<Raw> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(split) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..split]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if data.len() >= split + 4 + length {
+                return parse_raw(&data[..split + 4 + length]);
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Waits up to `limit` for the server to close `stream`; how long that took, or `None` if it stayed open.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+fn connect(service: &Service) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", service.port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+}
+
+#[test]
+fn connections_are_bounded_in_time_and_number() {
+    let timeout = 4;
+    let service = Service::start(&[
+        ("DDCC_REQUEST_TIMEOUT", timeout.to_string()),
+        ("DDCC_MAX_CONNECTIONS_PER_CLIENT", "8".into()),
+    ]);
+    let key = service.api_key();
+    let limit = Duration::from_secs(timeout + 6);
+    // A chunked body whose last chunk never comes, answered 200, 401 and (body deadline) 408: each
+    // connection is closed once answered.
+    for (what, request, status) in [
+        (
+            "GET /health/live",
+            "GET /health/live HTTP/1.1\r\nHost: x\r\n".to_owned(),
+            200,
+        ),
+        (
+            "POST without credentials",
+            format!("POST {GENERATE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"),
+            401,
+        ),
+        (
+            "POST with a key",
+            format!(
+                "POST {GENERATE} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/fhir+json\r\n"
+            ),
+            408,
+        ),
+    ] {
+        let mut stream = connect(&service);
+        let wire = format!("{request}Transfer-Encoding: chunked\r\n\r\n5\r\n{{\"a\":\r\n");
+        stream.write_all(wire.as_bytes()).unwrap();
+        let answer = read_answer(&mut stream).unwrap_or_else(|| panic!("{what}: no answer"));
+        assert_eq!(answer.status, status, "{what}");
+        let closed = closed_within(&mut stream, limit);
+        assert!(closed.is_some(), "{what}: still open {limit:?} after the answer");
+    }
+    // A kept-alive connection whose next request head never completes.
+    let mut stream = connect(&service);
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_answer(&mut stream).unwrap().status, 200);
+    stream.write_all(b"GET /health/li").unwrap();
+    let closed = closed_within(&mut stream, limit);
+    assert!(
+        closed.is_some(),
+        "a half-sent second request holds the connection"
+    );
+
+    // At most 8 connections from one address: the 9th is closed at once, without an answer.
+    let mut open: Vec<TcpStream> = (0..8).map(|_| connect(&service)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut ninth = connect(&service);
+    let _ = ninth.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+    let closed = closed_within(&mut ninth, Duration::from_secs(3));
+    assert!(
+        closed.is_some(),
+        "a 9th connection from one address is served"
+    );
+    // Once the others are gone, the address is served again.
+    for stream in &mut open {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+    drop(open);
+    std::thread::sleep(Duration::from_millis(500));
+    let metrics = service.get("/metrics", None);
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ddcc_connections_refused_total ") && !l.ends_with(" 0")),
+        "{text}"
+    );
+}
+
+#[test]
+fn metrics_labels_come_from_a_closed_set() {
+    let service = Service::start(&[]);
+    for i in 0..200 {
+        let method = format!("M{i}{}", "X".repeat(1_000));
+        let mut stream = connect(&service);
+        let wire =
+            format!("{method} /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(wire.as_bytes()).unwrap();
+        let answer = read_answer(&mut stream).expect("an answer");
+        assert_eq!(answer.status, 405);
+    }
+    let metrics = service.get("/metrics", None);
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(!text.contains("XXXX"), "a method as sent is a label");
+    assert!(text.contains("method=\"other\""), "{text}");
+    assert!(
+        metrics.body.len() < 64 * 1024,
+        "{} bytes",
+        metrics.body.len()
+    );
+}
+
+#[test]
+fn the_audit_trail_is_bounded_in_record_size_and_refusal_rate() {
+    let service = Service::start(&[("DDCC_AUDIT_REFUSAL_RATE", "5/h".into())]);
+    let huge = "C".repeat(100_000);
+    for _ in 0..40 {
+        let r = client()
+            .post(format!("{}{GENERATE}", service.url))
+            .header("Content-Type", "application/fhir+json")
+            .header("X-OpenHIM-ClientID", &huge)
+            .body("{}")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(service.data_dir.join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                assert!(l.len() < 4096, "an audit line of {} bytes", l.len());
+                serde_json::from_str(l).expect("whole JSON lines")
+            })
+            .collect()
+    };
+    assert_eq!(lines().len(), 5, "5 refusals are recorded one by one");
+    // The 35 others are counted, and summarised before the next event.
+    let r = service.post_json(
+        GENERATE,
+        Some(&service.api_key()),
+        &event("AUDIT-BOUND-1", &[]),
+    );
+    assert_eq!(r.status, 201);
+    let events = lines();
+    assert_eq!(events.len(), 7, "{events:#?}");
+    assert!(
+        events[5]["outcomeDesc"]
+            .as_str()
+            .unwrap()
+            .starts_with("35 refused request(s) from 1 client address(es)"),
+        "{:#}",
+        events[5]
+    );
+    assert_eq!(events[5]["agent"][0]["network"]["address"], "127.0.0.1");
+    assert_eq!(events[6]["outcome"], "0");
+    let metrics = String::from_utf8_lossy(&service.get("/metrics", None).body).into_owned();
+    assert!(
+        metrics.contains("ddcc_audit_refusals_summarised_total 35"),
+        "{metrics}"
+    );
+    assert!(
+        !std::fs::read_to_string(service.data_dir.join("audit.jsonl"))
+            .unwrap()
+            .contains("CCCCCCCCCC")
+    );
+}
+
+#[test]
+fn large_batch_answers_carry_references_instead_of_documents() {
+    let service = Service::start(&[("DDCC_MAX_RESPONSE_BYTES", "65536".into())]);
+    let key = service.api_key();
+    let entries: Vec<Value> = (0..10)
+        .map(|i| event(&format!("BATCH-BOUND-{i:02}"), &[]))
+        .collect();
+    let r = service.post_json(SUBMIT, Some(&key), &batch(entries.clone()));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.body.len() <= 65_536, "{} bytes", r.body.len());
+    assert_eq!(
+        r.header("preference-applied").as_deref(),
+        Some("return=minimal")
+    );
+    let answer = r.json();
+    let answered = answer["entry"].as_array().unwrap();
+    assert_eq!(answered.len(), 10);
+    for entry in answered {
+        assert_eq!(entry["response"]["status"], "201 Created");
+        assert!(entry["resource"].is_null());
+        assert!(entry["response"]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bundle/"));
+        assert!(entry["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["relation"] == "certificate"));
+    }
+    // Posting one entry again returns its document.
+    let one = service.post_json(GENERATE, Some(&key), &entries[3]);
+    assert_eq!(one.status, 200);
+    assert_eq!(
+        format!("Bundle/{}", one.json()["id"].as_str().unwrap()),
+        answered[3]["response"]["location"].as_str().unwrap()
+    );
+    // A small batch is answered in full, unless the caller prefers less.
+    let small = batch(vec![event("BATCH-BOUND-SMALL", &[])]);
+    let full = service.post_json(SUBMIT, Some(&key), &small);
+    assert_eq!(
+        full.json()["entry"][0]["resource"]["resourceType"],
+        "Bundle"
+    );
+    let minimal = client()
+        .post(format!("{}{SUBMIT}", service.url))
+        .bearer_auth(&key)
+        .header("Content-Type", "application/fhir+json")
+        .header("Prefer", "return=minimal")
+        .body(small.to_string())
+        .send()
+        .unwrap();
+    let minimal: Value = minimal.json().unwrap();
+    assert!(minimal["entry"][0]["resource"].is_null());
+    assert_eq!(minimal["entry"][0]["response"]["status"], "200 OK");
 }

@@ -69,7 +69,7 @@ fn refusals_of_every_kind_are_audited_without_personal_data() {
     invalid["questionnaire"] = json!("http://example.org/not-ddcc");
     let r = service.post_json("/ddcc/generateHealthCertificate", Some(&key), &invalid);
     assert!(r.status == 422 || r.status == 400, "{}", r.status);
-    // Issued, through OpenHIM on behalf of a client.
+    // Issued by a direct caller that claims to come through OpenHIM on behalf of a client.
     let issued = support::service::client()
         .post(format!("{}/ddcc/generateHealthCertificate", service.url))
         .bearer_auth(&key)
@@ -96,7 +96,11 @@ fn refusals_of_every_kind_are_audited_without_personal_data() {
         "{summary:#?}"
     );
     let ok = events.iter().find(|e| e["outcome"] == "0").unwrap();
-    assert_eq!(ok["agent"][1]["who"]["identifier"]["value"], "facility-42");
+    // Only OpenHIM itself may say on whose behalf it calls (see the OpenHIM test below).
+    assert!(
+        ok["agent"][1].is_null(),
+        "a direct caller names an OpenHIM client: {ok:#}"
+    );
     assert_eq!(ok["type"]["code"], "rest");
     assert_eq!(ok["action"], "C");
     let refused = events.iter().find(|e| e["outcome"] == "4").unwrap();
@@ -105,6 +109,56 @@ fn refusals_of_every_kind_are_audited_without_personal_data() {
         "no identity for a failed login"
     );
     assert_eq!(refused["agent"][0]["requestor"], true);
+}
+
+#[test]
+fn the_openhim_client_id_is_recorded_only_when_openhim_itself_calls() {
+    const ROUTE_KEY: &str = "openhim-route-key-of-this-test";
+    let service = Service::start(&[
+        // No OpenHIM answers here: registration retries in the background; the route key is what counts.
+        (
+            "OPENHIM_URL",
+            format!("http://127.0.0.1:{}", support::service::free_port()),
+        ),
+        ("OPENHIM_USERNAME", "root@openhim.org".into()),
+        ("OPENHIM_PASSWORD", "not-used".into()),
+        ("DDCC_OPENHIM_ROUTE_KEY", ROUTE_KEY.into()),
+    ]);
+    let post = |request: reqwest::blocking::RequestBuilder, client_id: &str, hcid: &str| {
+        let r = request
+            .header("Content-Type", "application/fhir+json")
+            .header("X-OpenHIM-ClientID", client_id)
+            .body(event(hcid, &[]).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    };
+    let url = format!("{}/ddcc/generateHealthCertificate", service.url);
+    let http = support::service::client();
+    // A facility with its own key names itself as another OpenHIM client.
+    post(
+        http.post(&url).bearer_auth(service.api_key()),
+        "facility-impersonated",
+        "SEC-OH-ID-1",
+    );
+    // OpenHIM's channel route (Basic, the route key as password) on behalf of facility-42.
+    post(
+        http.post(&url).basic_auth("openhim", Some(ROUTE_KEY)),
+        "facility-42",
+        "SEC-OH-ID-2",
+    );
+    let events = audit_events(&service);
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains("facility-impersonated"), "{text}");
+    let via_openhim = events
+        .iter()
+        .find(|e| e["agent"][0]["name"] == "OpenHIM (route key)")
+        .expect("the route key is named as OpenHIM's");
+    assert_eq!(
+        via_openhim["agent"][1]["who"]["identifier"]["value"],
+        "facility-42"
+    );
 }
 
 #[test]

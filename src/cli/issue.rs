@@ -39,7 +39,7 @@ pub async fn run<S: Signer>(
     config: &IssuanceConfig,
     open_signer: impl AsyncFnOnce() -> crate::Result<S>,
 ) -> u8 {
-    let bytes = match std::fs::read(&args.input) {
+    let bytes = match super::read_regular_file(&args.input, MAX_INPUT_BYTES) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", args.input.display());
@@ -66,19 +66,26 @@ pub async fn run<S: Signer>(
         }
     }
 
-    for (i, (event, cert)) in events.iter().zip(&issued).enumerate() {
-        let dir = if batch {
-            args.out.join(format!("entry-{:03}", i + 1))
-        } else {
-            args.out.clone()
-        };
-        if let Err(e) = write_certificate(&dir, cert) {
-            return report_failure(&e);
-        }
-        outln!("{}", summary_line(&dir, event, cert));
+    let dirs: Vec<PathBuf> = (0..issued.len())
+        .map(|i| {
+            if batch {
+                args.out.join(format!("entry-{:03}", i + 1))
+            } else {
+                args.out.clone()
+            }
+        })
+        .collect();
+    if let Err(e) = write_certificates(&dirs, &issued) {
+        return report_failure(&e);
+    }
+    for ((dir, event), cert) in dirs.iter().zip(&events).zip(&issued) {
+        outln!("{}", summary_line(dir, event, cert));
     }
     exit::OK
 }
+
+/// Largest input file read (a batch of `DDCC_MAX_BATCH_ENTRIES` entries is about 1 MB).
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// All events of a submission (and whether it was a batch), or one `Error::Invalid` naming every problem
 /// of every entry.
@@ -113,28 +120,96 @@ fn collect_events(submission: Submission) -> crate::Result<(Vec<VaccinationEvent
     }
 }
 
-fn write_certificate(dir: &Path, cert: &Certificate) -> crate::Result<()> {
-    let write = |name: &str, bytes: &[u8]| {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes)
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
-    };
-    std::fs::create_dir_all(dir)
+/// Writes every certificate's files, all or none: each file is first written to a new temporary file beside
+/// its place (created exclusively, owner-only, fsynced: never through a link planted there), and only when
+/// all are written are they renamed into place. On failure (a full disk) the temporary files are removed
+/// and no file of the output is cut short. Directories are created owner-only; a subfolder that is a link
+/// is refused.
+fn write_certificates(dirs: &[PathBuf], certs: &[Certificate]) -> crate::Result<()> {
+    let mut staged = Vec::new();
+    let result = dirs
+        .iter()
+        .zip(certs)
+        .try_for_each(|(dir, cert)| stage_certificate(dir, cert, &mut staged))
+        .and_then(|()| {
+            for (tmp, target) in &staged {
+                std::fs::rename(tmp, target)
+                    .map_err(|e| Error::io(format!("cannot write {}", target.display()), e))?;
+            }
+            for dir in dirs {
+                if let Ok(d) = std::fs::File::open(dir) {
+                    d.sync_all()
+                        .map_err(|e| Error::io(format!("cannot write {}", dir.display()), e))?;
+                }
+            }
+            Ok(())
+        });
+    if result.is_err() {
+        for (tmp, _) in &staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+    result
+}
+
+/// Writes the files of one certificate into temporary files in `dir`, pushing (temporary, target) pairs.
+fn stage_certificate(
+    dir: &Path,
+    cert: &Certificate,
+    staged: &mut Vec<(PathBuf, PathBuf)>,
+) -> crate::Result<()> {
+    crate::service::create_private_dir(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    write("document-bundle.json", &cert.document_json)?;
-    write("certificate.pdf", &cert.pdf)?;
-    write("ddcc.hc1", cert.ddcc.signed.hc1.as_bytes())?;
-    write("ddcc-qr.png", &cert.ddcc.png)?;
-    write(
-        "ddcc-qr.svg",
-        render::qr::svg_of(&cert.ddcc.symbol).as_bytes(),
-    )?;
+    // `--out` is the user's to choose; an `entry-NNN` subfolder that is a link was planted there.
+    let planted = dir
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("entry-"))
+        && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    if planted {
+        return Err(Error::io(
+            format!("cannot write into {}", dir.display()),
+            std::io::Error::other("it is a symbolic link; remove it or choose another --out"),
+        ));
+    }
+    use std::borrow::Cow;
+    let mut files: Vec<(&str, Cow<[u8]>)> = vec![
+        ("document-bundle.json", Cow::Borrowed(&cert.document_json)),
+        ("certificate.pdf", Cow::Borrowed(&cert.pdf)),
+        ("ddcc.hc1", Cow::Borrowed(cert.ddcc.signed.hc1.as_bytes())),
+        ("ddcc-qr.png", Cow::Borrowed(&cert.ddcc.png)),
+        (
+            "ddcc-qr.svg",
+            Cow::Owned(render::qr::svg_of(&cert.ddcc.symbol).into_bytes()),
+        ),
+    ];
     if let Ok(dcc) = &cert.dcc {
-        write("dcc.hc1", dcc.signed.hc1.as_bytes())?;
-        write("dcc-qr.png", &dcc.png)?;
-        write("dcc-qr.svg", render::qr::svg_of(&dcc.symbol).as_bytes())?;
+        files.push(("dcc.hc1", Cow::Borrowed(dcc.signed.hc1.as_bytes())));
+        files.push(("dcc-qr.png", Cow::Borrowed(&dcc.png)));
+        files.push((
+            "dcc-qr.svg",
+            Cow::Owned(render::qr::svg_of(&dcc.symbol).into_bytes()),
+        ));
+    }
+    for (name, bytes) in files {
+        let target = dir.join(name);
+        let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        staged.push((tmp.clone(), target));
+        write_new_file(&tmp, &bytes)
+            .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
     }
     Ok(())
+}
+
+/// A new file at `path` (never an existing file or link), owner-only, fsynced.
+fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// One line per certificate. Names no personal data: the hcid is the certificate's own identifier.

@@ -168,6 +168,76 @@ pub struct KeyDirArgs {
     pub key_dir: PathBuf,
 }
 
+/// Why an input file was not read.
+#[derive(Debug)]
+pub enum InputError {
+    /// A device, FIFO, socket or directory: reading it might never end or never start.
+    NotRegular(&'static str),
+    /// Larger than the limit (bytes).
+    TooLarge(u64),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputError::NotRegular(kind) => write!(f, "it is {kind}, not a regular file"),
+            InputError::TooLarge(limit) => write!(f, "it is larger than {limit} bytes"),
+            InputError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The contents of the regular file `path`, at most `limit` bytes. Anything else is refused before it is
+/// read: `/dev/zero` never ends, a FIFO blocks until someone writes to it.
+pub fn read_regular_file(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, InputError> {
+    use std::io::Read as _;
+    let kind = |meta: &std::fs::Metadata| -> Option<&'static str> {
+        let t = meta.file_type();
+        if t.is_file() {
+            return None;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt as _;
+            if t.is_fifo() {
+                return Some("a FIFO");
+            }
+            if t.is_char_device() || t.is_block_device() {
+                return Some("a device");
+            }
+            if t.is_socket() {
+                return Some("a socket");
+            }
+        }
+        Some(if t.is_dir() {
+            "a directory"
+        } else {
+            "not a file"
+        })
+    };
+    let meta = std::fs::metadata(path).map_err(InputError::Io)?;
+    if let Some(kind) = kind(&meta) {
+        return Err(InputError::NotRegular(kind));
+    }
+    if meta.len() > limit {
+        return Err(InputError::TooLarge(limit));
+    }
+    let file = std::fs::File::open(path).map_err(InputError::Io)?;
+    // The file opened may not be the one looked at (replaced in between): look again.
+    if let Some(kind) = file.metadata().ok().as_ref().and_then(kind) {
+        return Err(InputError::NotRegular(kind));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(InputError::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(InputError::TooLarge(limit));
+    }
+    Ok(bytes)
+}
+
 /// Process exit codes (see the module docs).
 pub mod exit {
     pub const OK: u8 = 0;

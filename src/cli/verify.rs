@@ -7,6 +7,7 @@
 //! (`dsc-cert.pem`) is read, never the private key.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::exit;
 use crate::credential::verify::{self, Stage, VerifyOptions, VerifyReport};
@@ -24,8 +25,10 @@ pub struct VerifyArgs {
     /// Trusted signing certificate(s), PEM or DER; repeatable (e.g. the service's GET /trust/dsc.pem).
     #[arg(long = "cert")]
     pub certs: Vec<PathBuf>,
-    /// Validation time (RFC 3339). Default: now.
-    #[arg(long, value_parser = parse_rfc3339)]
+    /// Validation time: RFC 3339 (2026-11-23T12:00:00Z, 2026-11-23T13:00:00+01:00), or ISO 8601 with an
+    /// offset without a colon (2026-11-23T12:00:00+0000) or with no offset at all
+    /// (2026-11-23T12:00:00.123456, taken as UTC). Default: now.
+    #[arg(long, value_parser = parse_time)]
     pub at: Option<time::OffsetDateTime>,
     /// Trust the DSC of this development key directory. Default: dev-keys/ (issue) and data/keys/ (serve),
     /// whichever exist.
@@ -33,21 +36,50 @@ pub struct VerifyArgs {
     pub key_dir: Option<PathBuf>,
 }
 
-fn parse_rfc3339(s: &str) -> std::result::Result<time::OffsetDateTime, String> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("not an RFC 3339 time such as 2026-11-23T12:00:00Z: {e}"))
+/// Largest input file read: an HC1 text or a PNG image of a QR code.
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest certificate file (`--cert`) read.
+pub const MAX_CERT_BYTES: u64 = 1024 * 1024;
+/// Longest time spent looking for a QR code in an image.
+pub const DECODE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A time as RFC 3339, or ISO 8601 with an offset without a colon (`+0000`, `+01`), or without an offset
+/// (UTC); seconds may have a fraction.
+pub fn parse_time(s: &str) -> std::result::Result<time::OffsetDateTime, String> {
+    use time::macros::format_description;
+    let s = s.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t);
+    }
+    let with_offset = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]][offset_hour sign:mandatory][optional [[offset_minute]]]"
+    );
+    if let Ok(t) = time::OffsetDateTime::parse(s, with_offset) {
+        return Ok(t);
+    }
+    let local = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    time::PrimitiveDateTime::parse(s, local)
+        .map(time::PrimitiveDateTime::assume_utc)
+        .map_err(|_| {
+            format!(
+                "{s:?} is not a time such as 2026-11-23T12:00:00Z, 2026-11-23T12:00:00+0000 or \
+                 2026-11-23T12:00:00 (UTC)"
+            )
+        })
 }
 
-/// Runs `verify`: the report as JSON on stdout; exit 0 valid, 1 invalid, 2 malformed, 3 unusable arguments
-/// or no trusted DSC.
+/// Runs `verify`: the report as JSON on stdout; exit 0 valid, 1 invalid, 2 malformed (also an input that is
+/// not an HC1 text or a PNG with a QR code), 3 unusable arguments or I/O.
 pub fn run(args: &VerifyArgs) -> u8 {
     let hc1 = match read_input(&args.input) {
         Ok(hc1) => hc1,
         Err(e) => {
             eprintln!("error: {e}");
             return match e {
-                Error::Io { .. } => exit::FAILURE,
-                _ => exit::MALFORMED,
+                Error::Invalid(_) => exit::MALFORMED,
+                _ => exit::FAILURE,
             };
         }
     };
@@ -118,15 +150,25 @@ fn exit_code(report: &VerifyReport) -> u8 {
     }
 }
 
-/// The HC1 text: given directly, read from a file, or decoded from a QR image. `Error::Io` when a file
-/// cannot be read; any other error means the input is no certificate.
+/// The HC1 text: given directly, read from a file, or decoded from a QR image. `Error::Invalid`: the input
+/// is no certificate (exit 2); other errors: it could not be read (exit 3).
 fn read_input(input: &str) -> Result<String> {
     if input.trim_start().starts_with("HC1:") || !Path::new(input).exists() {
         return Ok(input.trim().to_string());
     }
-    let bytes = std::fs::read(input).map_err(|e| Error::io(format!("cannot read {input}"), e))?;
+    let bytes = match super::read_regular_file(std::path::Path::new(input), MAX_INPUT_BYTES) {
+        Ok(bytes) => bytes,
+        Err(super::InputError::Io(e)) => return Err(Error::io(format!("cannot read {input}"), e)),
+        Err(e) => {
+            return Err(Error::invalid(
+                "too-costly",
+                None,
+                format!("{input} is not read: {e}"),
+            ))
+        }
+    };
     if bytes.starts_with(b"\x89PNG") {
-        return verify::decode_qr_png(&bytes);
+        return decode_with_deadline(bytes);
     }
     String::from_utf8(bytes)
         .map(|s| s.trim().to_string())
@@ -196,7 +238,51 @@ fn trusted_dscs(args: &VerifyArgs) -> Result<Vec<Trusted>> {
 }
 
 fn read_dsc(path: &Path) -> Result<Vec<u8>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let bytes = super::read_regular_file(path, MAX_CERT_BYTES)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
     Ok(Dsc::from_pem_or_der(&bytes)?.der().to_vec())
+}
+
+/// The QR code of a PNG, given at most [`DECODE_TIMEOUT`] (the decoder's own bounds are on the image's
+/// size; this one is on time). The decoding thread is left behind: the process ends right after.
+fn decode_with_deadline(png: Vec<u8>) -> Result<String> {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(verify::decode_qr_png(&png));
+    });
+    result.recv_timeout(DECODE_TIMEOUT).unwrap_or_else(|_| {
+        Err(Error::invalid(
+            "too-costly",
+            None,
+            format!(
+                "no QR code found within {} s; the image is too complex",
+                DECODE_TIMEOUT.as_secs()
+            ),
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_with_colon_less_offsets_and_without_offsets_are_accepted() {
+        let t = |s: &str| parse_time(s).map(|t| t.unix_timestamp());
+        assert_eq!(t("2021-07-02T07:38:27Z"), Ok(1_625_211_507));
+        assert_eq!(t("2021-07-02T07:38:27+0000"), Ok(1_625_211_507));
+        assert_eq!(t("2021-07-02T09:38:27+0200"), Ok(1_625_211_507));
+        assert_eq!(t("2021-07-02T09:38:27+02"), Ok(1_625_211_507));
+        assert_eq!(t("2021-07-02T07:38:27"), Ok(1_625_211_507));
+        assert_eq!(t("2021-05-30T13:38:51.012869"), Ok(1_622_381_931));
+        assert_eq!(t("2021-05-30T13:38:51.012869+0000"), Ok(1_622_381_931));
+        for bad in [
+            "2021-07-02",
+            "yesterday",
+            "2021-07-02T07:38:27+00:0",
+            "2021-13-02T07:38:27Z",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -185,9 +185,32 @@ pub fn cbor_to_json(value: &Value) -> serde_json::Value {
 /// Reads the QR code in a PNG and returns its text: the first code that starts with `HC1:`, else the
 /// first code found.
 pub fn decode_qr_png(png: &[u8]) -> Result<String> {
-    let image = image::load_from_memory_with_format(png, image::ImageFormat::Png)
-        .map_err(|e| Error::invalid("invalid", None, format!("not a readable PNG: {e}")))?
-        .to_luma8();
+    let unreadable =
+        |e: image::ImageError| Error::invalid("invalid", None, format!("not a readable PNG: {e}"));
+    let reader =
+        || image::ImageReader::with_format(std::io::Cursor::new(png), image::ImageFormat::Png);
+    // The header says how large the image is: refuse before decoding anything.
+    let (width, height) = match png_dimensions(png) {
+        Some(size) => size,
+        None => reader().into_dimensions().map_err(unreadable)?,
+    };
+    if u64::from(width) * u64::from(height) > MAX_QR_IMAGE_PIXELS {
+        return Err(Error::invalid(
+            "too-costly",
+            None,
+            format!(
+                "the image is {width}×{height} pixels; a QR code image may have at most \
+                 {MAX_QR_IMAGE_PIXELS} (e.g. 4000×4000)"
+            ),
+        ));
+    }
+    let mut reader = reader();
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(width);
+    limits.max_image_height = Some(height);
+    limits.max_alloc = Some(MAX_QR_IMAGE_PIXELS * 8);
+    reader.limits(limits);
+    let image = reader.decode().map_err(unreadable)?.to_luma8();
     let texts = read_qr_codes(image.clone());
     let texts = if texts.is_empty() {
         // Tight crops without a quiet zone defeat the finder-pattern search: add a white border.
@@ -202,6 +225,19 @@ pub fn decode_qr_png(png: &[u8]) -> Result<String> {
         .or(first)
         .ok_or_else(|| Error::invalid("invalid", None, "no readable QR code in the image"))
 }
+
+/// Width and height from a PNG's IHDR chunk (always the first), without decoding anything.
+fn png_dimensions(png: &[u8]) -> Option<(u32, u32)> {
+    if png.get(..8)? != b"\x89PNG\r\n\x1a\n" || png.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let number = |at: usize| Some(u32::from_be_bytes(png.get(at..at + 4)?.try_into().ok()?));
+    Some((number(16)?, number(20)?))
+}
+
+/// Most pixels of an image searched for a QR code (a 12-megapixel phone photo fits; a crafted 100,000×100,000
+/// PNG of a few kB does not get decoded).
+pub const MAX_QR_IMAGE_PIXELS: u64 = 16_000_000;
 
 fn read_qr_codes(image: image::GrayImage) -> Vec<String> {
     let mut prepared = rqrr::PreparedImage::prepare(image);
@@ -253,5 +289,37 @@ mod tests {
             (Value::Text("b".into()), Value::Bytes(vec![0xab])),
         ]);
         assert_eq!(cbor_to_json(&v), serde_json::json!({"1": "a", "b": "ab"}));
+    }
+
+    /// A PNG with only its header: `width`×`height`, 8-bit grey.
+    pub(crate) fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            let mut out = (data.len() as u32).to_be_bytes().to_vec();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.sum().to_be_bytes());
+            out
+        };
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &ihdr));
+        png.extend(chunk(b"IEND", b""));
+        png
+    }
+
+    #[test]
+    fn huge_images_are_refused_before_decoding() {
+        let started = std::time::Instant::now();
+        let e = decode_qr_png(&png_header_only(100_000, 100_000)).unwrap_err();
+        assert!(e.to_string().contains("at most"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Within the bound, a header without data is just unreadable.
+        let e = decode_qr_png(&png_header_only(100, 100)).unwrap_err();
+        assert!(e.to_string().contains("not a readable PNG"), "{e}");
     }
 }

@@ -4,6 +4,7 @@
 //! runtime separate from actix's per-worker event loops) through [`AppState::run`], where the pipeline's CPU
 //! work goes to blocking threads and every outbound call has a timeout.
 
+pub mod connections;
 mod reply;
 mod routes;
 mod tls;
@@ -12,8 +13,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::Service as _;
-use actix_web::{web, App, HttpServer};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, Service as _};
+use actix_web::http::{ConnectionType, StatusCode};
+use actix_web::{web, App, HttpMessage as _, HttpServer};
 use tracing::Instrument as _;
 
 pub use reply::{Reply, FHIR_JSON, MEDIATOR_URN, OPENHIM_TRANSACTION};
@@ -21,9 +24,9 @@ pub use reply::{Reply, FHIR_JSON, MEDIATOR_URN, OPENHIM_TRANSACTION};
 use crate::configuration::ServiceConfig;
 use crate::error::{Error, Result};
 use crate::service::access::{Authenticator, ClientCertificate};
-use crate::service::audit::Auditor;
+use crate::service::audit::{Auditor, RefusalGate};
 use crate::service::issuer::Issuer;
-use crate::service::metrics::{Metrics, RouteLabels};
+use crate::service::metrics::{method_label, Metrics, RouteLabels};
 use crate::service::ratelimit::RateLimiter;
 
 /// What every handler shares.
@@ -34,12 +37,21 @@ pub struct AppState {
     /// Per-client limit of the citizen downloads; `None`: unlimited.
     pub downloads: Option<RateLimiter>,
     pub auditor: Auditor,
+    /// Per-client limit of the refusals recorded one AuditEvent each (`DDCC_AUDIT_REFUSAL_RATE`).
+    pub refusals: Arc<RefusalGate>,
+    /// The `X-OpenHIM-ClientID` of requests from this client certificate subject is trusted too
+    /// (`DDCC_OPENHIM_CERT_SUBJECT`), besides that of requests with the OpenHIM route key.
+    pub openhim_certificate: Option<String>,
     pub metrics: Arc<Metrics>,
     /// The service runtime.
     pub runtime: tokio::runtime::Handle,
     pub body_limit: usize,
     pub batch_concurrency: usize,
     pub max_batch_entries: usize,
+    /// Largest batch-response answered in full; past it, entries carry references (`DDCC_MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
+    /// How long a request body may take to arrive (`DDCC_REQUEST_TIMEOUT`).
+    pub request_timeout: Duration,
     /// The `did:web` DID of `/trust/did.json`.
     pub did: String,
     /// Removes the bodies OpenHIM keeps of the requests it routed here; `None` without OpenHIM.
@@ -112,21 +124,28 @@ pub fn serve(
         .map(|n| n.get())
         .unwrap_or(2)
         .max(2);
+    let gate = connections::Gate::new(
+        config.max_connections_per_client,
+        config.request_timeout,
+        Arc::clone(&state.metrics),
+    );
+    // actix counts connections per worker; each worker takes its share of DDCC_MAX_CONNECTIONS.
+    let per_worker = config.max_connections.div_ceil(workers).max(1);
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             let metrics = Arc::clone(&state.metrics);
             let scrubber = state.openhim_scrubber.clone();
             App::new()
                 .app_data(state.clone())
-                .wrap_fn(move |req, srv| {
+                .wrap_fn(move |mut req, srv| {
                     let started = Instant::now();
-                    let method = req.method().to_string();
+                    let method = method_label(req.method().as_str());
                     let metrics = Arc::clone(&metrics);
                     // The route is known once matched: recorded when the answer is ready.
                     let span = tracing::info_span!(
                         "http.request",
                         "otel.kind" = "server",
-                        "http.request.method" = %method,
+                        "http.request.method" = method,
                         "http.route" = tracing::field::Empty,
                         "http.response.status_code" = tracing::field::Empty,
                     );
@@ -138,12 +157,25 @@ pub fn serve(
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned)
                         .zip(scrubber.clone());
-                    let call = srv.call(req).instrument(span.clone());
+                    let connection = req.conn_data::<connections::Connection>();
+                    let refused = req.conn_data::<connections::Refused>().is_some();
+                    let busy = connection.map(connections::Connection::busy);
+                    let body = HeldPayload::wrap(&mut req);
+                    let call = (!refused).then(|| srv.call(req).instrument(span.clone()));
                     async move {
-                        let response = call.await?;
+                        let _busy = busy;
+                        let Some(call) = call else {
+                            return Err(actix_web::error::InternalError::new(
+                                "too many connections from this address",
+                                StatusCode::SERVICE_UNAVAILABLE,
+                            )
+                            .into());
+                        };
+                        let mut response = call.await?;
                         if let Some((id, scrubber)) = openhim_transaction {
                             scrubber.submit(&id);
                         }
+                        let status = response.status();
                         let route = response
                             .request()
                             .match_pattern()
@@ -152,29 +184,39 @@ pub fn serve(
                         crate::telemetry::access_log(
                             &span,
                             &route,
-                            response.status().as_u16(),
+                            status.as_u16(),
                             started.elapsed(),
                         );
-                        span.record(
-                            "http.response.status_code",
-                            i64::from(response.status().as_u16()),
-                        );
+                        span.record("http.response.status_code", i64::from(status.as_u16()));
                         metrics
                             .requests
                             .get_or_create(&RouteLabels {
                                 method,
                                 route,
-                                status: response.status().as_u16(),
+                                status: status.as_u16(),
                             })
                             .observe(started.elapsed().as_secs_f64());
-                        Ok(response)
+                        // An error ends the connection: a client that is refused does not keep it.
+                        if status.is_client_error() || status.is_server_error() {
+                            response
+                                .response_mut()
+                                .head_mut()
+                                .set_connection_type(ConnectionType::Close);
+                        }
+                        Ok(body.hold_until_sent(response))
                     }
                 })
                 .configure(routes::configure)
         })
-        .on_connect(remember_client_certificate)
+        .on_connect(move |connection, data| {
+            gate.on_connect(connection, data);
+            remember_client_certificate(connection, data);
+        })
         .workers(workers)
-        .client_request_timeout(Duration::from_secs(30))
+        .max_connections(per_worker)
+        .client_request_timeout(config.request_timeout)
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+        .keep_alive(config.keep_alive)
         .shutdown_timeout(10);
         let server = match &tls {
             Some(tls) => server.listen_rustls_0_23(listener, tls.clone()),
@@ -187,6 +229,92 @@ pub fn serve(
             .await
             .map_err(|e| Error::Internal(format!("HTTP server stopped: {e}")))
     })
+}
+
+/// How long a connection that is being closed may still send before it is dropped (actix lingers to let
+/// the client read the answer).
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The request body, kept alive until the answer has been written when the handler did not read it to its
+/// end.
+///
+/// actix-http closes a connection whose request body is unread when the answer goes out (after a short
+/// linger, `client_disconnect_timeout`), unless the body was chunked and the handler dropped it: then it
+/// drains the rest first, with no deadline, and a client that never sends the last chunk keeps the
+/// connection forever. Holding the body until the answer is written makes actix close instead.
+struct HeldPayload {
+    shared: Option<std::rc::Rc<PayloadState>>,
+}
+
+pub struct PayloadState {
+    payload: std::cell::RefCell<Payload>,
+    finished: std::cell::Cell<bool>,
+}
+
+impl HeldPayload {
+    /// Puts a shared handle in place of the request's body.
+    fn wrap(req: &mut actix_web::dev::ServiceRequest) -> Self {
+        let payload = req.take_payload();
+        if matches!(payload, Payload::None) {
+            return HeldPayload { shared: None };
+        }
+        let shared = std::rc::Rc::new(PayloadState {
+            payload: std::cell::RefCell::new(payload),
+            finished: std::cell::Cell::new(false),
+        });
+        let reader = std::rc::Rc::clone(&shared);
+        let stream = futures_util::stream::poll_fn(move |cx| {
+            use futures_util::Stream as _;
+            if reader.finished.get() {
+                return std::task::Poll::Ready(None);
+            }
+            let mut payload = reader.payload.borrow_mut();
+            let next = std::pin::Pin::new(&mut *payload).poll_next(cx);
+            if matches!(next, std::task::Poll::Ready(None)) {
+                reader.finished.set(true);
+            }
+            next
+        });
+        type Chunk = std::result::Result<actix_web::web::Bytes, actix_web::error::PayloadError>;
+        let boxed: std::pin::Pin<Box<dyn futures_util::Stream<Item = Chunk>>> = Box::pin(stream);
+        req.set_payload(Payload::from(boxed));
+        HeldPayload {
+            shared: Some(shared),
+        }
+    }
+
+    /// The response, its body holding the request body until written if that was not read to its end.
+    fn hold_until_sent<B: MessageBody + 'static>(
+        self,
+        response: actix_web::dev::ServiceResponse<B>,
+    ) -> actix_web::dev::ServiceResponse<HoldingBody> {
+        let held = self.shared.filter(|s| !s.finished.get());
+        response
+            .map_into_boxed_body()
+            .map_body(|_, body| HoldingBody { body, _held: held })
+    }
+}
+
+/// A response body that keeps the unread request body (if any) alive as long as it is. Not boxed again:
+/// `BoxBody::new` drops an empty body at once.
+pub struct HoldingBody {
+    body: BoxBody,
+    _held: Option<std::rc::Rc<PayloadState>>,
+}
+
+impl MessageBody for HoldingBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<actix_web::web::Bytes, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
 }
 
 /// Keeps the verified client certificate of a TLS connection for its requests

@@ -10,12 +10,13 @@ use base64::Engine as _;
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
+use super::connections::client_address;
 use super::reply::Reply;
 use super::AppState;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
 use crate::intake::{self, Submission};
-use crate::service::access::{ClientCertificate, Refusal};
+use crate::service::access::{ClientCertificate, Credential, Refusal};
 use crate::service::audit::{self, Attempt, Outcome, Requester};
 use crate::service::issuer::Issued;
 use crate::service::Orchestrations;
@@ -25,8 +26,6 @@ type State = web::Data<AppState>;
 
 /// The OpenHIM client on whose behalf OpenHIM routed the request (set by the OpenHIM router).
 const OPENHIM_CLIENT: &str = "x-openhim-clientid";
-/// How long a request body may take to arrive.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a readiness probe waits for each dependency.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -108,8 +107,8 @@ async fn authenticate(
     };
     let mut requester = Requester {
         credential: None,
-        openhim_client: text(OPENHIM_CLIENT),
-        address: req.peer_addr().map(|a| a.ip().to_string()),
+        openhim_client: None,
+        address: req.peer_addr().map(|a| client_address(a.ip())),
     };
     let authorization = text(header::AUTHORIZATION.as_str());
     let certificate = req.conn_data::<ClientCertificate>().cloned();
@@ -125,6 +124,10 @@ async fn authenticate(
         .await;
     let refusal = match result {
         Ok(Ok(credential)) => {
+            // Only OpenHIM itself says on whose behalf it calls; anyone else could name any client.
+            if from_openhim(&credential, state.openhim_certificate.as_deref()) {
+                requester.openhim_client = text(OPENHIM_CLIENT);
+            }
             requester.credential = Some(credential);
             return Ok(requester);
         }
@@ -167,10 +170,36 @@ async fn authenticate(
     Err(reply)
 }
 
+/// Whether a credential is OpenHIM's own: its route key, or its client certificate
+/// (`DDCC_OPENHIM_CERT_SUBJECT`).
+fn from_openhim(credential: &Credential, openhim_certificate: Option<&str>) -> bool {
+    match credential {
+        Credential::ApiKey { openhim, .. } => *openhim,
+        Credential::Certificate { subject } => openhim_certificate == Some(subject.as_str()),
+        Credential::Oidc { .. } => false,
+    }
+}
+
 /// Writes one AuditEvent through the store. A failure is logged and counted, never passed on (see
-/// [`crate::service::audit`]).
+/// [`crate::service::audit`]). Refusals past `DDCC_AUDIT_REFUSAL_RATE` from one address are only counted;
+/// the count goes into a summary event written before the next event (or by the minute).
 async fn record(state: &State, attempt: &Attempt<'_>) {
-    let event = match serde_json::to_value(state.auditor.event(attempt)) {
+    if attempt.outcome == Outcome::Refused && !state.refusals.admit(attempt.requester.address) {
+        return;
+    }
+    if let Some(summary) = state.refusals.take_summary() {
+        write_audit(
+            state,
+            &state.auditor.summary_event(&summary),
+            "refusal summary",
+        )
+        .await;
+    }
+    write_audit(state, &state.auditor.event(attempt), attempt.operation).await;
+}
+
+async fn write_audit(state: &AppState, event: &fhir_models::AuditEvent, operation: &str) {
+    let event = match serde_json::to_value(event) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "AuditEvent not built");
@@ -183,7 +212,7 @@ async fn record(state: &State, attempt: &Attempt<'_>) {
         .await
     {
         state.metrics.dependency_error("audit");
-        tracing::warn!(error = %e, operation = attempt.operation, "AuditEvent not recorded");
+        tracing::warn!(error = %e, operation, "AuditEvent not recorded");
     }
 }
 
@@ -250,6 +279,7 @@ async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
+    deadline: Duration,
 ) -> std::result::Result<Vec<u8>, Reply> {
     let content_type = req
         .headers()
@@ -273,12 +303,15 @@ async fn read_body(
         ));
     }
     // Bodies are read as sent (no decompression): a compressed body would otherwise be parsed as if it
-    // were plain JSON. RFC 9110 §15.5.16: an unsupported content coding is 415.
+    // were plain JSON. RFC 9110 §15.5.16: an unsupported content coding is 415. Every Content-Encoding
+    // field counts, and every coding listed in one (`identity, gzip` or a second field is still gzip).
     let encoding = req
         .headers()
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    if let Some(encoding) = encoding.filter(|e| !e.is_empty() && e != "identity") {
+        .get_all(header::CONTENT_ENCODING)
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(|coding| coding.trim().to_ascii_lowercase())
+        .find(|coding| !coding.is_empty() && coding != "identity");
+    if let Some(encoding) = encoding {
         return Err(Reply::outcome(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not-supported",
@@ -322,15 +355,15 @@ async fn read_body(
         Ok(body)
     };
     // A client that stops sending does not hold a connection forever.
-    tokio::time::timeout(BODY_TIMEOUT, read)
+    tokio::time::timeout(deadline, read)
         .await
         .unwrap_or_else(|_| {
             Err(Reply::outcome(
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
                 format!(
-                    "the request body did not arrive within {} s",
-                    BODY_TIMEOUT.as_secs()
+                    "the request body did not arrive within {} s (DDCC_REQUEST_TIMEOUT)",
+                    deadline.as_secs()
                 ),
             ))
         })
@@ -368,7 +401,7 @@ async fn generate_health_certificate(
 }
 
 async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Facts) {
-    let body = match read_body(req, payload, state.body_limit).await {
+    let body = match read_body(req, payload, state.body_limit, state.request_timeout).await {
         Ok(b) => b,
         Err(reply) => {
             let facts = Facts::refused(format!(
@@ -442,7 +475,7 @@ async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
         ))];
         (reply, facts)
     };
-    let body = match read_body(req, payload, state.body_limit).await {
+    let body = match read_body(req, payload, state.body_limit, state.request_timeout).await {
         Ok(b) => b,
         Err(reply) => return refused(reply),
     };
@@ -518,48 +551,87 @@ async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
         .collect();
 
     let (mut client_errors, mut server_errors) = (0, 0);
-    let entries: Vec<Value> = outcomes
-        .iter()
-        .map(|outcome| match outcome {
-            Ok(Issued::Created(document)) => {
-                json!({"resource": document, "response": {"status": "201 Created"}})
-            }
-            Ok(Issued::Existing(document)) => {
-                json!({"resource": document, "response": {"status": "200 OK"}})
-            }
-            Err(e) => {
-                if e.is_caller_fault() {
-                    client_errors += 1;
-                } else {
-                    server_errors += 1;
-                }
-                let status = StatusCode::from_u16(e.status())
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                json!({"response": {
-                    "status": format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
-                    "outcome": e.to_operation_outcome(),
-                }})
-            }
-        })
-        .collect();
+    for outcome in &outcomes {
+        match outcome {
+            Err(e) if e.is_caller_fault() => client_errors += 1,
+            Err(_) => server_errors += 1,
+            Ok(_) => {}
+        }
+    }
     let id = uuid::Uuid::new_v4();
-    let bundle = json!({
-        "resourceType": "Bundle",
-        "id": id.to_string(),
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": id.urn().to_string()},
-        "type": "batch-response",
-        "timestamp": crate::service::rfc3339_ms(time::OffsetDateTime::now_utc()),
-        "entry": entries,
-    });
+    let batch_response = |minimal: bool| {
+        let entries: Vec<Value> = outcomes.iter().map(|o| batch_entry(o, minimal)).collect();
+        json!({
+            "resourceType": "Bundle",
+            "id": id.to_string(),
+            "identifier": {"system": "urn:ietf:rfc:3986", "value": id.urn().to_string()},
+            "type": "batch-response",
+            "timestamp": crate::service::rfc3339_ms(time::OffsetDateTime::now_utc()),
+            "entry": entries,
+        })
+    };
+    // The documents in full, unless the caller prefers less (RFC 7240 `Prefer: return=minimal`) or they would
+    // make the answer larger than DDCC_MAX_RESPONSE_BYTES (a 1 MB batch answers ~12 MB in full): then each
+    // entry has the document's reference and its citizen links. Posting one entry's event again returns its
+    // document (200).
+    let mut minimal = prefers_minimal(req);
+    let mut bundle = batch_response(minimal);
+    if !minimal && serde_json::to_vec(&bundle).map_or(0, |b| b.len()) > state.max_response_bytes {
+        minimal = true;
+        bundle = batch_response(true);
+    }
     let openhim_status = match (client_errors, server_errors) {
         (0, 0) => "Successful",
         (_, 0) => "Completed",
         _ => "Completed with error(s)",
     };
-    let reply = Reply::fhir(StatusCode::OK, &bundle)
+    let mut reply = Reply::fhir(StatusCode::OK, &bundle)
         .traced(&trace)
         .openhim_status(openhim_status);
+    if minimal {
+        reply = reply.header(
+            header::HeaderName::from_static("preference-applied"),
+            "return=minimal".into(),
+        );
+    }
     (reply, facts)
+}
+
+/// Whether the request asks for `Prefer: return=minimal`.
+fn prefers_minimal(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
+}
+
+/// One entry of a batch-response: the document (or, `minimal`, its reference and citizen links), or the
+/// OperationOutcome of the entry's failure.
+fn batch_entry(outcome: &Result<Issued>, minimal: bool) -> Value {
+    let (document, status) = match outcome {
+        Ok(Issued::Created(document)) => (document, "201 Created"),
+        Ok(Issued::Existing(document)) => (document, "200 OK"),
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return json!({"response": {
+                "status": format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
+                "outcome": e.to_operation_outcome(),
+            }});
+        }
+    };
+    if !minimal {
+        return json!({"resource": document, "response": {"status": status}});
+    }
+    let mut entry = json!({"response": {"status": status}});
+    if let Some(id) = document.get("id").and_then(Value::as_str) {
+        entry["response"]["location"] = json!(format!("Bundle/{id}"));
+    }
+    if let Some(links) = document.get("link").filter(|l| l.is_array()) {
+        entry["link"] = links.clone();
+    }
+    entry
 }
 
 /// The QR image (PNG) of a QR DocumentReference.
@@ -611,7 +683,7 @@ async fn citizen_download(
     state: State,
 ) -> Reply {
     if let (Some(limiter), Some(peer)) = (&state.downloads, req.peer_addr()) {
-        if let Err(wait) = limiter.check(peer.ip()) {
+        if let Err(wait) = limiter.check(client_address(peer.ip())) {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Reply::outcome(
                 StatusCode::TOO_MANY_REQUESTS,

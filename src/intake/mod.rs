@@ -9,6 +9,7 @@
 //! in the request as sent: `QuestionnaireResponse.item.where(linkId='dose')`,
 //! `Parameters.parameter.where(name='response').resource.item…`, `Bundle.entry[3].resource…`.
 
+pub mod json;
 mod questionnaire;
 mod response;
 
@@ -17,7 +18,7 @@ use serde_json::Value;
 
 use self::response::{shown, At};
 use crate::domain::VaccinationEvent;
-use crate::error::{Error, Result};
+use crate::error::{Error, Issue, Result};
 
 pub use self::response::MAX_TEXT_CHARS;
 
@@ -38,17 +39,22 @@ pub enum Submission {
     Batch(Vec<Result<VaccinationEvent>>),
 }
 
-/// Parses request bytes (JSON) into a submission. `Err` when the body as a whole is unusable (not JSON,
-/// not one of the accepted shapes, a Bundle that is not a non-empty batch); problems of the response
-/// itself are inside [`Submission::Single`], and per-entry problems inside [`Submission::Batch`].
+/// Parses request bytes (JSON) into a submission. `Err` when the body as a whole is unusable (not JSON, a
+/// key twice in one object, a `modifierExtension` anywhere, not one of the accepted shapes, a Bundle that is
+/// not a non-empty batch); problems of the response itself are inside [`Submission::Single`], and per-entry
+/// problems inside [`Submission::Batch`].
 pub fn read_submission(json: &[u8]) -> Result<Submission> {
-    let body: Value = serde_json::from_slice(json).map_err(|e| {
+    let parsed = json::parse(json).map_err(|e| {
         Error::invalid(
             "structure",
             None,
             format!("the request body is not valid JSON: {e}"),
         )
     })?;
+    let body = parsed.value;
+    if !parsed.findings.is_empty() {
+        return Err(strict_json_issues(&body, &parsed.findings, parsed.more));
+    }
     if !body.is_object() {
         return Err(Error::invalid(
             "structure",
@@ -113,6 +119,48 @@ pub fn read_single_submission(json: &[u8]) -> Result<Submission> {
         }
     }
     read_submission(json)
+}
+
+/// The issues of a body with repeated keys or modifier extensions, each located by its FHIRPath under the
+/// body's `resourceType`.
+fn strict_json_issues(body: &Value, findings: &[json::Finding], more: usize) -> Error {
+    let root = match resource_type_of(body) {
+        Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) => name,
+        _ => "$this",
+    };
+    let mut issues: Vec<Issue> = findings
+        .iter()
+        .map(|finding| match finding {
+            json::Finding::DuplicateKey(path) => {
+                let key = match path.last() {
+                    Some(json::Step::Key(key)) => shown(key),
+                    _ => "?".into(),
+                };
+                Issue::new(
+                    "structure",
+                    json::fhirpath(root, path),
+                    format!(
+                        "the key {key} appears more than once in this JSON object; send each key once \
+                         (which value was meant cannot be known)"
+                    ),
+                )
+            }
+            json::Finding::ModifierExtension(path) => Issue::new(
+                "extension",
+                json::fhirpath(root, path),
+                "modifierExtension is not understood by this service: a modifier extension changes the \
+                 meaning of its element, so FHIR requires refusing it; remove it or send the data without it",
+            ),
+        })
+        .collect();
+    if more > 0 {
+        issues.push(Issue::new(
+            "structure",
+            None,
+            format!("{more} more repeated keys or modifier extensions not listed"),
+        ));
+    }
+    Error::Invalid(issues)
 }
 
 /// Validates one QuestionnaireResponse against the DDCC:VS questionnaire, reporting every problem at once.

@@ -30,6 +30,9 @@ use crate::error::{Error, Issue, Result};
 /// up printed on a certificate and encoded in a QR code; nothing legitimate comes near this.
 pub const MAX_TEXT_CHARS: usize = 1_000;
 
+/// Days a vaccination or birth date may lie after today (UTC): clocks and time zones differ.
+const CLOCK_SKEW_DAYS: i64 = 1;
+
 /// `Coding.system` of the `sex` answer (value set administrative-gender).
 const GENDER_SYSTEM: &str = "http://hl7.org/fhir/administrative-gender";
 /// `Coding.system` of the `country` answer (value set iso3166-1-3).
@@ -536,6 +539,19 @@ impl<'a> Check<'a> {
         country
     }
 
+    /// A date that must have happened already (the vaccination, the birth): not after today (UTC) plus
+    /// [`CLOCK_SKEW_DAYS`], compared at the date's own precision.
+    fn not_in_the_future(&mut self, link_id: &'static str, date: Option<FhirDate>) {
+        let latest = time::OffsetDateTime::now_utc().date() + time::Duration::days(CLOCK_SKEW_DAYS);
+        if date.is_some_and(|d| is_after(d, FhirDate::Full(latest))) {
+            self.bad_value(
+                link_id,
+                "value",
+                "is in the future: a certificate can only attest a vaccination (and a birth) that happened",
+            );
+        }
+    }
+
     // --- Assembly ---
 
     fn event(mut self) -> Result<VaccinationEvent> {
@@ -582,6 +598,19 @@ impl<'a> Check<'a> {
                 None
             }
         };
+        self.not_in_the_future("date", date);
+        self.not_in_the_future("birthDate", birth_date);
+        // Only between dates not already reported (a birth in 2099 is reported once, as in the future).
+        let unflagged = !self.flagged.contains("birthDate") && !self.flagged.contains("date");
+        if let (Some(birth), Some(vaccinated), true) = (birth_date, date, unflagged) {
+            if is_after(birth, vaccinated) {
+                self.issue(
+                    "value",
+                    self.at.items("birthDate", "date"),
+                    "'birthDate' (Date of birth) is after 'date' (Date of vaccine)".into(),
+                );
+            }
+        }
         if let (Some(dose), Some(total)) = (dose, total_doses) {
             if dose > total {
                 self.issue(
@@ -659,10 +688,25 @@ impl<'a> Check<'a> {
 }
 
 /// Characters that have no place in single-line certificate text: C0/C1 controls (including line
-/// breaks and tabs) and the Unicode bidi embedding/override/isolate controls, which can make a printed
-/// name read differently from its encoded form.
+/// breaks and tabs), the Unicode line and paragraph separators, the bidi controls (embeddings, overrides,
+/// isolates, and the marks LRM, RLM and ALM), which can make a printed name read differently from its
+/// encoded form, the deprecated format controls U+206A–206F, the interlinear annotation characters
+/// U+FFF9–FFFB (text hidden from display) and U+FEFF. Zero-width joiners and non-joiners stay allowed: some
+/// scripts need them.
 fn is_forbidden_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
 }
 
 /// True when `a` is certainly after `b`, comparing only the precision both dates have

@@ -620,3 +620,133 @@ fn codes_need_their_code_system_except_sex_and_country() {
     let qr = answer(qr, "country", json!({"valueCoding": {"code": "USA"}}));
     assert_eq!(event(&qr).vaccination.country.alpha3(), "USA");
 }
+
+#[test]
+fn repeated_keys_anywhere_are_refused_naming_the_path() {
+    let text = demo().to_string();
+    // A second valueDate in the first answer that has one, and a second resourceType.
+    let doubled = text.replacen(
+        "\"valueDate\":\"1986-09-19\"",
+        "\"valueDate\":\"1986-09-19\",\"valueDate\":\"2001-01-01\"",
+        1,
+    );
+    assert_ne!(doubled, text);
+    let issues = body_error(doubled.as_bytes());
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    assert_eq!(issues[0].code, "structure");
+    let at = issues[0].expression.as_deref().unwrap();
+    assert!(
+        at.starts_with("QuestionnaireResponse.item[") && at.ends_with("].answer[0].valueDate"),
+        "{at}"
+    );
+    assert!(issues[0].message.contains("\"valueDate\""));
+    let issues = body_error(
+        br#"{"resourceType":"QuestionnaireResponse","resourceType":"Bundle","type":"batch"}"#,
+    );
+    assert_eq!(
+        issues[0].expression.as_deref(),
+        Some("QuestionnaireResponse.resourceType")
+    );
+    // In a batch entry, the whole batch is refused: its meaning is unknown.
+    let batch = format!(
+        r#"{{"resourceType":"Bundle","type":"batch","entry":[{{"request":{{"method":"POST","method":"POST","url":"{GENERATE_URL}"}},"resource":{text}}}]}}"#
+    );
+    let issues = body_error(batch.as_bytes());
+    assert_eq!(
+        issues[0].expression.as_deref(),
+        Some("Bundle.entry[0].request.method")
+    );
+}
+
+#[test]
+fn modifier_extensions_are_refused() {
+    let mut qr = demo();
+    item(&mut qr, "dose")["modifierExtension"] =
+        json!([{"url": "http://example.org/not-really", "valueBoolean": true}]);
+    let issues = match submit(&qr) {
+        Err(Error::Invalid(issues)) => issues,
+        other => panic!("expected a body-level Invalid, got {other:?}"),
+    };
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    assert_eq!(issues[0].code, "extension");
+    let at = issues[0].expression.as_deref().unwrap();
+    assert!(
+        at.starts_with("QuestionnaireResponse.item[") && at.ends_with("].modifierExtension"),
+        "{at}"
+    );
+    // Plain extensions are fine.
+    let mut qr = demo();
+    qr["extension"] = json!([{"url": "http://example.org/note", "valueString": "x"}]);
+    event(&qr);
+}
+
+#[test]
+fn vaccination_and_birth_must_have_happened_birth_first() {
+    for (link_id, date) in [
+        ("date", "9999-12-31"),
+        ("date", "2099-01-01"),
+        ("birthDate", "9999-12-31"),
+        ("birthDate", "2099"),
+    ] {
+        let issue = one_issue(
+            &answer(demo(), link_id, json!({"valueDate": date})),
+            "value",
+            &value_at(link_id),
+        );
+        assert!(issue.message.contains("in the future"), "{}", issue.message);
+    }
+    // Tomorrow is within the clock skew; the day after is not.
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = |d: time::Date| json!({"valueDate": d.to_string()});
+    event(&answer(
+        demo(),
+        "date",
+        day(today + time::Duration::days(1)),
+    ));
+    one_issue(
+        &answer(demo(), "date", day(today + time::Duration::days(2))),
+        "value",
+        &value_at("date"),
+    );
+    // Born after the vaccination (demo: vaccinated 2021-07-08), at the precision given.
+    one_issue(
+        &answer(demo(), "birthDate", json!({"valueDate": "2021-07-09"})),
+        "value",
+        &format!("{QR}.item.where(linkId='birthDate' or linkId='date')"),
+    );
+    one_issue(
+        &answer(demo(), "birthDate", json!({"valueDate": "2022"})),
+        "value",
+        &format!("{QR}.item.where(linkId='birthDate' or linkId='date')"),
+    );
+    event(&answer(
+        demo(),
+        "birthDate",
+        json!({"valueDate": "2021-07-08"}),
+    ));
+    event(&answer(demo(), "birthDate", json!({"valueDate": "2021"})));
+}
+
+#[test]
+fn invisible_and_line_separating_characters_are_refused() {
+    for c in [
+        '\u{200E}', '\u{200F}', '\u{061C}', '\u{2028}', '\u{2029}', '\u{FFF9}', '\u{FFFA}',
+        '\u{FFFB}', '\u{FEFF}', '\u{206A}',
+    ] {
+        one_issue(
+            &answer(
+                demo(),
+                "name",
+                json!({"valueString": format!("Eddie{c} Murphy")}),
+            ),
+            "value",
+            &value_at("name"),
+        );
+    }
+    // Joiners are part of some scripts (Persian, Indic): allowed.
+    event(&answer(
+        demo(),
+        "name",
+        json!({"valueString": "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}"}),
+    ));
+}

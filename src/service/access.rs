@@ -38,8 +38,9 @@ impl ClientCertificate {
 /// How the caller proved who it is. Identifiers only: never a key or a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    /// First 8 hex digits of the SHA-256 of the API key (enough to tell keys apart, useless to an attacker).
-    ApiKey { key_id: String },
+    /// First 8 hex digits of the SHA-256 of the API key (enough to tell keys apart, useless to an attacker);
+    /// `openhim`: the key is OpenHIM's route key (`DDCC_OPENHIM_ROUTE_KEY`), so the caller is OpenHIM.
+    ApiKey { key_id: String, openhim: bool },
     /// `sub` and `azp`/`client_id` of the token, and its issuer.
     Oidc {
         issuer: String,
@@ -149,8 +150,8 @@ impl Authenticator {
             }
         }
         if self.accepts(Method::ApiKey) {
-            if let Some(key_id) = self.keys.identify(authorization) {
-                return Ok(Credential::ApiKey { key_id });
+            if let Some((key_id, openhim)) = self.keys.identify_caller(authorization) {
+                return Ok(Credential::ApiKey { key_id, openhim });
             }
         }
         let presented = authorization.is_some_and(|h| !h.trim().is_empty());

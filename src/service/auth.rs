@@ -19,11 +19,16 @@ pub const OPENHIM_ROUTE_KEY_FILE: &str = "openhim-route-key";
 #[derive(Debug, Clone)]
 pub struct ApiKeys {
     digests: Vec<[u8; 32]>,
+    /// The digest of the key OpenHIM presents on its channel route: a caller with it is OpenHIM itself.
+    openhim: Option<[u8; 32]>,
 }
 
 impl ApiKeys {
     pub fn new(digests: Vec<[u8; 32]>) -> Self {
-        ApiKeys { digests }
+        ApiKeys {
+            digests,
+            openhim: None,
+        }
     }
 
     /// The configured digests, or the digest of `<data_dir>/api-key` (created when missing); the path is
@@ -42,6 +47,12 @@ impl ApiKeys {
     /// Also accepts `key`.
     pub fn accept(&mut self, key: &str) {
         self.digests.push(digest(key));
+    }
+
+    /// Also accepts `key`, as OpenHIM's own (the route key of its channel).
+    pub fn accept_openhim(&mut self, key: &str) {
+        self.accept(key);
+        self.openhim = Some(digest(key));
     }
 
     /// The key in `<data_dir>/<file>`, created (random, 0600) when missing.
@@ -71,6 +82,12 @@ impl ApiKeys {
     /// The key id (first 8 hex digits of the key's SHA-256) of an accepted key in the `Authorization`
     /// header value, for the audit trail.
     pub fn identify(&self, authorization: Option<&str>) -> Option<String> {
+        self.identify_caller(authorization)
+            .map(|(key_id, _)| key_id)
+    }
+
+    /// As [`ApiKeys::identify`], and whether the key is OpenHIM's route key.
+    pub fn identify_caller(&self, authorization: Option<&str>) -> Option<(String, bool)> {
         let key = authorization.and_then(presented_key)?;
         let presented = digest(&key);
         // Compare against every digest, each in constant time, without stopping early.
@@ -82,7 +99,13 @@ impl ApiKeys {
             }
             matched |= diff == 0;
         }
-        matched.then(|| hex::encode(&presented[..4]))
+        let openhim = self.openhim.is_some_and(|d| {
+            d.iter()
+                .zip(&presented)
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+        });
+        matched.then(|| (hex::encode(&presented[..4]), openhim))
     }
 }
 
@@ -127,5 +150,21 @@ mod tests {
             Some("1ec1c26b")
         );
         assert_eq!(keys.identify(Some("Bearer other")), None);
+    }
+
+    #[test]
+    fn only_the_route_key_is_openhim() {
+        let mut keys = ApiKeys::new(vec![digest("facility")]);
+        keys.accept_openhim("route");
+        assert_eq!(
+            keys.identify_caller(Some("Bearer facility"))
+                .map(|(_, o)| o),
+            Some(false)
+        );
+        assert_eq!(
+            keys.identify_caller(Some("Bearer route")).map(|(_, o)| o),
+            Some(true)
+        );
+        assert_eq!(keys.identify_caller(Some("Bearer other")), None);
     }
 }

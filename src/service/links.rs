@@ -58,9 +58,14 @@ impl Links {
         ))
     }
 
-    /// The document Bundle id a token stands for, if the token is genuine.
+    /// The document Bundle id a token stands for, if the token is genuine: exactly as issued (64 lower-case
+    /// hex digits), so one token has one spelling and only one URL.
     pub fn bundle_id(&self, token: &str) -> Option<String> {
-        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if token.len() != 64
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return None;
         }
         let (id_hex, mac_hex) = token.split_at(32);
@@ -99,6 +104,16 @@ mod tests {
         let mut forged = token.clone();
         forged.replace_range(63.., if token.ends_with('0') { "1" } else { "0" });
         assert_eq!(links.bundle_id(&forged), None);
+        // Case-exact: the upper-case spelling of a genuine token is not a token.
+        assert_eq!(links.bundle_id(&token.to_ascii_uppercase()), None);
+        let mixed: String = token
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i == 40 { c.to_ascii_uppercase() } else { c })
+            .collect();
+        if mixed != token {
+            assert_eq!(links.bundle_id(&mixed), None);
+        }
         // Same secret file, same tokens; another secret, other tokens.
         let again = Links::open(dir.path(), "http://x".into()).unwrap();
         assert_eq!(again.token(id), Some(token.clone()));

@@ -119,6 +119,16 @@ pub fn write_private_file(path: &std::path::Path, contents: &[u8]) -> std::io::R
     file.sync_all()
 }
 
+/// Creates `path` and its missing parents readable by the owner only (0700); an existing directory is left
+/// as it is.
+pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
 /// `ddcc-mediator serve`: resolves the settings, opens the signer and the store, starts OpenHIM
 /// registration, and serves HTTP until stopped. Runs outside any async runtime.
 pub fn serve(args: &crate::configuration::ServeArgs) -> crate::Result<()> {
@@ -150,7 +160,7 @@ async fn start(
     use crate::error::Error;
     use crate::store::{fhir::FhirStore, local::LocalStore, AnyStore};
 
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .map_err(|e| Error::io(format!("creating {}", config.data_dir.display()), e))?;
     let data_dir =
         std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
@@ -178,7 +188,7 @@ async fn start(
                 Some(key) => key.clone(),
                 None => auth::ApiKeys::key_file(&config.data_dir, auth::OPENHIM_ROUTE_KEY_FILE)?.0,
             };
-            keys.accept(&route_key);
+            keys.accept_openhim(&route_key);
             Some((openhim.clone(), route_key))
         }
         None => None,
@@ -221,17 +231,59 @@ async fn start(
         None => None,
     };
     tracing::info!(methods = ?config.auth_methods, "issuing endpoints accept these credentials");
+    let auditor = audit::Auditor::new(config.public_url.clone());
+    let refusals = std::sync::Arc::new(audit::RefusalGate::new(
+        config.audit_refusal_rate,
+        metrics.clone(),
+    ));
+    tokio::spawn(summarise_refusals(
+        std::sync::Arc::clone(&refusals),
+        auditor.clone(),
+        issuer.clone(),
+    ));
     Ok(crate::http::AppState {
         issuer,
         auth: access::Authenticator::new(config.auth_methods.clone(), keys, oidc),
         downloads: config.download_rate.map(ratelimit::RateLimiter::new),
-        auditor: audit::Auditor::new(config.public_url.clone()),
+        auditor,
+        refusals,
+        openhim_certificate: config.openhim_cert_subject.clone(),
         metrics,
         runtime: tokio::runtime::Handle::current(),
         body_limit: config.body_limit,
         batch_concurrency: config.batch_concurrency,
         max_batch_entries: config.max_batch_entries,
+        max_response_bytes: config.max_response_bytes,
+        request_timeout: config.request_timeout,
         did: crate::http::did_web(&config.public_url),
         openhim_scrubber: scrubber,
     })
+}
+
+/// Writes the summary of the refusals counted instead of recorded, every [`audit::SUMMARY_EVERY`] while
+/// there are any (a summary is also written before the next AuditEvent).
+async fn summarise_refusals(
+    gate: std::sync::Arc<audit::RefusalGate>,
+    auditor: audit::Auditor,
+    issuer: std::sync::Arc<issuer::Issuer>,
+) {
+    use crate::store::Store as _;
+    let mut every = tokio::time::interval(audit::SUMMARY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(summary) = gate.take_summary() else {
+            continue;
+        };
+        let written = match serde_json::to_value(auditor.summary_event(&summary)) {
+            Ok(event) => issuer.store.audit(&event).await,
+            Err(e) => Err(crate::error::Error::Internal(format!(
+                "AuditEvent does not serialise: {e}"
+            ))),
+        };
+        if let Err(e) = written {
+            issuer.metrics.dependency_error("audit");
+            tracing::warn!(error = %e, "summary AuditEvent not recorded");
+        }
+    }
 }

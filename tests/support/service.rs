@@ -440,6 +440,9 @@ pub fn provisioned_openbao(
     })
 }
 
+/// Not a setting: how [`Service::start_with_file_size_limit`] tells `start_in` its limit.
+const FILE_SIZE_LIMIT: &str = "(file size limit)";
+
 /// The service binary.
 pub struct Service {
     proc: Proc,
@@ -473,6 +476,19 @@ impl Service {
         Self::start_in(dir, data_dir, free_port(), env, "http", None)
     }
 
+    /// As [`Service::start`], with every file the service writes limited to `bytes` (`RLIMIT_FSIZE`, as on a
+    /// full disk: a write past it fails, with `SIGXFSZ` ignored).
+    pub fn start_with_file_size_limit(env: &[(&str, String)], bytes: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let env: Vec<(&str, String)> = env
+            .iter()
+            .cloned()
+            .chain([(FILE_SIZE_LIMIT, bytes.to_string())])
+            .collect();
+        Self::start_in(dir, data_dir, free_port(), &env, "http", None)
+    }
+
     /// As [`Service::start`], serving HTTPS (the env sets DDCC_TLS_*); `client` trusts its certificate.
     pub fn start_https(env: &[(&str, String)], client: reqwest::blocking::Client) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -488,7 +504,19 @@ impl Service {
         scheme: &str,
         client: Option<reqwest::blocking::Client>,
     ) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ddcc-mediator"));
+        let limit = env.iter().find(|(n, _)| *n == FILE_SIZE_LIMIT);
+        let mut command = match limit {
+            // `trap '' XFSZ` is inherited through exec: a write past the limit fails instead of killing.
+            Some((_, bytes)) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg("trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\"")
+                    .arg(bytes)
+                    .arg(env!("CARGO_BIN_EXE_ddcc-mediator"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_ddcc-mediator")),
+        };
         command
             .arg("serve")
             .env_clear()
@@ -497,7 +525,7 @@ impl Service {
             .env("DDCC_LISTEN", format!("127.0.0.1:{port}"))
             .env("DDCC_DATA_DIR", &data_dir)
             .current_dir(dir.path());
-        for (name, value) in env {
+        for (name, value) in env.iter().filter(|(n, _)| *n != FILE_SIZE_LIMIT) {
             command.env(name, value);
         }
         let log = dir.path().join("service.log");

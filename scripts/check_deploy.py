@@ -41,7 +41,8 @@ CONTRACT_ENV = set(
     VAULT_TRANSIT_KEY VAULT_KEY_TYPE DDCC_ISSUER_COUNTRY DDCC_VALIDITY_DAYS DDCC_HCERT_KEY DDCC_ISSUER_NAME
     DDCC_NO_DCC DDCC_API_KEYS OPENHIM_URL OPENHIM_USERNAME OPENHIM_PASSWORD OPENHIM_AUTH OPENHIM_TRUST_SELF_SIGNED
     DDCC_MEDIATOR_HOST DDCC_MEDIATOR_PORT RUST_LOG DDCC_LOG_FORMAT OTEL_EXPORTER_OTLP_ENDPOINT
-    OTEL_SERVICE_NAME DDCC_OPENHIM_ROUTE_KEY DDCC_OIDC_ISSUER DDCC_OIDC_AUDIENCE DDCC_OIDC_REQUIRED_ROLE""".split()
+    OTEL_SERVICE_NAME DDCC_OPENHIM_ROUTE_KEY DDCC_OIDC_ISSUER DDCC_OIDC_AUDIENCE DDCC_OIDC_REQUIRED_ROLE
+    DDCC_TRUSTED_PROXIES DDCC_FORWARDED_HEADER DDCC_WORKERS DDCC_SHUTDOWN_DELAY""".split()
 )
 SECRET_ENV = {"VAULT_TOKEN", "VAULT_SECRET_ID", "VAULT_ROLE_ID", "OPENHIM_PASSWORD", "DDCC_API_KEYS", "DDCC_OPENHIM_ROUTE_KEY"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN", re.I)
@@ -330,8 +331,14 @@ def check_rendered(label: str, docs: list[dict], values: dict) -> None:
     port_names = {p["name"] for p in c["ports"]}
     check(svc["spec"]["ports"][0]["targetPort"] in port_names, f"{label}: Service targets a container port")
     check(c["ports"][0]["containerPort"] == 4321, f"{label}: container listens on 4321")
-    check(c["livenessProbe"]["httpGet"]["path"] == "/health/live" and c["readinessProbe"]["httpGet"]["path"] == "/health/ready"
-          and c["startupProbe"]["httpGet"]["path"] == "/health/live", f"{label}: probes on /health/live, /health/ready, startup")
+    # Readiness on /health/replica: a shared dependency that is slow must not take every pod out at once.
+    check(c["livenessProbe"]["httpGet"]["path"] == "/health/live" and c["readinessProbe"]["httpGet"]["path"] == "/health/replica"
+          and c["startupProbe"]["httpGet"]["path"] == "/health/live", f"{label}: probes on /health/live, /health/replica, startup")
+    spread = spec.get("topologySpreadConstraints", [])
+    check({t["topologyKey"] for t in spread} >= {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+          and all(t["labelSelector"]["matchLabels"] == sel for t in spread), f"{label}: pods spread over nodes and zones")
+    cpu = (c.get("resources") or {}).get("requests", {}).get("cpu")
+    check(bool(cpu), f"{label}: a CPU request (what the autoscaler's target is a share of)")
     sc, psc = c["securityContext"], spec["securityContext"]
     check(sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
           and psc["runAsNonRoot"] is True and psc["seccompProfile"]["type"] == "RuntimeDefault", f"{label}: pod hardening")
@@ -345,6 +352,9 @@ def check_rendered(label: str, docs: list[dict], values: dict) -> None:
     check(names - extra <= CONTRACT_ENV, f"{label}: every setting is one the service reads", ", ".join(sorted(names - extra - CONTRACT_ENV)))
     check(not (set(env_cm["data"]) & SECRET_ENV), f"{label}: no secret in the ConfigMap")
     check(all("secretKeyRef" in e["valueFrom"] for e in c.get("env", []) if e["name"] in SECRET_ENV), f"{label}: secrets come from Secret references")
+    delay = int(env_cm["data"].get("DDCC_SHUTDOWN_DELAY", "0"))
+    check(delay > 0 and spec["terminationGracePeriodSeconds"] >= delay + 15,
+          f"{label}: pods drain for DDCC_SHUTDOWN_DELAY within the grace period")
     k8s_auth = env_cm["data"].get("DDCC_SIGNER") == "vault" and "VAULT_K8S_ROLE" in env_cm["data"]
     check(spec["automountServiceAccountToken"] is k8s_auth, f"{label}: service-account token mounted only for Vault Kubernetes auth")
     check(pod["metadata"]["annotations"].get("checksum/config", "") != "", f"{label}: pods roll on config change")
@@ -414,6 +424,8 @@ def check_chart() -> None:
         ("two replicas without a FHIR server", {"config": no_fhir, "autoscaling": {"enabled": False}, "replicaCount": 2},
          "config.fhirUrl is required"),
         ("an OTLP/gRPC endpoint", {"otel": {"endpoint": "http://otel-collector:4317"}}, "4317"),
+        ("a grace period shorter than the drain", {"shutdownDelaySeconds": 20, "terminationGracePeriodSeconds": 30},
+         "terminationGracePeriodSeconds must be at least"),
     ]:
         try:
             chart.render(values={**base, **override}, name="ddcc", namespace="ddcc", is_install=True)

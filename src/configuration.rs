@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::cli::keys::VaultSettings;
 use crate::cli::SignerKind;
 use crate::error::{Error, Result};
+use crate::http::client_address::{ForwardedHeader, TrustedProxies};
 use crate::render::pdf::{Labels, Paper};
 use crate::service::access::Method;
 use crate::service::oidc::OidcSettings;
@@ -162,6 +163,21 @@ pub struct ServeArgs {
     /// requests with the OpenHIM route key.
     #[arg(long, env = "DDCC_OPENHIM_CERT_SUBJECT")]
     pub openhim_cert_subject: Option<String>,
+    /// Our proxies and load balancers (addresses or CIDR networks, comma-separated): from these peers the
+    /// client address is read from DDCC_FORWARDED_HEADER (per-client limits, audit). Default: none.
+    #[arg(long, env = "DDCC_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// The header the trusted proxies write: x-forwarded-for or forwarded (RFC 7239). Default x-forwarded-for.
+    #[arg(long, value_enum, env = "DDCC_FORWARDED_HEADER")]
+    pub forwarded_header: Option<ForwardedHeader>,
+    /// Threads doing CPU work (HTTP workers, the service runtime, signing and rendering). Default: the CPUs
+    /// this process may use (its affinity and its cgroup CPU quota, as a container limit sets).
+    #[arg(long, env = "DDCC_WORKERS")]
+    pub workers: Option<usize>,
+    /// Seconds between SIGTERM and closing the listener: /health/ready answers 503 while requests are still
+    /// served, so the load balancer stops sending before the port closes. Default 0.
+    #[arg(long, env = "DDCC_SHUTDOWN_DELAY")]
+    pub shutdown_delay: Option<u64>,
     /// Log format: text or json. Default text.
     #[arg(long, value_enum, env = "DDCC_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -214,6 +230,10 @@ struct FileConfig {
     keep_alive: Option<u64>,
     max_response_bytes: Option<usize>,
     audit_refusal_rate: Option<String>,
+    trusted_proxies: Option<String>,
+    forwarded_header: Option<ForwardedHeader>,
+    workers: Option<usize>,
+    shutdown_delay: Option<u64>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -271,6 +291,39 @@ pub struct ServiceConfig {
     pub audit_refusal_rate: Option<Rate>,
     /// Subject DN of OpenHIM's client certificate, whose `X-OpenHIM-ClientID` is trusted.
     pub openhim_cert_subject: Option<String>,
+    /// Peers whose forwarding header names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Threads doing CPU work, and where the figure came from (logged at start-up).
+    pub workers: Workers,
+    /// Time between SIGTERM and closing the listener.
+    pub shutdown_delay: Duration,
+}
+
+/// How many threads do CPU work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workers {
+    pub count: usize,
+    /// `DDCC_WORKERS`, or the CPUs available to the process.
+    pub source: &'static str,
+}
+
+impl Workers {
+    /// `DDCC_WORKERS` when set, otherwise the CPUs this process may use. `std` reads the affinity mask and
+    /// the cgroup (v1 and v2) CPU quota, rounded down, at least 1: a container limited to 1.5 CPUs on a
+    /// 64-core node gets 1, not 64.
+    fn resolve(setting: Option<usize>) -> Result<Self> {
+        match setting {
+            Some(0) => Err(Error::Config("DDCC_WORKERS must be at least 1".into())),
+            Some(count) => Ok(Workers {
+                count,
+                source: "DDCC_WORKERS",
+            }),
+            None => Ok(Workers {
+                count: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                source: "CPUs available (affinity, cgroup quota)",
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -571,6 +624,24 @@ impl ServiceConfig {
             .or(file_openhim_cert_subject)
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
+        let trusted_proxies = TrustedProxies::parse(
+            args.trusted_proxies
+                .as_deref()
+                .or(file.trusted_proxies.as_deref())
+                .unwrap_or(""),
+            pick(
+                args.forwarded_header,
+                file.forwarded_header,
+                ForwardedHeader::XForwardedFor,
+            ),
+        )?;
+        let workers = Workers::resolve(args.workers.or(file.workers))?;
+        let shutdown_delay = Duration::from_secs(pick(args.shutdown_delay, file.shutdown_delay, 0));
+        if shutdown_delay > Duration::from_secs(300) {
+            return Err(Error::Config(
+                "DDCC_SHUTDOWN_DELAY must be at most 300 seconds".into(),
+            ));
+        }
         Ok(ServiceConfig {
             listen,
             data_dir,
@@ -598,6 +669,9 @@ impl ServiceConfig {
             max_response_bytes,
             audit_refusal_rate,
             openhim_cert_subject,
+            trusted_proxies,
+            workers,
+            shutdown_delay,
         })
     }
 }
@@ -835,6 +909,12 @@ mod tests {
                 "DDCC_MAX_CONNECTIONS_PER_CLIENT",
             ),
             (&["--request-timeout", "0"][..], "DDCC_REQUEST_TIMEOUT"),
+            (&["--workers", "0"][..], "DDCC_WORKERS"),
+            (&["--shutdown-delay", "301"][..], "DDCC_SHUTDOWN_DELAY"),
+            (
+                &["--trusted-proxies", "10.0.0.0/8,proxy.local"][..],
+                "DDCC_TRUSTED_PROXIES",
+            ),
             (
                 &["--max-response-bytes", "100"][..],
                 "DDCC_MAX_RESPONSE_BYTES",

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
 
+use super::client_address::{canonical, TrustedProxies};
 use crate::service::metrics::Metrics;
 
 type Tls = actix_tls::accept::rustls_0_23::TlsStream<TcpStream>;
@@ -36,6 +37,8 @@ pub struct Gate {
     idle: Duration,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
     metrics: Arc<Metrics>,
+    /// Our own proxies carry many clients' connections: they are not held to `per_client`.
+    proxies: TrustedProxies,
 }
 
 /// What [`Gate::on_connect`] leaves in a connection's data: its state, and its place in the per-client count
@@ -43,7 +46,8 @@ pub struct Gate {
 #[derive(Debug)]
 pub struct Connection {
     state: Rc<State>,
-    _slot: Slot,
+    /// `None` for a trusted proxy (not counted).
+    _slot: Option<Slot>,
     /// Dropped with the connection: wakes the watchdog, which then ends (closing its descriptor).
     _closed: tokio::sync::oneshot::Sender<()>,
 }
@@ -100,12 +104,18 @@ impl Drop for Slot {
 }
 
 impl Gate {
-    pub fn new(per_client: usize, idle: Duration, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        per_client: usize,
+        idle: Duration,
+        metrics: Arc<Metrics>,
+        proxies: TrustedProxies,
+    ) -> Self {
         Gate {
             per_client,
             idle,
             open: Arc::new(Mutex::new(HashMap::new())),
             metrics,
+            proxies,
         }
     }
 
@@ -150,8 +160,12 @@ impl Gate {
             .try_clone_to_owned()
             .ok()
             .map(std::net::TcpStream::from);
-        let client = client_address(peer.ip());
-        let Some(slot) = self.admit(client) else {
+        let client = canonical(peer.ip());
+        let slot = if self.proxies.trusts(client) {
+            None
+        } else if let Some(slot) = self.admit(client) {
+            Some(slot)
+        } else {
             self.metrics.connection_refused();
             tracing::debug!(%client, "connection refused: DDCC_MAX_CONNECTIONS_PER_CLIENT reached");
             if let Some(socket) = &socket {
@@ -173,17 +187,6 @@ impl Gate {
             _slot: slot,
             _closed: closed,
         });
-    }
-}
-
-/// An IPv4 client seen through an IPv4-mapped IPv6 address counts as that IPv4 address.
-pub fn client_address(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
     }
 }
 
@@ -228,16 +231,21 @@ mod tests {
 
     #[test]
     fn at_most_per_client_connections_per_address_and_places_are_given_back() {
-        let gate = Gate::new(2, Duration::from_secs(1), Arc::new(Metrics::new()));
+        let gate = Gate::new(
+            2,
+            Duration::from_secs(1),
+            Arc::new(Metrics::new()),
+            TrustedProxies::none(),
+        );
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "::ffff:192.0.2.2".parse().unwrap();
         let first = gate.admit(a).unwrap();
         let _second = gate.admit(a).unwrap();
         assert!(gate.admit(a).is_none());
-        assert!(gate.admit(client_address(b)).is_some(), "others unaffected");
+        assert!(gate.admit(canonical(b)).is_some(), "others unaffected");
         drop(first);
         assert_eq!(gate.open_from(a), 1);
         assert!(gate.admit(a).is_some());
-        assert_eq!(client_address(b), "192.0.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!(canonical(b), "192.0.2.2".parse::<IpAddr>().unwrap());
     }
 }

@@ -4,12 +4,14 @@
 //! runtime separate from actix's per-worker event loops) through [`AppState::run`], where the pipeline's CPU
 //! work goes to blocking threads and every outbound call has a timeout.
 
+pub mod client_address;
 pub mod connections;
 mod reply;
 mod routes;
 mod tls;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,7 @@ use crate::service::audit::{Auditor, RefusalGate};
 use crate::service::issuer::Issuer;
 use crate::service::metrics::{method_label, Metrics, RouteLabels};
 use crate::service::ratelimit::RateLimiter;
+use client_address::TrustedProxies;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -56,6 +59,10 @@ pub struct AppState {
     pub did: String,
     /// Removes the bodies OpenHIM keeps of the requests it routed here; `None` without OpenHIM.
     pub openhim_scrubber: Option<crate::openhim::Scrubber>,
+    /// Peers whose forwarding header names the client (`DDCC_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
+    /// Set on SIGTERM: `/health/ready` answers 503 while requests are still served (`DDCC_SHUTDOWN_DELAY`).
+    pub draining: AtomicBool,
 }
 
 impl AppState {
@@ -68,6 +75,12 @@ impl AppState {
             .spawn(work.instrument(tracing::Span::current()))
             .await
             .map_err(|e| Error::Internal(format!("request task failed: {e}")))?
+    }
+
+    /// The client of `req`: its peer, or the address a trusted proxy forwarded for.
+    pub fn client_of(&self, req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        Some(self.trusted_proxies.client(peer, req.headers()))
     }
 }
 
@@ -118,16 +131,16 @@ pub fn serve(
     state: AppState,
 ) -> Result<()> {
     let state = web::Data::new(state);
+    let signal_state = state.clone();
     let listen = config.listen;
     let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .max(2);
+    // At least two event loops (they do I/O only: CPU work runs on the service runtime).
+    let workers = config.workers.count.max(2);
     let gate = connections::Gate::new(
         config.max_connections_per_client,
         config.request_timeout,
         Arc::clone(&state.metrics),
+        config.trusted_proxies.clone(),
     );
     // actix counts connections per worker; each worker takes its share of DDCC_MAX_CONNECTIONS.
     let per_worker = config.max_connections.div_ceil(workers).max(1);
@@ -217,18 +230,64 @@ pub fn serve(
         .client_request_timeout(config.request_timeout)
         .client_disconnect_timeout(DISCONNECT_TIMEOUT)
         .keep_alive(config.keep_alive)
-        .shutdown_timeout(10);
+        .shutdown_timeout(10)
+        // Signals are ours (stop_on_signal): SIGTERM first takes the replica out of the load balancer.
+        .disable_signals();
         let server = match &tls {
             Some(tls) => server.listen_rustls_0_23(listener, tls.clone()),
             None => server.listen(listener),
         }
         .map_err(|e| Error::io(format!("cannot serve on {listen}"), e))?;
         tracing::info!(%listen, https = tls.is_some(), "listening");
+        let server = server.run();
+        actix_web::rt::spawn(stop_on_signal(
+            server.handle(),
+            signal_state,
+            config.shutdown_delay,
+        ));
         server
-            .run()
             .await
             .map_err(|e| Error::Internal(format!("HTTP server stopped: {e}")))
     })
+}
+
+/// Stops the server as actix would (SIGTERM graceful: requests in hand finish, within 10 s; SIGINT and
+/// SIGQUIT at once), except that SIGTERM first marks the replica as draining for `delay`: `/health/ready`
+/// and `/health/replica` answer 503 while requests are still served, so that the load balancer, which
+/// learns of a terminating pod only after the signal was sent, stops routing here before the port closes.
+async fn stop_on_signal(
+    server: actix_web::dev::ServerHandle,
+    state: web::Data<AppState>,
+    delay: Duration,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT: stop the service with SIGKILL");
+        return;
+    };
+    let graceful = tokio::select! {
+        _ = term.recv() => true,
+        _ = int.recv() => false,
+        _ = quit.recv() => false,
+    };
+    if graceful && !delay.is_zero() {
+        state.draining.store(true, Ordering::Relaxed);
+        tracing::info!(
+            seconds = delay.as_secs(),
+            "SIGTERM: draining (ready answers 503) before the listener closes"
+        );
+        tokio::select! {
+            () = actix_web::rt::time::sleep(delay) => {}
+            _ = int.recv() => return server.stop(false).await,
+            _ = quit.recv() => return server.stop(false).await,
+        }
+    }
+    tracing::info!(graceful, "stopping");
+    server.stop(graceful).await;
 }
 
 /// How long a connection that is being closed may still send before it is dropped (actix lingers to let

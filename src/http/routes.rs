@@ -1,6 +1,7 @@
 //! The routes. Issuing and `$getQRCode` need an API key; trust, health, metrics and citizen downloads are
 //! public.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -10,7 +11,6 @@ use base64::Engine as _;
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-use super::connections::client_address;
 use super::reply::Reply;
 use super::AppState;
 use crate::domain::VaccinationEvent;
@@ -49,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get("/trust/did.json").route(web::get().to(trust_did)))
         .service(get("/health/live").route(web::get().to(live)))
         .service(get("/health/ready").route(web::get().to(ready)))
+        .service(get("/health/replica").route(web::get().to(replica_ready)))
         .service(get("/metrics").route(web::get().to(metrics)))
         .service(get("/").route(web::get().to(index)))
         .default_service(web::to(not_found));
@@ -108,7 +109,7 @@ async fn authenticate(
     let mut requester = Requester {
         credential: None,
         openhim_client: None,
-        address: req.peer_addr().map(|a| client_address(a.ip())),
+        address: state.client_of(req),
     };
     let authorization = text(header::AUTHORIZATION.as_str());
     let certificate = req.conn_data::<ClientCertificate>().cloned();
@@ -682,8 +683,8 @@ async fn citizen_download(
     path: web::Path<(String, String)>,
     state: State,
 ) -> Reply {
-    if let (Some(limiter), Some(peer)) = (&state.downloads, req.peer_addr()) {
-        if let Err(wait) = limiter.check(client_address(peer.ip())) {
+    if let (Some(limiter), Some(client)) = (&state.downloads, state.client_of(&req)) {
+        if let Err(wait) = limiter.check(client) {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Reply::outcome(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -813,8 +814,28 @@ async fn live() -> Reply {
     Reply::json(StatusCode::OK, &json!({"status": "live"}))
 }
 
+/// 503 while the replica drains after SIGTERM (`DDCC_SHUTDOWN_DELAY`).
+fn draining(state: &State) -> Option<Reply> {
+    state.draining.load(Ordering::Relaxed).then(|| {
+        Reply::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "unavailable", "problems": {"service": "shutting down"}}),
+        )
+    })
+}
+
+/// The orchestrator's readiness: this replica takes requests (it is not draining). The signer and the store
+/// are not checked: they are shared, so one slow dependency would take every replica out of the load
+/// balancer at once, and callers would get connection errors instead of a 503 that names the dependency.
+async fn replica_ready(state: State) -> Reply {
+    draining(&state).unwrap_or_else(|| Reply::json(StatusCode::OK, &json!({"status": "ready"})))
+}
+
 /// Ready when the signer can sign and the store answers; otherwise 503 with the reasons.
 async fn ready(state: State) -> Reply {
+    if let Some(reply) = draining(&state) {
+        return reply;
+    }
     let issuer = state.issuer.clone();
     let checks = state
         .run(async move {

@@ -117,6 +117,14 @@ impl Issuer {
         }
     }
 
+    /// Sizes the CPU work to `workers` threads (`DDCC_WORKERS`) instead of the CPUs available.
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        let workers = workers.max(1);
+        self.cpu_slots = Arc::new(tokio::sync::Semaphore::new(workers));
+        self.in_flight = tokio::sync::Semaphore::new(workers * IN_FLIGHT_PER_CORE);
+        self
+    }
+
     /// The issuance settings in force now.
     pub fn settings(&self) -> Arc<IssuanceConfig> {
         match self.settings.read() {

@@ -142,7 +142,13 @@ pub fn serve(args: &crate::configuration::ServeArgs) -> crate::Result<()> {
     if let Some(tls) = &config.tls {
         crate::http::check_tls(tls)?;
     }
+    tracing::info!(
+        workers = config.workers.count,
+        from = config.workers.source,
+        "threads for CPU work"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers.count)
         .enable_all()
         .thread_name("ddcc-service")
         .build()
@@ -195,13 +201,16 @@ async fn start(
     };
     let links = links::Links::open(&config.data_dir, config.public_url.clone())?;
     let metrics = std::sync::Arc::new(metrics::Metrics::new());
-    let issuer = std::sync::Arc::new(issuer::Issuer::new(
-        signer,
-        store,
-        links,
-        metrics.clone(),
-        config.issuance.clone(),
-    ));
+    let issuer = std::sync::Arc::new(
+        issuer::Issuer::new(
+            signer,
+            store,
+            links,
+            metrics.clone(),
+            config.issuance.clone(),
+        )
+        .with_workers(config.workers.count),
+    );
 
     if config.embedded_defaults {
         tracing::info!(
@@ -257,6 +266,8 @@ async fn start(
         request_timeout: config.request_timeout,
         did: crate::http::did_web(&config.public_url),
         openhim_scrubber: scrubber,
+        trusted_proxies: config.trusted_proxies.clone(),
+        draining: std::sync::atomic::AtomicBool::new(false),
     })
 }
 

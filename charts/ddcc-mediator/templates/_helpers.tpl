@@ -85,6 +85,9 @@ app.kubernetes.io/component: mediator
 {{- if and (not .Values.config.fhirUrl) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
 {{- fail "config.fhirUrl is required when replicaCount > 1 or autoscaling.enabled: without a FHIR server each pod keeps its certificates in its own emptyDir, so the other pods answer 404 for them and a restart loses them" }}
 {{- end }}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.shutdownDelaySeconds) 15 | int) }}
+{{- fail "terminationGracePeriodSeconds must be at least shutdownDelaySeconds + 15: the drain, then up to 10 s for requests in hand; a shorter grace period kills requests mid-way" }}
+{{- end }}
 {{- if regexMatch "^https?://[^/]+:4317(/.*)?$" .Values.otel.endpoint }}
 {{- fail "otel.endpoint points at port 4317 (OTLP/gRPC), but the mediator exports OTLP over HTTP: use the collector's OTLP/HTTP port, 4318 by default" }}
 {{- end }}

@@ -69,10 +69,13 @@ IMAGE_TOOLS: dict[str, tuple[set[str], str]] = {
     "jaegertracing/all-in-one": ({"all-in-one-linux"}, "jaeger all-in-one Dockerfile: the binary only assumed"),
     "prom/prometheus": ({"sh", "wget", "prometheus", "promtool"},
                         "prometheus Dockerfile: quay.io/prometheus/busybox + binaries"),
+    "quay.io/keycloak/keycloak": ({"sh", "bash", "grep", "kc.sh", "java"},
+                                  "keycloak quarkus/container/Dockerfile: ubi9-micro (bash as sh, grep) + JDK; no curl "
+                                  "(keycloak/keycloak#32363, #38126 healthchecks use bash /dev/tcp and grep)"),
     "ddcc-mediator-tools": ({"sh", "bash", "curl", "jq", "ddcc-mediator"}, "Dockerfile target tools (debian slim)"),
     "ddcc-mediator": ({"ddcc-mediator"}, "Dockerfile target runtime (distroless cc: no shell)"),
 }
-SHELL_BUILTINS = {"[", "test", "exit", "true", "false", "echo", "printf", "cd", "set", ":"}
+SHELL_BUILTINS = {"[", "test", "exit", "true", "false", "echo", "printf", "cd", "set", ":", "exec"}
 OTLP_HTTP_PORT = 4318  # the OTLP/HTTP default; 4317 is OTLP/gRPC, which the mediator's exporter does not speak
 
 

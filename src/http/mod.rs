@@ -56,6 +56,8 @@ pub struct AppState {
     pub did: String,
     /// Removes the bodies OpenHIM keeps of the requests it routed here; `None` without OpenHIM.
     pub openhim_scrubber: Option<crate::openhim::Scrubber>,
+    /// The signed revocation list of `/trust/revocations`.
+    pub revocations: crate::service::revocations::Publisher,
 }
 
 impl AppState {

@@ -15,6 +15,7 @@ pub mod links;
 pub mod metrics;
 pub mod oidc;
 pub mod ratelimit;
+pub mod revocations;
 pub mod signer;
 
 use std::sync::{Arc, Mutex};
@@ -257,6 +258,7 @@ async fn start(
         request_timeout: config.request_timeout,
         did: crate::http::did_web(&config.public_url),
         openhim_scrubber: scrubber,
+        revocations: revocations::Publisher::default(),
     })
 }
 

@@ -123,8 +123,8 @@ pub fn run(args: &VerifyArgs) -> u8 {
     );
     if let Some(source) = &args.revocation {
         // An unreadable or unsigned list is no answer: the certificate's status is unknown (exit 3).
-        let list = read_list(source)
-            .and_then(|bytes| revocation::open_signed(&bytes, &trusted_dscs));
+        let list =
+            read_list(source).and_then(|bytes| revocation::open_signed(&bytes, &trusted_dscs));
         match list {
             Ok(list) => revocation::check(&mut report, &hc1, &list),
             Err(e) => {
@@ -228,11 +228,8 @@ fn fetch_list(url: &str) -> Result<Vec<u8>> {
         .map_err(|e| unavailable(crate::error::error_chain(&e)))?;
     let limit = revocation::MAX_LIST_BYTES as u64;
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(response, limit + 1),
-        &mut bytes,
-    )
-    .map_err(|e| unavailable(e.to_string()))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(response, limit + 1), &mut bytes)
+        .map_err(|e| unavailable(e.to_string()))?;
     if bytes.len() as u64 > limit {
         return Err(unavailable(format!("larger than {limit} bytes")));
     }

@@ -343,8 +343,11 @@ pub fn open_signed(document: &[u8], trusted_dscs: &[Vec<u8>]) -> Result<Revocati
             "the JWS signature does not verify with the trusted DSC".into(),
         ));
     }
-    serde_json::from_slice(&decode("payload", &payload)?)
-        .map_err(|e| bad(format!("the signed payload is not {{\"batches\": [...]}}: {e}")))
+    serde_json::from_slice(&decode("payload", &payload)?).map_err(|e| {
+        bad(format!(
+            "the signed payload is not {{\"batches\": [...]}}: {e}"
+        ))
+    })
 }
 
 #[cfg(test)]

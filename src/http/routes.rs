@@ -462,11 +462,7 @@ async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (R
 }
 
 /// `$revokeHealthCertificate`: revokes the document `id` (idempotent); `return = true` once it is revoked.
-async fn revoke_health_certificate(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: State,
-) -> Reply {
+async fn revoke_health_certificate(req: HttpRequest, payload: web::Payload, state: State) -> Reply {
     const OPERATION: &str = "$revokeHealthCertificate";
     let requester = match authenticate(&req, &state, OPERATION).await {
         Ok(r) => r,

@@ -103,12 +103,20 @@ pub fn read_revocation(bytes: &[u8]) -> Result<RevocationRequest> {
                 None
             }
             None => {
-                issues.push(Issue::new("value", at("reason"), "reason needs a valueString"));
+                issues.push(Issue::new(
+                    "value",
+                    at("reason"),
+                    "reason needs a valueString",
+                ));
                 None
             }
         },
         _ => {
-            issues.push(Issue::new("structure", at("reason"), "reason may appear only once"));
+            issues.push(Issue::new(
+                "structure",
+                at("reason"),
+                "reason may appear only once",
+            ));
             None
         }
     };

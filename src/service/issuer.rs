@@ -261,7 +261,12 @@ impl Issuer {
     /// document must not be relied on), the Bundle gets the tag [`REVOKED_TAG`], and the revocation record
     /// (a `Basic`, [`super::revocations`]) holds the reason and what verifiers match. A correction's superseded
     /// DocumentReferences keep `superseded` (what happened to them) and get a revocation record too.
-    pub async fn revoke(&self, bundle_id: &str, reason: &str, trace: &Orchestrations) -> Result<Revoked> {
+    pub async fn revoke(
+        &self,
+        bundle_id: &str,
+        reason: &str,
+        trace: &Orchestrations,
+    ) -> Result<Revoked> {
         let mut conflict = String::new();
         for _ in 0..WRITE_ATTEMPTS {
             let stored = self.store.read_document(bundle_id).await?;
@@ -273,7 +278,9 @@ impl Issuer {
             }
             let hash = tag_of(&document)
                 .ok_or_else(|| Error::Internal(format!("Bundle/{bundle_id} has no event tag")))?;
-            let record = self.revocation_record(&document, bundle_id, &hash, reason).await?;
+            let record = self
+                .revocation_record(&document, bundle_id, &hash, reason)
+                .await?;
             let mut revoked = document.clone();
             mark_revoked(&mut revoked);
             let mut extra = vec![record];
@@ -319,7 +326,13 @@ impl Issuer {
             reason.to_owned(),
         );
         tokio::task::spawn_blocking(move || {
-            super::revocations::record(&document, &bundle_id, &hash, &reason, OffsetDateTime::now_utc())
+            super::revocations::record(
+                &document,
+                &bundle_id,
+                &hash,
+                &reason,
+                OffsetDateTime::now_utc(),
+            )
         })
         .await
         .map_err(|e| Error::Internal(format!("revocation task failed: {e}")))?
@@ -592,7 +605,10 @@ fn mark_revoked(document: &mut Value) {
         }
     }
     let tag = json!({"system": REVOKED_TAG.0, "code": REVOKED_TAG.1});
-    match document.pointer_mut("/meta/tag").and_then(Value::as_array_mut) {
+    match document
+        .pointer_mut("/meta/tag")
+        .and_then(Value::as_array_mut)
+    {
         Some(tags) => tags.push(tag),
         None => match document.get_mut("meta").and_then(Value::as_object_mut) {
             Some(meta) => {

@@ -38,7 +38,8 @@ pub const REASON_EXTENSION: &str = "urn:ddcc-mediator:revocation-reason";
 /// `Basic.extension` URL of the time of the revocation.
 pub const REVOKED_AT_EXTENSION: &str = "urn:ddcc-mediator:revoked-at";
 /// Namespace of revocation record ids. Fixed forever.
-const RECORD_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x2f6b_01d3_8c1a_4b7e_a0f5_6e93_d2c4_1b88);
+const RECORD_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x2f6b_01d3_8c1a_4b7e_a0f5_6e93_d2c4_1b88);
 
 /// Id of the revocation record of one document version.
 pub fn record_id(bundle_id: &str, content_hash: &str) -> String {
@@ -153,7 +154,8 @@ pub fn fingerprints(record: &Value) -> Vec<Fingerprint> {
                     .get(field)?
                     .as_str()
             };
-            let bytes = |name: &str| part(name, "valueBase64Binary").and_then(|b| STANDARD.decode(b).ok());
+            let bytes =
+                |name: &str| part(name, "valueBase64Binary").and_then(|b| STANDARD.decode(b).ok());
             let hash = |name: &str| bytes(name).and_then(|b| <[u8; 16]>::try_from(b).ok());
             let expires = OffsetDateTime::parse(
                 part("expires", "valueDateTime")?,

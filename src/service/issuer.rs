@@ -399,7 +399,7 @@ impl Issuer {
             if let Some(old_hash) = tag_of(previous) {
                 let old_id = pdf_reference_id(bundle_id, &old_hash);
                 if let Some(mut old) = self.store.read("DocumentReference", &old_id).await? {
-                    old["status"] = json!("superseded");
+                    mark_superseded(&mut old);
                     superseded.push(old);
                     if let Some(new) = extra.iter_mut().find(|r| is_document_reference(r)) {
                         new["relatesTo"] = json!([{
@@ -430,7 +430,7 @@ impl Issuer {
                 .find(|r| id_of(r).as_deref() == Some(old_id))
                 .cloned();
             if let Some(mut old) = stored.or(fallback) {
-                old["status"] = json!("superseded");
+                mark_superseded(&mut old);
                 superseded.push(old);
             }
         }
@@ -579,6 +579,13 @@ pub fn tag_of(document: &Value) -> Option<String> {
         .get("code")?
         .as_str()
         .map(str::to_owned)
+}
+
+/// `status: superseded`, unless the reference was revoked (`entered-in-error` says more: keep it).
+fn mark_superseded(reference: &mut Value) {
+    if reference.get("status").and_then(Value::as_str) != Some("entered-in-error") {
+        reference["status"] = json!("superseded");
+    }
 }
 
 /// Whether a stored document was revoked ([`REVOKED_TAG`]).

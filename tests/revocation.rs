@@ -382,6 +382,27 @@ fn on_the_local_store_a_correction_revokes_the_old_certificate_and_the_list_reva
     let (code, report) = verify(&new, &dsc, &format!("{}/trust/revocations", service.url));
     assert_eq!((code, &report["revoked"]), (1, &json!(true)), "{report}");
 
+    // Correcting a revoked certificate: its references stay entered-in-error, its record keeps its reason.
+    let third = event(
+        "REVOKE-LOCAL-1",
+        &[("lot", json!({"valueString": "THIRD-LOT"}))],
+    );
+    assert_eq!(service.post_json(GENERATE, Some(&key), &third).status, 201);
+    for reference in resources(&second, "DocumentReference") {
+        let path = service.data_dir.join(format!(
+            "store/DocumentReference/{}.json",
+            reference["id"].as_str().unwrap()
+        ));
+        let stored: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(stored["status"], "entered-in-error");
+    }
+    assert_eq!(
+        std::fs::read_dir(service.data_dir.join("store/Basic"))
+            .unwrap()
+            .count(),
+        2
+    );
+
     // A list that was tampered with is refused: the certificate's status is unknown (exit 3).
     let mut tampered: Value = serde_json::from_slice(&std::fs::read(&list).unwrap()).unwrap();
     tampered["payload"] = json!("eyJiYXRjaGVzIjpbXX0");

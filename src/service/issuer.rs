@@ -325,7 +325,13 @@ impl Issuer {
             content_hash.to_owned(),
             reason.to_owned(),
         );
+        // Decoding a QR image is ~0.2 s of CPU: one per core at a time, like signing and rendering.
+        let slot = Arc::clone(&self.cpu_slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             super::revocations::record(
                 &document,
                 &bundle_id,

@@ -188,6 +188,7 @@ struct Cached {
     read_at: Instant,
     content: String,
     kid: [u8; 8],
+    list: Arc<RevocationList>,
     body: Arc<Vec<u8>>,
 }
 
@@ -212,35 +213,53 @@ impl Publisher {
     /// One refresh at a time: concurrent requests wait for it instead of each reading the store.
     pub async fn current(&self, issuer: &Issuer) -> Result<Published> {
         let mut cache = self.cache.lock().await;
-        if let Some(cached) = cache.as_ref().filter(|c| c.read_at.elapsed() < FRESH_FOR) {
-            return Ok(published(cached));
+        Ok(published(Self::refresh(&mut cache, issuer).await?))
+    }
+
+    /// The same list, parsed, for checking certificates here (e.g. a verification endpoint calling
+    /// [`revocation::check`]): as fresh as [`Publisher::current`], from the same cache.
+    pub async fn current_list(&self, issuer: &Issuer) -> Result<Arc<RevocationList>> {
+        let mut cache = self.cache.lock().await;
+        Ok(Arc::clone(&Self::refresh(&mut cache, issuer).await?.list))
+    }
+
+    async fn refresh<'c>(cache: &'c mut Option<Cached>, issuer: &Issuer) -> Result<&'c Cached> {
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|c| c.read_at.elapsed() < FRESH_FOR);
+        if !fresh {
+            let list = Self::list(issuer).await?;
+            let json = serde_json::to_vec(&list)
+                .map_err(|e| Error::Internal(format!("revocation list does not serialise: {e}")))?;
+            let content = hex::encode(Sha256::digest(&json));
+            let identity = issuer.signer.current();
+            match cache.as_mut() {
+                Some(cached) if cached.content == content && cached.kid == identity.kid => {
+                    cached.read_at = Instant::now();
+                }
+                _ => {
+                    let header = revocation::jws_header(
+                        identity.alg,
+                        std::slice::from_ref(&identity.dsc_der),
+                    )?;
+                    let unsigned = revocation::Unsigned::new(&header, &list)?;
+                    let signature = issuer
+                        .signer
+                        .sign(&identity, unsigned.signing_input().as_bytes())
+                        .await?;
+                    *cache = Some(Cached {
+                        read_at: Instant::now(),
+                        content,
+                        kid: identity.kid,
+                        body: Arc::new(unsigned.signed(&list, &signature)?),
+                        list: Arc::new(list),
+                    });
+                }
+            }
         }
-        let list = Self::list(issuer).await?;
-        let json = serde_json::to_vec(&list)
-            .map_err(|e| Error::Internal(format!("revocation list does not serialise: {e}")))?;
-        let content = hex::encode(Sha256::digest(&json));
-        let identity = issuer.signer.current();
-        if let Some(cached) = cache
-            .as_mut()
-            .filter(|c| c.content == content && c.kid == identity.kid)
-        {
-            cached.read_at = Instant::now();
-            return Ok(published(cached));
-        }
-        let header = revocation::jws_header(identity.alg, std::slice::from_ref(&identity.dsc_der))?;
-        let unsigned = revocation::Unsigned::new(&header, &list)?;
-        let signature = issuer
-            .signer
-            .sign(&identity, unsigned.signing_input().as_bytes())
-            .await?;
-        let body = Arc::new(unsigned.signed(&list, &signature)?);
-        let cached = cache.insert(Cached {
-            read_at: Instant::now(),
-            content,
-            kid: identity.kid,
-            body,
-        });
-        Ok(published(cached))
+        cache
+            .as_ref()
+            .ok_or_else(|| Error::Internal("the revocation list cache is empty".into()))
     }
 }
 

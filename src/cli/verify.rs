@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::exit;
+use crate::credential::revocation;
 use crate::credential::verify::{self, Stage, VerifyOptions, VerifyReport};
 use crate::error::{Error, Result};
 use crate::signer::certificate::Dsc;
@@ -34,12 +35,18 @@ pub struct VerifyArgs {
     /// whichever exist.
     #[arg(long, env = "DDCC_KEY_DIR")]
     pub key_dir: Option<PathBuf>,
+    /// A signed revocation list (the service's GET /trust/revocations): a file, or an http(s) URL fetched now.
+    /// Its signature is checked with the trusted DSCs; a certificate on it is invalid (`"revoked": true`).
+    #[arg(long)]
+    pub revocation: Option<String>,
 }
 
 /// Largest input file read: an HC1 text or a PNG image of a QR code.
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest certificate file (`--cert`) read.
 pub const MAX_CERT_BYTES: u64 = 1024 * 1024;
+/// Longest wait for a revocation list fetched by URL.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest time spent looking for a QR code in an image.
 pub const DECODE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -106,13 +113,26 @@ pub fn run(args: &VerifyArgs) -> u8 {
             return exit::FAILURE;
         }
     };
-    let report = verify::verify(
+    let trusted_dscs: Vec<Vec<u8>> = trusted.iter().map(|t| t.der.clone()).collect();
+    let mut report = verify::verify(
         &hc1,
         &VerifyOptions {
-            trusted_dscs: trusted.iter().map(|t| t.der.clone()).collect(),
+            trusted_dscs: trusted_dscs.clone(),
             at,
         },
     );
+    if let Some(source) = &args.revocation {
+        // An unreadable or unsigned list is no answer: the certificate's status is unknown (exit 3).
+        let list =
+            read_list(source).and_then(|bytes| revocation::open_signed(&bytes, &trusted_dscs));
+        match list {
+            Ok(list) => revocation::check(&mut report, &hc1, &list),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::FAILURE;
+            }
+        }
+    }
     print_report(&report);
     if report.error.as_ref().is_some_and(|f| f.stage == Stage::Kid) {
         let sources: Vec<String> = trusted.iter().map(|t| t.source.clone()).collect();
@@ -179,6 +199,41 @@ fn read_input(input: &str) -> Result<String> {
                 format!("{input} is neither an HC1 text file nor a PNG"),
             )
         })
+}
+
+/// The bytes of a revocation list: an http(s) URL is fetched, anything else is a file.
+fn read_list(source: &str) -> Result<Vec<u8>> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        // reqwest's blocking client must not run on the CLI's async runtime: a thread of its own.
+        let url = source.to_owned();
+        return std::thread::spawn(move || fetch_list(&url))
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("the fetch thread failed".into())));
+    }
+    super::read_regular_file(Path::new(source), revocation::MAX_LIST_BYTES as u64)
+        .map_err(|e| Error::Config(format!("cannot read {source}: {e}")))
+}
+
+/// `GET url`, at most [`revocation::MAX_LIST_BYTES`], within [`FETCH_TIMEOUT`].
+fn fetch_list(url: &str) -> Result<Vec<u8>> {
+    let unavailable = |reason: String| Error::Unavailable {
+        service: "revocation list",
+        reason,
+    };
+    let response = reqwest::blocking::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .build()
+        .and_then(|client| client.get(url).send())
+        .and_then(reqwest::blocking::Response::error_for_status)
+        .map_err(|e| unavailable(crate::error::error_chain(&e)))?;
+    let limit = revocation::MAX_LIST_BYTES as u64;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(response, limit + 1), &mut bytes)
+        .map_err(|e| unavailable(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(unavailable(format!("larger than {limit} bytes")));
+    }
+    Ok(bytes)
 }
 
 /// A trusted DSC and where it came from.

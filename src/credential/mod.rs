@@ -11,6 +11,7 @@ pub mod core_data_set;
 pub mod cose;
 pub mod dcc;
 pub mod hc1;
+pub mod revocation;
 pub mod verify;
 
 use coset::cbor::value::Value;

@@ -27,6 +27,8 @@ pub enum Stage {
     Kid,
     Signature,
     Expiry,
+    /// On the issuer's revocation list ([`crate::credential::revocation::check`]).
+    Revocation,
 }
 
 /// Why a certificate failed, and at which stage.
@@ -63,6 +65,9 @@ pub struct VerifyReport {
     pub exp: Option<i64>,
     /// hcert sub-claim (as text, e.g. `"1"`) → payload as JSON.
     pub payloads: BTreeMap<String, serde_json::Value>,
+    /// Whether a revocation list names this certificate; absent when none was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
 }
@@ -77,6 +82,7 @@ pub fn verify(hc1: &str, options: &VerifyOptions) -> VerifyReport {
         iat: None,
         exp: None,
         payloads: BTreeMap::new(),
+        revoked: None,
         error: None,
     };
     match run(hc1.trim(), options, &mut report) {

@@ -63,6 +63,8 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     /// Set on SIGTERM: `/health/ready` answers 503 while requests are still served (`DDCC_SHUTDOWN_DELAY`).
     pub draining: AtomicBool,
+    /// The signed revocation list of `/trust/revocations`.
+    pub revocations: crate::service::revocations::Publisher,
 }
 
 impl AppState {

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::intake::{self, Submission};
 use crate::service::access::{ClientCertificate, Credential, Refusal};
 use crate::service::audit::{self, Attempt, Outcome, Requester};
-use crate::service::issuer::Issued;
+use crate::service::issuer::{Issued, Revoked};
 use crate::service::Orchestrations;
 use crate::store::Store;
 
@@ -41,12 +41,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             endpoint("/fhir/QuestionnaireResponse/$generateHealthCertificate")
                 .route(web::post().to(generate_health_certificate)),
+        )
+        .service(
+            endpoint("/ddcc/revokeHealthCertificate")
+                .route(web::post().to(revoke_health_certificate)),
+        )
+        .service(
+            endpoint("/fhir/QuestionnaireResponse/$revokeHealthCertificate")
+                .route(web::post().to(revoke_health_certificate)),
         );
     cfg.service(get("/ddcc/DocumentReference/{id}/$getQRCode").route(web::get().to(get_qr_code)))
         .service(get("/certificates/{token}/{file}").route(web::get().to(citizen_download)))
         .service(get("/trust/dsc.pem").route(web::get().to(trust_pem)))
         .service(get("/trust/jwks.json").route(web::get().to(trust_jwks)))
         .service(get("/trust/did.json").route(web::get().to(trust_did)))
+        .service(get("/trust/revocations").route(web::get().to(trust_revocations)))
         .service(get("/health/live").route(web::get().to(live)))
         .service(get("/health/ready").route(web::get().to(ready)))
         .service(get("/health/replica").route(web::get().to(replica_ready)))
@@ -68,13 +77,14 @@ async fn index() -> Reply {
                     "POST /ddcc/generateHealthCertificate (one QuestionnaireResponse, or a Parameters holding one)",
                     "POST /ddcc/submitHealthEvent (a batch Bundle of them)",
                     "GET /ddcc/DocumentReference/{id}/$getQRCode",
+                    "POST /ddcc/revokeHealthCertificate (a Parameters with id and optionally reason)",
                 ],
                 "citizens (the links in a document Bundle)": [
                     "GET /certificates/{token}/certificate.pdf",
                     "GET /certificates/{token}/ddcc-qr.png",
                     "GET /certificates/{token}/dcc-qr.png",
                 ],
-                "verifiers": ["GET /trust/dsc.pem", "GET /trust/jwks.json", "GET /trust/did.json"],
+                "verifiers": ["GET /trust/dsc.pem", "GET /trust/jwks.json", "GET /trust/did.json", "GET /trust/revocations"],
                 "operations": ["GET /health/live", "GET /health/ready", "GET /metrics"],
             },
             "documentation": "README.md of the ddcc-mediator repository, section \"Run the service\"",
@@ -452,6 +462,70 @@ async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (R
     (reply, facts)
 }
 
+/// `$revokeHealthCertificate`: revokes the document `id` (idempotent); `return = true` once it is revoked.
+async fn revoke_health_certificate(req: HttpRequest, payload: web::Payload, state: State) -> Reply {
+    const OPERATION: &str = "$revokeHealthCertificate";
+    let requester = match authenticate(&req, &state, OPERATION).await {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let (reply, facts) = revoke(&req, payload, &state).await;
+    facts.record(&state, OPERATION, &requester).await;
+    reply
+}
+
+async fn revoke(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Facts) {
+    let body = match read_body(req, payload, state.body_limit, state.request_timeout).await {
+        Ok(b) => b,
+        Err(reply) => {
+            let facts = Facts::refused(format!(
+                "request refused (HTTP {})",
+                reply.status().as_u16()
+            ));
+            return (reply, facts);
+        }
+    };
+    let request = match intake::revocation::read_revocation(&body) {
+        Ok(r) => r,
+        Err(e) => return (Reply::error(&e), Facts::failed(&e, None)),
+    };
+    let reason = request
+        .reason
+        .unwrap_or_else(|| "revoked by the issuer (no reason given)".into());
+    let trace = Orchestrations::default();
+    let issuer = state.issuer.clone();
+    let (id, work_trace) = (request.id.clone(), trace.clone());
+    let result = state
+        .run(async move { issuer.revoke(&id, &reason, &work_trace).await })
+        .await;
+    let done = |document: Value, description: &str| {
+        let answer = json!({
+            "resourceType": "Parameters",
+            "parameter": [{"name": "return", "valueBoolean": true}],
+        });
+        let facts = Facts {
+            outcome: Outcome::Success,
+            description: description.into(),
+            document: Some(document),
+            hcid: None,
+        };
+        (Reply::fhir(StatusCode::OK, &answer).traced(&trace), facts)
+    };
+    match result {
+        Ok(Revoked::Now(document)) => done(document, "certificate revoked"),
+        Ok(Revoked::Already(document)) => done(document, "certificate already revoked"),
+        Ok(Revoked::Unknown) => (
+            Reply::outcome(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "no DDCC document has this id (Parameters.parameter.where(name='id'))",
+            ),
+            Facts::refused("revocation of an unknown document id"),
+        ),
+        Err(e) => (Reply::error(&e).traced(&trace), Facts::failed(&e, None)),
+    }
+}
+
 async fn submit_health_event(req: HttpRequest, payload: web::Payload, state: State) -> Reply {
     const OPERATION: &str = "$submitHealthEvent";
     let requester = match authenticate(&req, &state, OPERATION).await {
@@ -808,6 +882,41 @@ async fn trust_did(state: State) -> Reply {
         Err(e) => Reply::error(&e),
     }
     .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".into())
+}
+
+/// The signed revocation list (README "Revocation"), with `ETag` and `304` on `If-None-Match`.
+async fn trust_revocations(req: HttpRequest, state: State) -> Reply {
+    let work = state.clone();
+    let published = state
+        .run(async move { work.revocations.current(&work.issuer).await })
+        .await;
+    let published = match published {
+        Ok(p) => p,
+        Err(e) => {
+            return Reply::error(&e).header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".into());
+        }
+    };
+    // Weak comparison (RFC 9110 §13.1.2): the tag names the content, whichever replica signed it.
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    let unchanged = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(&published.etag));
+    let reply = if unchanged {
+        Reply::new(StatusCode::NOT_MODIFIED, "application/json", Vec::new())
+    } else {
+        Reply::new(
+            StatusCode::OK,
+            "application/json",
+            published.body.as_ref().clone(),
+        )
+    };
+    reply
+        .header(header::ETAG, published.etag)
+        .header(header::CACHE_CONTROL, "no-cache".into())
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".into())
 }
 
 async fn live() -> Reply {

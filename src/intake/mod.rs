@@ -12,6 +12,7 @@
 pub mod json;
 mod questionnaire;
 mod response;
+pub mod revocation;
 
 use fhir_models::{resource_type_of, Bundle, Parameters, QuestionnaireResponse, Resource};
 use serde_json::Value;

@@ -69,7 +69,7 @@ pub fn mediator_config(
         "defaultChannelConfig": [{
             "name": CHANNEL_NAME,
             "description": "WHO DDCC endpoints and their FHIR operation aliases",
-            "urlPattern": r"^/(ddcc/.*|fhir/\$submitHealthEvent|fhir/QuestionnaireResponse/\$generateHealthCertificate)$",
+            "urlPattern": r"^/(ddcc/.*|fhir/\$submitHealthEvent|fhir/QuestionnaireResponse/\$(generate|revoke)HealthCertificate)$",
             "methods": ["GET", "POST"],
             "type": "http",
             "authType": "private",

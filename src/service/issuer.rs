@@ -42,8 +42,8 @@ use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
 use crate::pipeline;
 use crate::store::{
-    AnyStore, CertificateRecord, Store, AUTHORED_TAG_SYSTEM, CONTENT_TAG_SYSTEM, STATUS_TAG_SYSTEM,
-    SUPERSEDED_TAG_SYSTEM,
+    AnyStore, CertificateRecord, Store, AUTHORED_TAG_SYSTEM, CONTENT_TAG_SYSTEM, REVOKED_TAG,
+    STATUS_TAG_SYSTEM, SUPERSEDED_TAG_SYSTEM,
 };
 
 /// Namespace of the content-derived QR DocumentReference ids. Fixed forever.
@@ -58,6 +58,20 @@ pub enum Issued {
     /// The certificate already issued for this very event.
     Existing(Value),
 }
+
+/// What a revocation found.
+#[derive(Debug, Clone)]
+pub enum Revoked {
+    /// Revoked now: the document as stored, with its revoked statuses.
+    Now(Value),
+    /// Revoked before (the request is idempotent): the stored document.
+    Already(Value),
+    /// No document has this id.
+    Unknown,
+}
+
+/// Reason recorded when a correction revokes the certificate it replaces.
+pub const SUPERSEDED_REASON: &str = "superseded by a correction of the event";
 
 impl Issued {
     pub fn document(&self) -> &Value {
@@ -246,6 +260,98 @@ impl Issuer {
         )))
     }
 
+    /// Revokes the certificate of document `bundle_id` (`$revokeHealthCertificate`): idempotent; saved
+    /// against the revision read, like an issuance, so that a correction and a revocation racing on two
+    /// replicas cannot lose either.
+    ///
+    /// Statuses (FHIR R4): the Composition and every DocumentReference of the version (QR codes, PDF) become
+    /// `entered-in-error` ("created in error … should not be used"; the only R4 status of both that says the
+    /// document must not be relied on), the Bundle gets the tag [`REVOKED_TAG`], and the revocation record
+    /// (a `Basic`, [`super::revocations`]) holds the reason and what verifiers match. A correction's superseded
+    /// DocumentReferences keep `superseded` (what happened to them) and get a revocation record too.
+    pub async fn revoke(
+        &self,
+        bundle_id: &str,
+        reason: &str,
+        trace: &Orchestrations,
+    ) -> Result<Revoked> {
+        let mut conflict = String::new();
+        for _ in 0..WRITE_ATTEMPTS {
+            let stored = self.store.read_document(bundle_id).await?;
+            let Some(document) = stored.document else {
+                return Ok(Revoked::Unknown);
+            };
+            if is_revoked(&document) {
+                return Ok(Revoked::Already(document));
+            }
+            let hash = tag_of(&document)
+                .ok_or_else(|| Error::Internal(format!("Bundle/{bundle_id} has no event tag")))?;
+            let record = self
+                .revocation_record(&document, bundle_id, &hash, reason)
+                .await?;
+            let mut revoked = document.clone();
+            mark_revoked(&mut revoked);
+            let mut extra = vec![record];
+            if let Some(mut pdf) = self
+                .store
+                .read("DocumentReference", &pdf_reference_id(bundle_id, &hash))
+                .await?
+            {
+                pdf["status"] = json!("entered-in-error");
+                extra.push(pdf);
+            }
+            let record = CertificateRecord {
+                document: revoked,
+                superseded: Vec::new(),
+                extra,
+            };
+            match self.store.save(&record, &stored.revision, trace).await {
+                Ok(()) => {
+                    self.metrics.certificate("revoked");
+                    return Ok(Revoked::Now(record.document));
+                }
+                Err(Error::WriteConflict(why)) => conflict = why,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::WriteConflict(format!(
+            "the certificate kept changing while it was being revoked ({conflict}); retry"
+        )))
+    }
+
+    /// The revocation record of a stored document version (QR decoding: off the async workers).
+    async fn revocation_record(
+        &self,
+        document: &Value,
+        bundle_id: &str,
+        content_hash: &str,
+        reason: &str,
+    ) -> Result<Value> {
+        let (document, bundle_id, hash, reason) = (
+            document.clone(),
+            bundle_id.to_owned(),
+            content_hash.to_owned(),
+            reason.to_owned(),
+        );
+        // Decoding a QR image is ~0.2 s of CPU: one per core at a time, like signing and rendering.
+        let slot = Arc::clone(&self.cpu_slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            super::revocations::record(
+                &document,
+                &bundle_id,
+                &hash,
+                &reason,
+                OffsetDateTime::now_utc(),
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("revocation task failed: {e}")))?
+    }
+
     /// Signs and renders `event` (CPU work, off the async workers, one per core at a time).
     async fn sign(
         &self,
@@ -295,11 +401,19 @@ impl Issuer {
         let mut extra = pdf_resources(&document, bundle_id, content_hash, &certificate.pdf)?;
         let mut superseded = Vec::new();
         if let Some(previous) = previous {
+            // A correction revokes the certificate it replaces (its QR codes would otherwise still verify);
+            // one revoked before keeps its own record and reason.
+            if let (false, Some(old_hash)) = (is_revoked(previous), tag_of(previous)) {
+                extra.push(
+                    self.revocation_record(previous, bundle_id, &old_hash, SUPERSEDED_REASON)
+                        .await?,
+                );
+            }
             superseded = self.supersede(previous, &mut document).await?;
             if let Some(old_hash) = tag_of(previous) {
                 let old_id = pdf_reference_id(bundle_id, &old_hash);
                 if let Some(mut old) = self.store.read("DocumentReference", &old_id).await? {
-                    old["status"] = json!("superseded");
+                    mark_superseded(&mut old);
                     superseded.push(old);
                     if let Some(new) = extra.iter_mut().find(|r| is_document_reference(r)) {
                         new["relatesTo"] = json!([{
@@ -330,7 +444,7 @@ impl Issuer {
                 .find(|r| id_of(r).as_deref() == Some(old_id))
                 .cloned();
             if let Some(mut old) = stored.or(fallback) {
-                old["status"] = json!("superseded");
+                mark_superseded(&mut old);
                 superseded.push(old);
             }
         }
@@ -479,6 +593,51 @@ pub fn tag_of(document: &Value) -> Option<String> {
         .get("code")?
         .as_str()
         .map(str::to_owned)
+}
+
+/// `status: superseded`, unless the reference was revoked (`entered-in-error` says more: keep it).
+fn mark_superseded(reference: &mut Value) {
+    if reference.get("status").and_then(Value::as_str) != Some("entered-in-error") {
+        reference["status"] = json!("superseded");
+    }
+}
+
+/// Whether a stored document was revoked ([`REVOKED_TAG`]).
+pub fn is_revoked(document: &Value) -> bool {
+    tags_of(document)
+        .iter()
+        .any(|(system, code)| (*system, *code) == REVOKED_TAG)
+}
+
+/// A document as revoked: the tag, and `entered-in-error` on its Composition and QR DocumentReferences.
+fn mark_revoked(document: &mut Value) {
+    for resource in document
+        .get_mut("entry")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get_mut("resource"))
+    {
+        if matches!(
+            resource.get("resourceType").and_then(Value::as_str),
+            Some("Composition" | "DocumentReference")
+        ) {
+            resource["status"] = json!("entered-in-error");
+        }
+    }
+    let tag = json!({"system": REVOKED_TAG.0, "code": REVOKED_TAG.1});
+    match document
+        .pointer_mut("/meta/tag")
+        .and_then(Value::as_array_mut)
+    {
+        Some(tags) => tags.push(tag),
+        None => match document.get_mut("meta").and_then(Value::as_object_mut) {
+            Some(meta) => {
+                meta.insert("tag".into(), json!([tag]));
+            }
+            None => document["meta"] = json!({"tag": [tag]}),
+        },
+    }
 }
 
 /// How an incoming version of an event stands to the stored document (module documentation: the rule).

@@ -15,6 +15,7 @@ pub mod links;
 pub mod metrics;
 pub mod oidc;
 pub mod ratelimit;
+pub mod revocations;
 pub mod signer;
 
 use std::sync::{Arc, Mutex};
@@ -268,6 +269,7 @@ async fn start(
         openhim_scrubber: scrubber,
         trusted_proxies: config.trusted_proxies.clone(),
         draining: std::sync::atomic::AtomicBool::new(false),
+        revocations: revocations::Publisher::default(),
     })
 }
 

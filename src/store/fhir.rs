@@ -37,7 +37,9 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
-use super::{type_and_id, valid_id, CertificateRecord, Revision, Store, StoredDocument};
+use super::{
+    type_and_id, valid_id, CertificateRecord, Revision, Store, StoredDocument, REVOCATION_CODE,
+};
 use crate::error::{error_chain, Error, Result};
 use crate::service::{Orchestration, Orchestrations};
 
@@ -48,6 +50,8 @@ const SNAPSHOT_TAGS: (&str, &str) = ("X-Meta-Snapshot-Mode", "TAG");
 /// `Basic.code` of the revision marker of a document.
 const REVISION_CODE: &str = "certificate-revision";
 const REVISION_SYSTEM: &str = "urn:ddcc-mediator";
+/// Revocation records per search page.
+const REVOCATION_PAGE: usize = 500;
 
 #[derive(Debug)]
 pub struct FhirStore {
@@ -497,6 +501,64 @@ impl Store for FhirStore {
                 "unreachable: {}",
                 error_chain(&e)
             ))),
+        }
+    }
+
+    /// `GET Basic?code=…` page by page (`next` links on this server only), bypassing HAPI's search cache
+    /// (`Cache-Control: no-cache`: otherwise a search repeated within a minute answers the earlier result,
+    /// without a revocation just written).
+    async fn revocations(&self) -> Result<Vec<Value>> {
+        let mut url = format!(
+            "{}/Basic?code={}&_count={REVOCATION_PAGE}",
+            self.base,
+            url_escape(&format!("{}|{}", REVOCATION_CODE.0, REVOCATION_CODE.1))
+        );
+        let mut records = Vec::new();
+        loop {
+            let request = self
+                .http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, FHIR_JSON)
+                .header(reqwest::header::CACHE_CONTROL, "no-cache");
+            let response = traced("GET", "search revocations", request)
+                .await
+                .map_err(|e| Self::unavailable(format!("search failed: {}", error_chain(&e))))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(Self::unavailable(format!(
+                    "the revocation search answered HTTP {status}"
+                )));
+            }
+            let page: Value = response
+                .json()
+                .await
+                .map_err(|e| Self::unavailable(format!("unreadable search result: {e}")))?;
+            records.extend(
+                page.get("entry")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.get("resource"))
+                    .filter(|r| super::is_revocation(r))
+                    .cloned()
+                    .map(as_written),
+            );
+            let next = page
+                .get("link")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
+                .and_then(|l| l.get("url").and_then(Value::as_str));
+            match next {
+                Some(next)
+                    if next.starts_with(&self.base)
+                        && records.len() < super::MAX_REVOCATION_RECORDS =>
+                {
+                    url = next.to_owned();
+                }
+                _ => return Ok(records),
+            }
         }
     }
 

@@ -444,6 +444,36 @@ impl Store for LocalStore {
         })
     }
 
+    /// Reads `store/Basic/` (revocation records are the only `Basic` resources kept here).
+    async fn revocations(&self) -> Result<Vec<Value>> {
+        let dir = self.root.join("Basic");
+        tokio::task::block_in_place(|| {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
+            };
+            let mut records = Vec::new();
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|x| x != "json") {
+                    continue;
+                }
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+                let record: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Internal(format!("{} is not JSON: {e}", path.display())))?;
+                if super::is_revocation(&record) {
+                    records.push(record);
+                }
+                if records.len() >= super::MAX_REVOCATION_RECORDS {
+                    break;
+                }
+            }
+            Ok(records)
+        })
+    }
+
     async fn check(&self) -> Result<()> {
         let probe = self.tmp_dir().join(".ready-probe");
         let _ = std::fs::remove_file(&probe);

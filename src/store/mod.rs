@@ -24,6 +24,13 @@ pub const SUPERSEDED_TAG_SYSTEM: &str = "urn:ddcc-mediator:superseded-event-sha2
 pub const AUTHORED_TAG_SYSTEM: &str = "urn:ddcc-mediator:event-authored";
 /// `Bundle.meta.tag` system whose code is `amended` when the event came as an amended response.
 pub const STATUS_TAG_SYSTEM: &str = "urn:ddcc-mediator:event-status";
+/// `Bundle.meta.tag` (system, code) of a revoked document.
+pub const REVOKED_TAG: (&str, &str) = ("urn:ddcc-mediator:revocation", "revoked");
+/// `Basic.code` (system, code) of a revocation record: one per revoked certificate version, written in the
+/// same transaction as the revocation (see [`crate::service::revocations`]).
+pub const REVOCATION_CODE: (&str, &str) = ("urn:ddcc-mediator", "certificate-revocation");
+/// Most revocation records read for one revocation list (bounded like every other read).
+pub const MAX_REVOCATION_RECORDS: usize = 1_000_000;
 
 /// One certificate, as it is written.
 #[derive(Debug, Clone)]
@@ -106,6 +113,23 @@ pub trait Store: Send + Sync {
 
     /// Records one AuditEvent (see [`crate::service::audit`]), apart from any certificate's writes.
     fn audit(&self, event: &Value) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every revocation record (`Basic` with [`REVOCATION_CODE`]), at most [`MAX_REVOCATION_RECORDS`].
+    fn revocations(&self) -> impl Future<Output = Result<Vec<Value>>> + Send;
+}
+
+/// Whether `resource` is a revocation record.
+pub fn is_revocation(resource: &Value) -> bool {
+    resource.get("resourceType").and_then(Value::as_str) == Some("Basic")
+        && resource
+            .pointer("/code/coding")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c.get("system").and_then(Value::as_str) == Some(REVOCATION_CODE.0)
+                    && c.get("code").and_then(Value::as_str) == Some(REVOCATION_CODE.1)
+            })
 }
 
 /// The configured store.
@@ -153,6 +177,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::Local(s) => s.audit(event).await,
             AnyStore::Fhir(s) => s.audit(event).await,
+        }
+    }
+
+    async fn revocations(&self) -> Result<Vec<Value>> {
+        match self {
+            AnyStore::Local(s) => s.revocations().await,
+            AnyStore::Fhir(s) => s.revocations().await,
         }
     }
 }

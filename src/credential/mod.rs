@@ -11,6 +11,8 @@ pub mod core_data_set;
 pub mod cose;
 pub mod dcc;
 pub mod hc1;
+pub mod pdf_qr;
+pub mod trust;
 pub mod verify;
 
 use coset::cbor::value::Value;

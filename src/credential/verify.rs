@@ -63,6 +63,8 @@ pub struct VerifyReport {
     pub exp: Option<i64>,
     /// hcert sub-claim (as text, e.g. `"1"`) → payload as JSON.
     pub payloads: BTreeMap<String, serde_json::Value>,
+    /// Whether the certificate is on a revocation list (see [`revoked`]).
+    pub revoked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
 }
@@ -77,13 +79,42 @@ pub fn verify(hc1: &str, options: &VerifyOptions) -> VerifyReport {
         iat: None,
         exp: None,
         payloads: BTreeMap::new(),
+        revoked: false,
         error: None,
     };
     match run(hc1.trim(), options, &mut report) {
         Ok(()) => report.valid = true,
         Err(failure) => report.error = Some(failure),
     }
+    report.revoked = revoked(&report, options);
     report
+}
+
+/// REVOCATION CHECK PLUGS IN HERE — the one place where a certificate is looked up in a revocation list
+/// (branch `revocation`); the CLI and `POST /ddcc/verify` both get it through [`verify`]. Until then nothing
+/// is revoked. When it plugs in, a revoked certificate should also get `valid = false` with its reason.
+fn revoked(_report: &VerifyReport, _options: &VerifyOptions) -> bool {
+    false
+}
+
+/// The `HC1:` text of what a verifier was handed: the text itself, a PNG image of a QR code, or a citizen
+/// PDF (its QR codes are read from the page). `Error::Invalid` when it is none of these or holds no QR code.
+pub fn hc1_of(bytes: &[u8]) -> Result<String> {
+    if bytes.starts_with(b"\x89PNG") {
+        return decode_qr_png(bytes);
+    }
+    if bytes.starts_with(b"%PDF-") {
+        return decode_qr_image(super::pdf_qr::rasterise(bytes)?);
+    }
+    std::str::from_utf8(bytes)
+        .map(|s| s.trim().to_string())
+        .map_err(|_| {
+            Error::invalid(
+                "invalid",
+                None,
+                "the input is neither an HC1 text nor a PNG image nor a PDF",
+            )
+        })
 }
 
 fn run(hc1: &str, options: &VerifyOptions, report: &mut VerifyReport) -> Result<(), Failure> {
@@ -210,7 +241,11 @@ pub fn decode_qr_png(png: &[u8]) -> Result<String> {
     limits.max_image_height = Some(height);
     limits.max_alloc = Some(MAX_QR_IMAGE_PIXELS * 8);
     reader.limits(limits);
-    let image = reader.decode().map_err(unreadable)?.to_luma8();
+    decode_qr_image(reader.decode().map_err(unreadable)?.to_luma8())
+}
+
+/// The QR code of an image: the first code that starts with `HC1:`, else the first code found.
+pub fn decode_qr_image(image: image::GrayImage) -> Result<String> {
     let texts = read_qr_codes(image.clone());
     let texts = if texts.is_empty() {
         // Tight crops without a quiet zone defeat the finder-pattern search: add a white border.

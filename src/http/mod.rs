@@ -4,6 +4,7 @@
 //! runtime separate from actix's per-worker event loops) through [`AppState::run`], where the pipeline's CPU
 //! work goes to blocking threads and every outbound call has a timeout.
 
+mod citizen;
 pub mod connections;
 mod reply;
 mod routes;

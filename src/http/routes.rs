@@ -44,6 +44,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
     cfg.service(get("/ddcc/DocumentReference/{id}/$getQRCode").route(web::get().to(get_qr_code)))
         .service(get("/certificates/{token}/{file}").route(web::get().to(citizen_download)))
+        .service(
+            get("/certificates/{token}").route(web::get().to(super::citizen::certificate_page)),
+        )
+        .service(get("/check").route(web::get().to(super::citizen::check_page)))
+        .service(get("/assets/citizen.css").route(web::get().to(super::citizen::stylesheet)))
+        .service(get("/assets/check.js").route(web::get().to(super::citizen::check_script)))
+        .service(get("/assets/icon.svg").route(web::get().to(super::citizen::icon)))
         .service(endpoint("/ddcc/verify").route(web::post().to(super::verify::verify)))
         .service(get("/trust/dsc.pem").route(web::get().to(trust_pem)))
         .service(get("/trust/jwks.json").route(web::get().to(trust_jwks)))
@@ -70,6 +77,8 @@ async fn index() -> Reply {
                     "GET /ddcc/DocumentReference/{id}/$getQRCode",
                 ],
                 "citizens (the links in a document Bundle)": [
+                    "GET /certificates/{token} (a page: summary, QR codes, downloads)",
+                    "GET /check (a page: check a certificate)",
                     "GET /certificates/{token}/certificate.pdf",
                     "GET /certificates/{token}/ddcc-qr.png",
                     "GET /certificates/{token}/dcc-qr.png",

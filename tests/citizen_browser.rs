@@ -126,6 +126,15 @@ fn a_citizen_opens_downloads_and_checks_a_certificate_in_chromium() {
         "the DDCC QR scans from the downloaded PDF: {scanned}"
     );
 
+    // Signed by serve's development key: the PDF says so, on the page and in its title (and nothing
+    // personal is in its metadata).
+    let info = run("pdfinfo", "poppler-utils", &[pdf.to_str().unwrap()]);
+    assert!(info.contains("DEVELOPMENT KEY"), "{info}");
+    assert!(!info.contains("Ångström"), "{info}");
+    let text = run("pdftotext", "poppler-utils", &[pdf.to_str().unwrap(), "-"]);
+    assert!(text.contains("DEVELOPMENT KEY"), "{text}");
+    assert!(bytes.len() < 150 * 1024, "{} bytes", bytes.len());
+
     // The uploaded QR image is valid; the pasted forgery is not.
     let upload = result["uploadVerdict"].as_str().unwrap();
     assert!(upload.contains("Valid certificate"), "{upload}");

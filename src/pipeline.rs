@@ -151,6 +151,7 @@ fn citizen_pdf(
         paper: config.paper,
         labels: config.labels.clone(),
         development_key,
+        issuer_name: config.issuer_name.clone(),
     };
     pdf::certificate_pdf(event, &qrs, &dates, &options)
 }

@@ -33,7 +33,13 @@ fn run(tool: &str, package: &str, args: &[&str]) -> String {
 
 #[test]
 fn a_citizen_opens_downloads_and_checks_a_certificate_in_chromium() {
-    let service = Service::start(&[("DDCC_DOWNLOAD_RATE", "off".into())]);
+    let service = Service::start(&[
+        ("DDCC_DOWNLOAD_RATE", "off".into()),
+        (
+            "DDCC_ISSUER_NAME",
+            "Office fédéral de la santé publique".into(),
+        ),
+    ]);
     let key = service.api_key();
     let issued = service.post_json(
         "/ddcc/generateHealthCertificate",
@@ -95,6 +101,12 @@ fn a_citizen_opens_downloads_and_checks_a_certificate_in_chromium() {
     );
     let summary = result["summary"].as_str().unwrap();
     assert!(summary.contains("Date of birth"), "{summary}");
+    // Country and issuer by name, not by code.
+    assert!(summary.contains("Switzerland"), "{summary}");
+    assert!(
+        summary.contains("Office fédéral de la santé publique"),
+        "{summary}"
+    );
     let images = result["images"].as_array().unwrap();
     assert!(!images.is_empty(), "{result}");
     assert!(images.iter().all(|i| i["loaded"] == true), "{result}");
@@ -133,6 +145,10 @@ fn a_citizen_opens_downloads_and_checks_a_certificate_in_chromium() {
     assert!(!info.contains("Ångström"), "{info}");
     let text = run("pdftotext", "poppler-utils", &[pdf.to_str().unwrap(), "-"]);
     assert!(text.contains("DEVELOPMENT KEY"), "{text}");
+    assert!(
+        text.contains("Office fédéral de la santé publique"),
+        "{text}"
+    );
     assert!(bytes.len() < 150 * 1024, "{} bytes", bytes.len());
 
     // The uploaded QR image is valid; the pasted forgery is not.

@@ -138,6 +138,7 @@ fn render(e: &VaccinationEvent, paper: Paper) -> Vec<u8> {
         paper,
         labels: Labels::english(),
         development_key: false,
+        issuer_name: None,
     };
     certificate_pdf(e, &qrs, &dates(e), &options).unwrap()
 }
@@ -373,6 +374,7 @@ fn one_payload_coded_displays_and_a_translation() {
         .unwrap(),
         // A development key: marked on the page and in the title, in the label's language (English here).
         development_key: true,
+        issuer_name: None,
     };
     let symbol = qr::encode(&ddcc).unwrap();
     let qrs = [PdfQr {

@@ -51,6 +51,8 @@ pub struct PdfOptions {
     pub labels: Labels,
     /// Signed with a development key: the page and the document title say so.
     pub development_key: bool,
+    /// The issuer by name (`DDCC_ISSUER_NAME`), printed instead of its identifier.
+    pub issuer_name: Option<String>,
 }
 
 /// Which payload a QR carries (decides its printed label): the document module's kind, so there is one.
@@ -230,7 +232,15 @@ impl<'a> Layout<'a> {
             (
                 &l.certificate,
                 vec![
-                    (&l.issuer, Some(c.issuer.to_string())),
+                    (
+                        &l.issuer,
+                        Some(
+                            options
+                                .issuer_name
+                                .clone()
+                                .unwrap_or_else(|| c.issuer.to_string()),
+                        ),
+                    ),
                     (&l.certificate_id, Some(c.hcid.to_string())),
                     (
                         &l.validity,

@@ -24,6 +24,27 @@ const ICON: &str = include_str!("../../assets/web/icon.svg");
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
      img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
+/// `429` when `limiter` has no token left for the client of `req` (the pages and `POST /ddcc/verify`).
+/// The client is the connection's peer: where `serve` learns client addresses from trusted proxies, this is
+/// the one place to ask it instead.
+pub(super) fn throttled(
+    req: &HttpRequest,
+    limiter: Option<&crate::service::ratelimit::RateLimiter>,
+    what: &str,
+) -> Option<Reply> {
+    let (limiter, peer) = (limiter?, req.peer_addr()?);
+    let wait = limiter.check(client_address(peer.ip())).err()?;
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Some(
+        Reply::outcome(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!("too many {what} from this address; retry later"),
+        )
+        .header(header::RETRY_AFTER, seconds.max(1).to_string()),
+    )
+}
+
 /// Text made safe for HTML element content and quoted attribute values.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -240,16 +261,8 @@ pub(super) async fn certificate_page(
     token: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Reply {
-    if let (Some(limiter), Some(peer)) = (&state.downloads, req.peer_addr()) {
-        if let Err(wait) = limiter.check(client_address(peer.ip())) {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            return Reply::outcome(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                "too many downloads from this address; retry later",
-            )
-            .header(header::RETRY_AFTER, seconds.max(1).to_string());
-        }
+    if let Some(refused) = throttled(&req, state.downloads.as_ref(), "downloads") {
+        return refused;
     }
     let nothing = || {
         Reply::new(

@@ -10,7 +10,6 @@ use std::time::Duration;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest};
 
-use super::connections::client_address;
 use super::reply::Reply;
 use super::routes::{published, read_bounded};
 use super::AppState;
@@ -62,16 +61,10 @@ pub(super) async fn verify(
     state: web::Data<AppState>,
 ) -> Reply {
     // Counted before anything is read: a refused client costs nothing.
-    if let (Some(limiter), Some(peer)) = (&state.verifications, req.peer_addr()) {
-        if let Err(wait) = limiter.check(client_address(peer.ip())) {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            return Reply::outcome(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                "too many verifications from this address; retry later",
-            )
-            .header(header::RETRY_AFTER, seconds.max(1).to_string());
-        }
+    if let Some(refused) =
+        super::citizen::throttled(&req, state.verifications.as_ref(), "verifications")
+    {
+        return refused;
     }
     let Some(kind) = Submitted::of(&req) else {
         return Reply::outcome(

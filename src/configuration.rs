@@ -138,6 +138,10 @@ pub struct ServeArgs {
     /// Downloads a client may make at once before the rate applies. Default: N of DDCC_DOWNLOAD_RATE.
     #[arg(long, env = "DDCC_DOWNLOAD_BURST")]
     pub download_burst: Option<u32>,
+    /// Other signers' DSCs that `POST /ddcc/verify` trusts besides ours: a PEM bundle, a JWKS (with x5c)
+    /// or a DID document.
+    #[arg(long, env = "DDCC_TRUST_ANCHORS")]
+    pub trust_anchors: Option<PathBuf>,
     /// Most client connections open at once (all addresses). Default 1024.
     #[arg(long, env = "DDCC_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -276,8 +280,11 @@ pub struct ServiceConfig {
     pub oidc: Option<OidcSettings>,
     /// HTTPS (and mutual TLS); `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
-    /// Citizen download rate per client IP; `None`: unlimited.
+    /// Citizen download rate per client IP; `None`: unlimited. Verifications have their own buckets at
+    /// the same rate.
     pub download_rate: Option<Rate>,
+    /// File of further trusted DSCs for `POST /ddcc/verify` (`DDCC_TRUST_ANCHORS`).
+    pub trust_anchors: Option<PathBuf>,
     /// Most client connections at once, and from one address.
     pub max_connections: usize,
     pub max_connections_per_client: usize,
@@ -662,6 +669,7 @@ impl ServiceConfig {
             oidc,
             tls,
             download_rate,
+            trust_anchors: args.trust_anchors.clone(),
             max_connections,
             max_connections_per_client,
             request_timeout,

@@ -56,8 +56,15 @@ pub async fn issue_certificate<S: Signer>(
         dcc,
         document_json,
     } = issue_signed_document(event, config, signer, now).await?;
-    let pdf = tracing::info_span!("ddcc.render.pdf")
-        .in_scope(|| citizen_pdf(event, config, &ddcc, dcc.as_ref().ok()))?;
+    let pdf = tracing::info_span!("ddcc.render.pdf").in_scope(|| {
+        citizen_pdf(
+            event,
+            config,
+            &ddcc,
+            dcc.as_ref().ok(),
+            signer.is_development(),
+        )
+    })?;
     Ok(Certificate {
         ddcc,
         dcc,
@@ -110,6 +117,7 @@ fn citizen_pdf(
     config: &IssuanceConfig,
     ddcc: &RenderedQr,
     dcc: Option<&RenderedQr>,
+    development_key: bool,
 ) -> Result<Vec<u8>> {
     let date = |unix: i64| {
         OffsetDateTime::from_unix_timestamp(unix)
@@ -142,6 +150,8 @@ fn citizen_pdf(
     let options = pdf::PdfOptions {
         paper: config.paper,
         labels: config.labels.clone(),
+        development_key,
+        issuer_name: config.issuer_name.clone(),
     };
     pdf::certificate_pdf(event, &qrs, &dates, &options)
 }

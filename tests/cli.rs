@@ -178,7 +178,7 @@ fn issue_writes_every_artefact_and_an_independent_checker_accepts_them() {
 }
 
 #[test]
-fn verify_reports_valid_certificates_from_string_file_and_png() {
+fn verify_reports_valid_certificates_from_string_file_png_and_pdf() {
     let ws = workspace();
     assert!(ws
         .issue(&example("vaccination-event.json"), &[])
@@ -190,8 +190,10 @@ fn verify_reports_valid_certificates_from_string_file_and_png() {
         hc1.trim().to_string(),
         ws.out.join("ddcc.hc1").display().to_string(),
         ws.out.join("ddcc-qr.png").display().to_string(),
+        ws.out.join("certificate.pdf").display().to_string(),
     ] {
         let (code, report) = verify_json(&["verify", &input, "--key-dir", keys]);
+        assert_eq!(report["revoked"], false);
         assert_eq!(code, 0, "{report:#}");
         assert_eq!(report["valid"], true);
         assert_eq!(report["alg"], "ES256");
@@ -642,7 +644,7 @@ fn malformed_verify_inputs_exit_2() {
     for (file, says) in [
         (&white, "no readable QR code"),
         (&truncated, "not a readable PNG"),
-        (&binary, "neither an HC1 text file nor a PNG"),
+        (&binary, "neither an HC1 text nor a PNG"),
         (&huge, "at most"),
     ] {
         let out = ddcc_within(

@@ -106,6 +106,7 @@ fn agrees_with_every_eu_dcc_vector() {
             &VerifyOptions {
                 trusted_dscs: vec![dsc],
                 at,
+                revocations: None,
             },
         );
         let expected = &v["EXPECTEDRESULTS"];
@@ -177,6 +178,7 @@ fn positive_vectors_are_valid_and_expose_the_dcc() {
             &VerifyOptions {
                 trusted_dscs: vec![dsc.clone()],
                 at: parse_clock(ctx["VALIDATIONCLOCK"].as_str().unwrap()),
+                revocations: None,
             },
         );
         let name = file.display();
@@ -213,6 +215,7 @@ fn who_mediator_examples_verify_as_ps256() {
         let options = VerifyOptions {
             trusted_dscs: vec![dsc.der().to_vec()],
             at: iat + 7 * 86400,
+            revocations: None,
         };
         let report = verify(&hc1, &options);
         assert!(report.valid, "{which}: {:?}", report.error);
@@ -269,6 +272,7 @@ fn a_tampered_signature_fails_at_the_signature_stage() {
         &VerifyOptions {
             trusted_dscs: vec![dsc.der().to_vec()],
             at: 1_640_000_000,
+            revocations: None,
         },
     );
     assert_eq!(stage(&report), Some(Stage::Signature), "{report:?}");
@@ -293,6 +297,7 @@ fn never_panics_on_corrupted_certificates() {
     let options = VerifyOptions {
         trusted_dscs: vec![dsc.der().to_vec()],
         at: 1_640_000_000,
+        revocations: None,
     };
     let mut rejected = 0;
     for i in 0..cose.len() {

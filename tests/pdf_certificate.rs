@@ -137,6 +137,8 @@ fn render(e: &VaccinationEvent, paper: Paper) -> Vec<u8> {
     let options = PdfOptions {
         paper,
         labels: Labels::english(),
+        development_key: false,
+        issuer_name: None,
     };
     certificate_pdf(e, &qrs, &dates(e), &options).unwrap()
 }
@@ -221,6 +223,10 @@ fn each_ig_language_renders_scannable_qrs_and_its_own_script() {
             assert!(text.contains(date), "{language}: {date} missing");
         }
         assert!(text.contains(e.certificate.hcid.as_str()));
+        assert!(
+            !text.contains("DEVELOPMENT KEY"),
+            "{language}: not a development key"
+        );
         // The country by name, with the code a border officer can check.
         let country = e.vaccination.country.alpha3();
         assert!(
@@ -366,6 +372,9 @@ fn one_payload_coded_displays_and_a_translation() {
             r#"{"title": "Certificat de vaccination", "centre": "Centre de vaccination"}"#,
         )
         .unwrap(),
+        // A development key: marked on the page and in the title, in the label's language (English here).
+        development_key: true,
+        issuer_name: None,
     };
     let symbol = qr::encode(&ddcc).unwrap();
     let qrs = [PdfQr {
@@ -398,6 +407,8 @@ fn one_payload_coded_displays_and_a_translation() {
         info.contains("Certificat de vaccination"),
         "the title is the translated label"
     );
+    assert!(info.contains("DEVELOPMENT KEY"), "{info}");
+    assert!(text.contains("DEVELOPMENT KEY"), "{text}");
 
     let prefix = dir.path().join("fr");
     run(

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::exit;
 use crate::credential::revocation;
+use crate::credential::trust::TrustAnchors;
 use crate::credential::verify::{self, Stage, VerifyOptions, VerifyReport};
 use crate::error::{Error, Result};
 use crate::signer::certificate::Dsc;
@@ -21,9 +22,10 @@ const CLI_KEY_DIR: &str = "dev-keys";
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// An `HC1:` string, a file holding one, or a PNG image of the QR code.
+    /// An `HC1:` string, a file holding one, a PNG image of the QR code, or the citizen PDF.
     pub input: String,
-    /// Trusted signing certificate(s), PEM or DER; repeatable (e.g. the service's GET /trust/dsc.pem).
+    /// Trusted signing certificate(s): PEM bundle, DER, JWKS or DID document; repeatable (e.g. the
+    /// service's GET /trust/dsc.pem, /trust/jwks.json or /trust/did.json).
     #[arg(long = "cert")]
     pub certs: Vec<PathBuf>,
     /// Validation time: RFC 3339 (2026-11-23T12:00:00Z, 2026-11-23T13:00:00+01:00), or ISO 8601 with an
@@ -100,6 +102,7 @@ pub fn run(args: &VerifyArgs) -> u8 {
         &VerifyOptions {
             trusted_dscs: Vec::new(),
             at,
+            revocations: None,
         },
     );
     if decoded.error.as_ref().is_some_and(|f| f.stage < Stage::Kid) {
@@ -114,25 +117,28 @@ pub fn run(args: &VerifyArgs) -> u8 {
         }
     };
     let trusted_dscs: Vec<Vec<u8>> = trusted.iter().map(|t| t.der.clone()).collect();
-    let mut report = verify::verify(
-        &hc1,
-        &VerifyOptions {
-            trusted_dscs: trusted_dscs.clone(),
-            at,
-        },
-    );
-    if let Some(source) = &args.revocation {
+    let revocations = match &args.revocation {
         // An unreadable or unsigned list is no answer: the certificate's status is unknown (exit 3).
-        let list =
-            read_list(source).and_then(|bytes| revocation::open_signed(&bytes, &trusted_dscs));
-        match list {
-            Ok(list) => revocation::check(&mut report, &hc1, &list),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAILURE;
+        Some(source) => {
+            match read_list(source).and_then(|bytes| revocation::open_signed(&bytes, &trusted_dscs))
+            {
+                Ok(list) => Some(std::sync::Arc::new(list)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::FAILURE;
+                }
             }
         }
-    }
+        None => None,
+    };
+    let report = verify::verify(
+        &hc1,
+        &VerifyOptions {
+            trusted_dscs,
+            at,
+            revocations,
+        },
+    );
     print_report(&report);
     if report.error.as_ref().is_some_and(|f| f.stage == Stage::Kid) {
         let sources: Vec<String> = trusted.iter().map(|t| t.source.clone()).collect();
@@ -187,18 +193,8 @@ fn read_input(input: &str) -> Result<String> {
             ))
         }
     };
-    if bytes.starts_with(b"\x89PNG") {
-        return decode_with_deadline(bytes);
-    }
-    String::from_utf8(bytes)
-        .map(|s| s.trim().to_string())
-        .map_err(|_| {
-            Error::invalid(
-                "invalid",
-                None,
-                format!("{input} is neither an HC1 text file nor a PNG"),
-            )
-        })
+    // Images and PDFs are searched for a QR code, under a deadline; text is taken as it is.
+    decode_with_deadline(bytes)
 }
 
 /// The bytes of a revocation list: an http(s) URL is fetched, anything else is a file.
@@ -244,16 +240,16 @@ struct Trusted {
 
 fn trusted_dscs(args: &VerifyArgs) -> Result<Vec<Trusted>> {
     if !args.certs.is_empty() {
-        return args
-            .certs
-            .iter()
-            .map(|path| {
-                Ok(Trusted {
-                    der: read_dsc(path)?,
+        let mut found = Vec::new();
+        for path in &args.certs {
+            for der in read_anchors(path)? {
+                found.push(Trusted {
+                    der,
                     source: path.display().to_string(),
-                })
-            })
-            .collect();
+                });
+            }
+        }
+        return Ok(found);
     }
     if let Some(dir) = &args.key_dir {
         return Ok(vec![Trusted {
@@ -292,18 +288,26 @@ fn trusted_dscs(args: &VerifyArgs) -> Result<Vec<Trusted>> {
     Ok(found)
 }
 
+/// The DSC of a key directory's certificate file.
 fn read_dsc(path: &Path) -> Result<Vec<u8>> {
     let bytes = super::read_regular_file(path, MAX_CERT_BYTES)
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
     Ok(Dsc::from_pem_or_der(&bytes)?.der().to_vec())
 }
 
-/// The QR code of a PNG, given at most [`DECODE_TIMEOUT`] (the decoder's own bounds are on the image's
+/// The DSCs of a `--cert` file: PEM bundle, DER, JWKS or DID document.
+fn read_anchors(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = super::read_regular_file(path, MAX_CERT_BYTES)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+    Ok(TrustAnchors::parse(&bytes, &path.display().to_string())?.into_ders())
+}
+
+/// The HC1 text of a file's bytes (a QR code image or PDF is searched), given at most [`DECODE_TIMEOUT`] (the decoder's own bounds are on the image's
 /// size; this one is on time). The decoding thread is left behind: the process ends right after.
 fn decode_with_deadline(png: Vec<u8>) -> Result<String> {
     let (done, result) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = done.send(verify::decode_qr_png(&png));
+        let _ = done.send(verify::hc1_of(&png));
     });
     result.recv_timeout(DECODE_TIMEOUT).unwrap_or_else(|_| {
         Err(Error::invalid(

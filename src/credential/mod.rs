@@ -11,7 +11,9 @@ pub mod core_data_set;
 pub mod cose;
 pub mod dcc;
 pub mod hc1;
+pub mod pdf_qr;
 pub mod revocation;
+pub mod trust;
 pub mod verify;
 
 use coset::cbor::value::Value;
@@ -120,6 +122,7 @@ async fn sign_payload<S: Signer>(
         &VerifyOptions {
             trusted_dscs: vec![envelope.identity.dsc_der.clone()],
             at: envelope.iat,
+            revocations: None,
         },
     );
     if let Some(failure) = report.error {
@@ -172,6 +175,7 @@ mod tests {
             &VerifyOptions {
                 trusted_dscs: vec![signer.current().dsc_der.clone()],
                 at: now,
+                revocations: None,
             },
         );
         assert!(report.valid, "{report:?}");
@@ -205,6 +209,7 @@ mod tests {
             &VerifyOptions {
                 trusted_dscs: vec![signer.current().dsc_der.clone()],
                 at: now,
+                revocations: None,
             },
         );
         assert_eq!(report.iss.as_deref(), Some("NL"));

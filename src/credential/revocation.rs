@@ -163,8 +163,8 @@ pub fn is_revoked(list: &RevocationList, fingerprint: &Fingerprint) -> bool {
 }
 
 /// Checks a verified (or failed) report's certificate against `list`: sets `revoked`, and a revoked
-/// certificate becomes invalid (stage `revocation`). The HTTP verification endpoint and the CLI both call
-/// this after [`crate::credential::verify()`], with a list from [`open_signed`] or the service's own.
+/// certificate becomes invalid (stage `revocation`). [`crate::credential::verify()`] calls it with the list in its
+/// options: one from [`open_signed`] (the CLI) or the service's own (`POST /ddcc/verify`).
 pub fn check(report: &mut VerifyReport, hc1_text: &str, list: &RevocationList) {
     let Ok(fingerprint) = fingerprint(hc1_text) else {
         return;

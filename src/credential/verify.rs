@@ -51,6 +51,9 @@ pub struct VerifyOptions {
     pub trusted_dscs: Vec<Vec<u8>>,
     /// Validation time, Unix seconds.
     pub at: i64,
+    /// A revocation list (already opened and its signature checked); `None`: revocation is not checked and the
+    /// report has no `revoked`.
+    pub revocations: Option<std::sync::Arc<super::revocation::RevocationList>>,
 }
 
 /// The outcome of [`verify`]. Fields are filled as far as decoding got, also on failure.
@@ -89,7 +92,30 @@ pub fn verify(hc1: &str, options: &VerifyOptions) -> VerifyReport {
         Ok(()) => report.valid = true,
         Err(failure) => report.error = Some(failure),
     }
+    if let Some(list) = &options.revocations {
+        super::revocation::check(&mut report, hc1, list);
+    }
     report
+}
+
+/// The `HC1:` text of what a verifier was handed: the text itself, a PNG image of a QR code, or a citizen
+/// PDF (its QR codes are read from the page). `Error::Invalid` when it is none of these or holds no QR code.
+pub fn hc1_of(bytes: &[u8]) -> Result<String> {
+    if bytes.starts_with(b"\x89PNG") {
+        return decode_qr_png(bytes);
+    }
+    if bytes.starts_with(b"%PDF-") {
+        return decode_qr_image(super::pdf_qr::rasterise(bytes)?);
+    }
+    std::str::from_utf8(bytes)
+        .map(|s| s.trim().to_string())
+        .map_err(|_| {
+            Error::invalid(
+                "invalid",
+                None,
+                "the input is neither an HC1 text nor a PNG image nor a PDF",
+            )
+        })
 }
 
 fn run(hc1: &str, options: &VerifyOptions, report: &mut VerifyReport) -> Result<(), Failure> {
@@ -216,7 +242,11 @@ pub fn decode_qr_png(png: &[u8]) -> Result<String> {
     limits.max_image_height = Some(height);
     limits.max_alloc = Some(MAX_QR_IMAGE_PIXELS * 8);
     reader.limits(limits);
-    let image = reader.decode().map_err(unreadable)?.to_luma8();
+    decode_qr_image(reader.decode().map_err(unreadable)?.to_luma8())
+}
+
+/// The QR code of an image: the first code that starts with `HC1:`, else the first code found.
+pub fn decode_qr_image(image: image::GrayImage) -> Result<String> {
     let texts = read_qr_codes(image.clone());
     let texts = if texts.is_empty() {
         // Tight crops without a quiet zone defeat the finder-pattern search: add a white border.

@@ -4,11 +4,13 @@
 //! runtime separate from actix's per-worker event loops) through [`AppState::run`], where the pipeline's CPU
 //! work goes to blocking threads and every outbound call has a timeout.
 
+mod citizen;
 pub mod client_address;
 pub mod connections;
 mod reply;
 mod routes;
 mod tls;
+mod verify;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +41,10 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Per-client limit of the citizen downloads; `None`: unlimited.
     pub downloads: Option<RateLimiter>,
+    /// Per-client limit of `POST /ddcc/verify` (the download rate, in buckets of its own).
+    pub verifications: Option<RateLimiter>,
+    /// DSCs trusted by `POST /ddcc/verify` besides our own published ones (`DDCC_TRUST_ANCHORS`).
+    pub trust_anchors: crate::credential::trust::TrustAnchors,
     pub auditor: Auditor,
     /// Per-client limit of the refusals recorded one AuditEvent each (`DDCC_AUDIT_REFUSAL_RATE`).
     pub refusals: Arc<RefusalGate>,

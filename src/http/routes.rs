@@ -52,6 +52,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
     cfg.service(get("/ddcc/DocumentReference/{id}/$getQRCode").route(web::get().to(get_qr_code)))
         .service(get("/certificates/{token}/{file}").route(web::get().to(citizen_download)))
+        .service(
+            get("/certificates/{token}").route(web::get().to(super::citizen::certificate_page)),
+        )
+        .service(get("/check").route(web::get().to(super::citizen::check_page)))
+        .service(get("/assets/citizen.css").route(web::get().to(super::citizen::stylesheet)))
+        .service(get("/assets/check.js").route(web::get().to(super::citizen::check_script)))
+        .service(get("/assets/icon.svg").route(web::get().to(super::citizen::icon)))
+        .service(endpoint("/ddcc/verify").route(web::post().to(super::verify::verify)))
         .service(get("/trust/dsc.pem").route(web::get().to(trust_pem)))
         .service(get("/trust/jwks.json").route(web::get().to(trust_jwks)))
         .service(get("/trust/did.json").route(web::get().to(trust_did)))
@@ -80,11 +88,19 @@ async fn index() -> Reply {
                     "POST /ddcc/revokeHealthCertificate (a Parameters with id and optionally reason)",
                 ],
                 "citizens (the links in a document Bundle)": [
+                    "GET /certificates/{token} (a page: summary, QR codes, downloads)",
+                    "GET /check (a page: check a certificate)",
                     "GET /certificates/{token}/certificate.pdf",
                     "GET /certificates/{token}/ddcc-qr.png",
                     "GET /certificates/{token}/dcc-qr.png",
                 ],
-                "verifiers": ["GET /trust/dsc.pem", "GET /trust/jwks.json", "GET /trust/did.json", "GET /trust/revocations"],
+                "verifiers": [
+                    "POST /ddcc/verify (an HC1 text, a QR code PNG or the citizen PDF)",
+                    "GET /trust/dsc.pem",
+                    "GET /trust/jwks.json",
+                    "GET /trust/did.json",
+                    "GET /trust/revocations",
+                ],
                 "operations": ["GET /health/live", "GET /health/ready", "GET /metrics"],
             },
             "documentation": "README.md of the ddcc-mediator repository, section \"Run the service\"",
@@ -288,7 +304,7 @@ impl Facts {
 /// The body, if it is FHIR JSON within the size limit.
 async fn read_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
     deadline: Duration,
 ) -> std::result::Result<Vec<u8>, Reply> {
@@ -313,6 +329,18 @@ async fn read_body(
             ),
         ));
     }
+    read_bounded(req, payload, limit, deadline, "DDCC_BODY_LIMIT").await
+}
+
+/// The body as sent, uncompressed, of at most `limit` bytes (`setting` names the limit in the refusal),
+/// arriving within `deadline`.
+pub(super) async fn read_bounded(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    deadline: Duration,
+    setting: &str,
+) -> std::result::Result<Vec<u8>, Reply> {
     // Bodies are read as sent (no decompression): a compressed body would otherwise be parsed as if it
     // were plain JSON. RFC 9110 §15.5.16: an unsupported content coding is 415. Every Content-Encoding
     // field counts, and every coding listed in one (`identity, gzip` or a second field is still gzip).
@@ -337,7 +365,7 @@ async fn read_body(
         Reply::outcome(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-costly",
-            format!("the request body is larger than {limit} bytes (DDCC_BODY_LIMIT)"),
+            format!("the request body is larger than {limit} bytes ({setting})"),
         )
     };
     let declared = req
@@ -757,16 +785,10 @@ async fn citizen_download(
     path: web::Path<(String, String)>,
     state: State,
 ) -> Reply {
-    if let (Some(limiter), Some(client)) = (&state.downloads, state.client_of(&req)) {
-        if let Err(wait) = limiter.check(client) {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            return Reply::outcome(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                "too many downloads from this address; retry later",
-            )
-            .header(header::RETRY_AFTER, seconds.max(1).to_string());
-        }
+    if let Some(refused) =
+        super::citizen::throttled(&req, &state, state.downloads.as_ref(), "downloads")
+    {
+        return refused;
     }
     let (token, file) = path.into_inner();
     let nothing = || {
@@ -848,7 +870,7 @@ async fn pdf_of(state: &AppState, document: &Value) -> Result<Option<Vec<u8>>> {
         .and_then(|data| base64::engine::general_purpose::STANDARD.decode(data).ok()))
 }
 
-async fn published(state: &AppState) -> Result<Vec<crate::keys::PublishedDsc>> {
+pub(super) async fn published(state: &AppState) -> Result<Vec<crate::keys::PublishedDsc>> {
     let issuer = state.issuer.clone();
     state
         .run(async move { issuer.signer.published().await })

@@ -200,6 +200,11 @@ async fn start(
         }
         None => None,
     };
+    // A bad trust-anchor file stops the start, naming the file.
+    let trust_anchors = match &config.trust_anchors {
+        Some(path) => crate::credential::trust::TrustAnchors::read(path)?,
+        None => crate::credential::trust::TrustAnchors::default(),
+    };
     let links = links::Links::open(&config.data_dir, config.public_url.clone())?;
     let metrics = std::sync::Arc::new(metrics::Metrics::new());
     let issuer = std::sync::Arc::new(
@@ -255,6 +260,8 @@ async fn start(
         issuer,
         auth: access::Authenticator::new(config.auth_methods.clone(), keys, oidc),
         downloads: config.download_rate.map(ratelimit::RateLimiter::new),
+        verifications: config.download_rate.map(ratelimit::RateLimiter::new),
+        trust_anchors,
         auditor,
         refusals,
         openhim_certificate: config.openhim_cert_subject.clone(),

@@ -90,6 +90,10 @@ impl Signer for ServiceSigner {
         }
     }
 
+    fn is_development(&self) -> bool {
+        matches!(self, ServiceSigner::Local(_))
+    }
+
     async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {
         match self {
             ServiceSigner::Local(s) => s.sign(identity, tbs).await,
@@ -108,6 +112,10 @@ pub struct TracedSigner {
 impl Signer for TracedSigner {
     fn current(&self) -> Arc<SigningIdentity> {
         self.inner.current()
+    }
+
+    fn is_development(&self) -> bool {
+        self.inner.is_development()
     }
 
     async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {

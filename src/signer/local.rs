@@ -154,6 +154,10 @@ impl Signer for LocalSigner {
         Arc::clone(&self.identity)
     }
 
+    fn is_development(&self) -> bool {
+        true
+    }
+
     fn sign(
         &self,
         identity: &SigningIdentity,

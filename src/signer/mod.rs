@@ -81,6 +81,12 @@ pub trait Signer: Send + Sync {
     /// The identity new certificates are signed with now.
     fn current(&self) -> Arc<SigningIdentity>;
 
+    /// Whether this is a development key (the local signer's self-signed DSC): what it signs is marked
+    /// as such on the citizen PDF, so it cannot pass for a real certificate.
+    fn is_development(&self) -> bool {
+        false
+    }
+
     /// Signs `tbs` (the COSE Sig_structure bytes) with exactly `identity`'s key version, returning the
     /// COSE signature bytes (raw r||s for ES256). Fails closed: an error, never a partial signature.
     fn sign(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Node test servers' dependencies from the npm registry: OpenHIM core (openhim/) and CongoDB
 # (openhim/mongo/, plus the CongoDB code extracted by its setup.sh). The FHIR server is HAPI (hapi/, Maven:
-# hapi/build.sh).
+# hapi/build.sh). Also the browser test driver (../browser: playwright-core, axe-core).
 # Idempotent and quiet: a folder is (re)installed with `npm ci` only when its node_modules is missing or its
 # package-lock.json changed since the last install. Prints nothing on success; on failure prints npm's log and
 # exits non-zero. A registry fetch that stalls times out after 60 s (3 retries) instead of npm's 5 min.
@@ -43,6 +43,7 @@ install_folder() {
 }
 
 install_folder "$here/openhim"
+install_folder "$here/../browser"
 install_folder "$here/openhim/mongo"
 
 if ! "$here/openhim/mongo/setup.sh" >"$log" 2>&1; then

@@ -48,6 +48,8 @@ pub struct Labels {
     pub qr_ddcc: String,
     pub qr_eu_dcc: String,
     pub how_to_verify: String,
+    /// Printed (and put in the document title) when signed with a development key.
+    pub development_key: String,
 }
 
 impl Default for Labels {
@@ -97,6 +99,7 @@ impl Labels {
             how_to_verify: s(
                 "To verify: scan a QR code with a DDCC or EU DCC verifier app; it checks the issuer's signature.",
             ),
+            development_key: s("DEVELOPMENT KEY: a test certificate, not valid"),
         }
     }
 

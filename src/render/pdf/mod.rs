@@ -49,6 +49,10 @@ impl Paper {
 pub struct PdfOptions {
     pub paper: Paper,
     pub labels: Labels,
+    /// Signed with a development key: the page and the document title say so.
+    pub development_key: bool,
+    /// The issuer by name (`DDCC_ISSUER_NAME`), printed instead of its identifier.
+    pub issuer_name: Option<String>,
 }
 
 /// Which payload a QR carries (decides its printed label): the document module's kind, so there is one.
@@ -169,6 +173,19 @@ impl<'a> Layout<'a> {
         page.text(&l.title, true, 20.0, left, y, 0.0, Align::Left, None)?;
         y += 16.0;
         page.text(&l.subtitle, false, 9.0, left, y, 0.35, Align::Left, None)?;
+        if options.development_key {
+            y += 14.0;
+            page.text(
+                &l.development_key,
+                true,
+                10.0,
+                left,
+                y,
+                0.0,
+                Align::Left,
+                Some(right - left),
+            )?;
+        }
         y += 9.0;
         page.rule(left, right, y);
 
@@ -215,7 +232,15 @@ impl<'a> Layout<'a> {
             (
                 &l.certificate,
                 vec![
-                    (&l.issuer, Some(c.issuer.to_string())),
+                    (
+                        &l.issuer,
+                        Some(
+                            options
+                                .issuer_name
+                                .clone()
+                                .unwrap_or_else(|| c.issuer.to_string()),
+                        ),
+                    ),
                     (&l.certificate_id, Some(c.hcid.to_string())),
                     (
                         &l.validity,
@@ -281,16 +306,25 @@ impl<'a> Layout<'a> {
             )));
         }
         let total = side * n + gap * (n - 1.0);
-        // Centred vertically in the space left.
-        let qr_top = y + 12.0 + (available_h - side) / 2.0;
-        for (i, q) in qrs.iter().enumerate() {
-            let slot_x = left + (right - left - total) / 2.0 + i as f32 * (side + gap);
+        // Right below the data, so no empty band separates them from it.
+        let qr_top = y + 12.0;
+        let slot_x = |i: usize| left + (right - left - total) / 2.0 + i as f32 * (side + gap);
+        let placed: Vec<(f32, f32, f32)> = qrs
+            .iter()
+            .enumerate()
+            .map(|(i, q)| place_qr(q.symbol, slot_x(i), qr_top, side))
+            .collect();
+        // At the top of the space left, right under the data (no empty band above the codes); the labels
+        // on one line under the largest.
+        let snap = |v: f32| (v / PIXEL_GRID_PT).round() * PIXEL_GRID_PT;
+        let top = snap(qr_top);
+        let tallest = placed.iter().map(|p| p.2).fold(0.0, f32::max);
+        for (i, (q, &(qx, _, qside))) in qrs.iter().zip(&placed).enumerate() {
             let code = q.symbol;
-            let (qx, qtop, qside) = place_qr(code, slot_x, qr_top, side);
             page.items.push(Item::Qr {
                 code,
                 x: qx,
-                y: height - (qtop + qside),
+                y: height - (top + qside),
                 side: qside,
             });
             let label = match q.kind {
@@ -301,8 +335,8 @@ impl<'a> Layout<'a> {
                 label,
                 true,
                 10.0,
-                slot_x + side / 2.0,
-                qr_top + side + 12.0,
+                slot_x(i) + side / 2.0,
+                top + tallest + 12.0,
                 0.0,
                 Align::Centre,
                 None,
@@ -385,8 +419,16 @@ impl<'a> Layout<'a> {
         // No personal data in the document information: a title that is the same for everyone, and the
         // issue date (not personal), so identical input gives a byte-identical file.
         let d = self.issued;
+        let title = if options.development_key {
+            format!(
+                "{} ({})",
+                options.labels.title, options.labels.development_key
+            )
+        } else {
+            options.labels.title.clone()
+        };
         let info = writer::Info {
-            title: &options.labels.title,
+            title: &title,
             subject: &options.labels.subtitle,
             date: format!(
                 "D:{:04}{:02}{:02}000000+00'00'",

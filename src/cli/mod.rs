@@ -140,6 +140,8 @@ impl IssuanceArgs {
         Ok(IssuanceConfig {
             issuer_country: self.issuer_country.clone(),
             validity: std::time::Duration::from_secs(self.validity_days * 24 * 3600),
+            // `issue` keeps no store, so there is nothing to renew; the window only has to be valid.
+            renewal: std::time::Duration::ZERO,
             ddcc_hcert_key: self.ddcc_hcert_key,
             issuer_name: self.issuer_name.clone(),
             paper: self.paper.into(),

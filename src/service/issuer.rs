@@ -10,7 +10,13 @@
 //!   (`Bundle/<id>` is the current version); its QR DocumentReferences get new ids and
 //!   `relatesTo: [{code: replaces}]` pointing at the previous ones, which are rewritten `status: superseded`.
 //!
-//! QR DocumentReference ids are therefore derived from the document's id and the content hash.
+//! - Same hcid and dose, same content, but the stored certificate expired or expires within the renewal
+//!   window (`DDCC_RENEWAL_DAYS`): it is signed anew (a *renewal*, see [`super::renewal`]): new `iat`/`exp`,
+//!   same content, new QR and PDF resources; the previous ones are superseded as for a correction (but,
+//!   unlike a corrected one, the previous certificate was valid and stays so until its `exp`).
+//!
+//! QR DocumentReference ids are therefore derived from the document's id, the content hash and the signing
+//! generation ([`super::renewal::version_key`]).
 //!
 //! **Which version is newer** (two versions of one event, in whatever order they arrive, on whichever
 //! replica; see [`order`]): a version seen before (the current one or one it replaced) is never issued again;
@@ -33,8 +39,10 @@ use tracing::Instrument as _;
 
 use super::links::Links;
 use super::metrics::Metrics;
+use super::renewal::{self, Signed};
 use super::signer::ServiceSigner;
 use super::Orchestrations;
+use crate::clock::Clock;
 use crate::configuration::IssuanceConfig;
 use crate::document::{self, DocumentContext};
 use crate::domain::EventVersion;
@@ -81,6 +89,8 @@ pub struct Issuer {
     /// [`IN_FLIGHT_PER_CORE`] per core. A slow store otherwise gathers every waiting request's finished
     /// certificate (PDF, document, transaction) in memory: 97 MB at 64 connections in `bench/load`.
     in_flight: tokio::sync::Semaphore,
+    /// Dates certificates (`iat`) and judges whether a stored one is due for renewal.
+    clock: Clock,
 }
 
 /// Enough to keep every core busy while each certificate waits a store round trip several times its
@@ -104,6 +114,7 @@ impl Issuer {
         links: Links,
         metrics: Arc<Metrics>,
         settings: IssuanceConfig,
+        clock: Clock,
     ) -> Self {
         Issuer {
             signer: Arc::new(signer),
@@ -114,6 +125,7 @@ impl Issuer {
             locks: KeyedLocks::default(),
             cpu_slots: Arc::new(tokio::sync::Semaphore::new(cores())),
             in_flight: tokio::sync::Semaphore::new(cores() * IN_FLIGHT_PER_CORE),
+            clock,
         }
     }
 
@@ -182,7 +194,11 @@ impl Issuer {
             let previous = stored.document;
             if let Some(previous) = &previous {
                 match order(previous, &content_hash, &event.version) {
-                    Order::Same => return Ok(Issued::Existing(previous.clone())),
+                    Order::Same if !self.renewal_due(previous)? => {
+                        return Ok(Issued::Existing(previous.clone()))
+                    }
+                    // Renewal: the same content signed anew, superseding the stored version.
+                    Order::Same => {}
                     Order::Older(why) => {
                         return Err(Error::Superseded(format!(
                             "this event is older than the certificate issued for it, Bundle/{bundle_id} \
@@ -217,10 +233,10 @@ impl Issuer {
                 .await;
             match saved {
                 Ok(()) => {
-                    self.metrics.certificate(if previous.is_some() {
-                        "reissued"
-                    } else {
-                        "issued"
+                    self.metrics.certificate(match &previous {
+                        None => "issued",
+                        Some(p) if tag_of(p).as_deref() == Some(content_hash.as_str()) => "renewed",
+                        Some(_) => "reissued",
                     });
                     return Ok(Issued::Created(record.document));
                 }
@@ -255,6 +271,7 @@ impl Issuer {
             .await
             .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
         let event = event.clone();
+        let clock = self.clock;
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             span.in_scope(|| {
@@ -262,12 +279,19 @@ impl Issuer {
                     &event,
                     &settings,
                     &signer,
-                    OffsetDateTime::now_utc(),
+                    clock.now(),
                 ))
             })
         })
         .await
         .map_err(|e| Error::Internal(format!("issuing task failed: {e}")))?
+    }
+
+    /// Whether the stored certificate of an unchanged event is to be signed anew now: expired, or expiring
+    /// within the renewal window.
+    fn renewal_due(&self, stored: &Value) -> Result<bool> {
+        let window = i64::try_from(self.settings().renewal.as_secs()).unwrap_or(i64::MAX);
+        Ok(renewal::due(Signed::of(stored)?.exp, self.clock.unix(), window))
     }
 
     /// What to store for a signed certificate: the document (tags, links, `relatesTo` to what it
@@ -282,14 +306,31 @@ impl Issuer {
     ) -> Result<CertificateRecord> {
         let mut document: Value = serde_json::from_slice(&certificate.document_json)
             .map_err(|e| Error::Internal(format!("document does not parse: {e}")))?;
-        rekey_qr_references(&mut document, content_hash)?;
+        // A renewal (same content as `previous`) is the next generation; a new content starts at 0.
+        let generation = match previous {
+            Some(p) if tag_of(p).as_deref() == Some(content_hash) => renewal::generation(p) + 1,
+            _ => 0,
+        };
+        let key = renewal::version_key(content_hash, generation);
+        rekey_qr_references(&mut document, &key)?;
         set_tags(&mut document, content_hash, version, previous);
-        let mut extra = pdf_resources(&document, bundle_id, content_hash, &certificate.pdf)?;
+        let signed = Signed {
+            exp: certificate.ddcc.signed.exp,
+            kid: hex::encode(certificate.ddcc.signed.kid),
+        };
+        add_tags(
+            &mut document,
+            signed
+                .tags()
+                .into_iter()
+                .chain(renewal::generation_tag(generation)),
+        );
+        let mut extra = pdf_resources(&document, bundle_id, &key, &certificate.pdf)?;
         let mut superseded = Vec::new();
         if let Some(previous) = previous {
             superseded = self.supersede(previous, &mut document).await?;
-            if let Some(old_hash) = tag_of(previous) {
-                let old_id = pdf_reference_id(bundle_id, &old_hash);
+            if let Some(old_key) = version_key_of(previous) {
+                let old_id = pdf_reference_id(bundle_id, &old_key);
                 if let Some(mut old) = self.store.read("DocumentReference", &old_id).await? {
                     old["status"] = json!("superseded");
                     superseded.push(old);
@@ -360,32 +401,41 @@ impl Issuer {
     }
 }
 
-/// Id of the Binary holding the citizen PDF of a document version.
-pub fn pdf_binary_id(bundle_id: &str, content_hash: &str) -> String {
+/// Id of the Binary holding the citizen PDF of a document version (`key`: [`renewal::version_key`]).
+fn pdf_binary_id(bundle_id: &str, key: &str) -> String {
     uuid::Uuid::new_v5(
         &QR_ID_NAMESPACE,
-        format!("Binary|pdf|{bundle_id}|{content_hash}").as_bytes(),
+        format!("Binary|pdf|{bundle_id}|{key}").as_bytes(),
     )
     .to_string()
 }
 
+/// Id of the Binary holding the citizen PDF of a stored document version.
+pub fn pdf_binary_id_of(document: &Value) -> Option<String> {
+    let bundle_id = document.get("id").and_then(Value::as_str)?;
+    Some(pdf_binary_id(bundle_id, &version_key_of(document)?))
+}
+
+/// The [`renewal::version_key`] of a stored document version.
+fn version_key_of(document: &Value) -> Option<String> {
+    Some(renewal::version_key(
+        &tag_of(document)?,
+        renewal::generation(document),
+    ))
+}
+
 /// Id of the DocumentReference of the citizen PDF of a document version.
-fn pdf_reference_id(bundle_id: &str, content_hash: &str) -> String {
+fn pdf_reference_id(bundle_id: &str, key: &str) -> String {
     uuid::Uuid::new_v5(
         &QR_ID_NAMESPACE,
-        format!("DocumentReference|pdf|{bundle_id}|{content_hash}").as_bytes(),
+        format!("DocumentReference|pdf|{bundle_id}|{key}").as_bytes(),
     )
     .to_string()
 }
 
 /// The PDF as a Binary, and a DocumentReference to it (LOINC 82593-5 "Immunization summary report") for
 /// the same Patient as the document.
-fn pdf_resources(
-    document: &Value,
-    bundle_id: &str,
-    content_hash: &str,
-    pdf: &[u8],
-) -> Result<Vec<Value>> {
+fn pdf_resources(document: &Value, bundle_id: &str, key: &str, pdf: &[u8]) -> Result<Vec<Value>> {
     use base64::Engine as _;
     let patient_url = document
         .get("entry")
@@ -395,7 +445,7 @@ fn pdf_resources(
         .find(|e| e.pointer("/resource/resourceType").and_then(Value::as_str) == Some("Patient"))
         .and_then(|e| e.get("fullUrl").and_then(Value::as_str))
         .ok_or_else(|| Error::Internal("document without a Patient entry".into()))?;
-    let binary_id = pdf_binary_id(bundle_id, content_hash);
+    let binary_id = pdf_binary_id(bundle_id, key);
     let binary = json!({
         "resourceType": "Binary",
         "id": binary_id,
@@ -404,7 +454,7 @@ fn pdf_resources(
     });
     let reference = json!({
         "resourceType": "DocumentReference",
-        "id": pdf_reference_id(bundle_id, content_hash),
+        "id": pdf_reference_id(bundle_id, key),
         "status": "current",
         "type": {"coding": [{"system": "http://loinc.org", "code": "82593-5",
                               "display": "Immunization summary report"}]},
@@ -547,6 +597,8 @@ fn set_tags(document: &mut Value, hash: &str, version: &EventVersion, previous: 
         let replaced = tags_of(previous)
             .into_iter()
             .filter(|(system, _)| *system == CONTENT_TAG_SYSTEM || *system == SUPERSEDED_TAG_SYSTEM)
+            // A renewal replaces a version of the same content, which is not thereby superseded content.
+            .filter(|(_, code)| *code != hash)
             .map(|(_, code)| code.to_owned())
             .collect::<std::collections::BTreeSet<_>>();
         tags.extend(
@@ -555,6 +607,12 @@ fn set_tags(document: &mut Value, hash: &str, version: &EventVersion, previous: 
                 .map(|code| json!({"system": SUPERSEDED_TAG_SYSTEM, "code": code})),
         );
     }
+    add_tags(document, tags);
+}
+
+/// Appends `tags` to the document's `meta.tag`.
+fn add_tags(document: &mut Value, tags: impl IntoIterator<Item = Value>) {
+    let tags: Vec<Value> = tags.into_iter().collect();
     match document.get_mut("meta").and_then(Value::as_object_mut) {
         Some(meta) => match meta.get_mut("tag").and_then(Value::as_array_mut) {
             Some(existing) => existing.extend(tags),
@@ -605,15 +663,14 @@ fn qr_references_mut(document: &mut Value) -> impl Iterator<Item = &mut Value> {
         .filter(|r| is_document_reference(r))
 }
 
-/// Gives each QR DocumentReference the id UUIDv5(its derived id | content hash), everywhere it appears
+/// Gives each QR DocumentReference the id UUIDv5(its derived id | version key), everywhere it appears
 /// (`id`, the entry's `urn:uuid:` fullUrl, the Composition's references). UUIDs are unique tokens, so a
 /// textual replacement over the serialised document is exact.
-fn rekey_qr_references(document: &mut Value, content_hash: &str) -> Result<()> {
+fn rekey_qr_references(document: &mut Value, key: &str) -> Result<()> {
     let renames: Vec<(String, String)> = qr_references(document)
         .filter_map(id_of)
         .map(|old| {
-            let new =
-                uuid::Uuid::new_v5(&QR_ID_NAMESPACE, format!("{old}|{content_hash}").as_bytes());
+            let new = uuid::Uuid::new_v5(&QR_ID_NAMESPACE, format!("{old}|{key}").as_bytes());
             (old, new.to_string())
         })
         .collect();

@@ -15,6 +15,7 @@ pub mod links;
 pub mod metrics;
 pub mod oidc;
 pub mod ratelimit;
+pub mod renewal;
 pub mod signer;
 
 use std::sync::{Arc, Mutex};
@@ -201,7 +202,15 @@ async fn start(
         links,
         metrics.clone(),
         config.issuance.clone(),
+        config.clock,
     ));
+    if config.clock.offset_seconds() != 0 {
+        tracing::warn!(
+            offset_seconds = config.clock.offset_seconds(),
+            "DDCC_TEST_CLOCK_OFFSET is set: certificates are dated by a MOVED clock. For tests only; never \
+             set it on a service whose certificates anyone relies on"
+        );
+    }
 
     if config.embedded_defaults {
         tracing::info!(

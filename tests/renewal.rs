@@ -191,3 +191,79 @@ fn a_renewal_window_as_long_as_the_validity_is_refused_at_start_up() {
     assert!(!status.success());
     assert!(log.contains("DDCC_RENEWAL_DAYS"), "{log}");
 }
+
+/// Two replicas on one HAPI server and one OpenBao transit key, their clocks 31 days on, receive the same
+/// expired event at the same moment: exactly one renewal is stored, and both callers hold it.
+#[test]
+fn two_replicas_renewing_at_once_store_one_renewal() {
+    use support::service::FhirServer;
+    const API_KEY: &str = "renewal-test-key";
+    const TRANSIT_KEY: &str = "ddcc-renewal";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bao = support::service::provisioned_openbao(&runtime, TRANSIT_KEY);
+    let fhir = FhirServer::start();
+    let env = |offset_days: i64| -> Vec<(&'static str, String)> {
+        let mut env = settings(offset_days);
+        env.extend([
+            ("DDCC_SIGNER", "vault".to_owned()),
+            ("VAULT_ADDR", bao.addr()),
+            ("VAULT_TOKEN", support::openbao::ROOT_TOKEN.to_owned()),
+            ("VAULT_TRANSIT_KEY", TRANSIT_KEY.to_owned()),
+            ("DDCC_FHIR_URL", fhir.base()),
+            (
+                "DDCC_API_KEYS",
+                hex::encode(ddcc_mediator::service::auth::digest(API_KEY)),
+            ),
+        ]);
+        env
+    };
+    let link_secret = "5f".repeat(32);
+    let events: Vec<Value> = (0..4).map(|i| event(&format!("RENEW-REPL-{i}"), &[])).collect();
+
+    let mut today = Service::start_replica(&env(0), &link_secret);
+    let first: Vec<Value> = events
+        .iter()
+        .map(|qr| {
+            let answer = today.post_json(GENERATE, Some(API_KEY), qr);
+            assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+            answer.json()
+        })
+        .collect();
+    today.stop();
+
+    let replicas = [
+        Service::start_replica(&env(31), &link_secret),
+        Service::start_replica(&env(31), &link_secret),
+    ];
+    for (qr, first) in events.iter().zip(&first) {
+        let barrier = std::sync::Barrier::new(2);
+        let answers: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = replicas
+                .iter()
+                .map(|replica| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        replica.post_json(GENERATE, Some(API_KEY), qr)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+        statuses.sort();
+        assert_eq!(statuses, [200, 201], "one renewal, one answer of it");
+        let renewed = hc1_of(&answers[0].json(), "who");
+        assert_eq!(renewed, hc1_of(&answers[1].json(), "who"), "both hold it");
+        assert_ne!(renewed, hc1_of(first, "who"));
+        let id = first["id"].as_str().unwrap();
+        let (status, history) = fhir.get(&format!("Bundle/{id}/_history?_count=100"));
+        assert_eq!(status, 200, "{history}");
+        let versions = history["entry"].as_array().map_or(0, Vec::len);
+        assert_eq!(versions, 2, "the first certificate and exactly one renewal");
+        for old in reference_ids(first) {
+            let (_, stored) = fhir.get(&format!("DocumentReference/{old}"));
+            assert_eq!(stored["status"], "superseded", "{stored}");
+        }
+    }
+}

@@ -177,7 +177,8 @@ impl Issuer {
         event: VaccinationEvent,
         trace: &Orchestrations,
     ) -> Result<Issued> {
-        let content_hash = content_hash(&event)?;
+        let canonical = canonical_json(&event)?;
+        let content_hash = hex::encode(Sha256::digest(&canonical));
         // Taken before the hcid lock: a holder of that lock already holds its own permit.
         let _in_flight = self
             .in_flight
@@ -218,6 +219,7 @@ impl Issuer {
                     &certificate,
                     &event.version,
                     &content_hash,
+                    &canonical,
                     &bundle_id,
                     previous.as_ref(),
                 )
@@ -287,11 +289,39 @@ impl Issuer {
         .map_err(|e| Error::Internal(format!("issuing task failed: {e}")))?
     }
 
-    /// Whether the stored certificate of an unchanged event is to be signed anew now: expired, or expiring
-    /// within the renewal window.
+    /// Whether the stored certificate of an unchanged event is to be signed anew now: expired, expiring
+    /// within the renewal window, or signed by a withdrawn key.
     fn renewal_due(&self, stored: &Value) -> Result<bool> {
         let window = i64::try_from(self.settings().renewal.as_secs()).unwrap_or(i64::MAX);
-        Ok(renewal::due(Signed::of(stored)?.exp, self.clock.unix(), window))
+        let signed = Signed::of(stored)?;
+        Ok(renewal::due(signed.exp, self.clock.unix(), window)
+            || self.signer.withdrawn_kids()?.contains(&signed.kid))
+    }
+
+    /// The event a stored document was issued for, as kept beside it; `None` for documents stored before
+    /// events were kept. Its hash must be the document's: a kept event never stands in for another.
+    pub async fn stored_event(&self, document: &Value) -> Result<Option<VaccinationEvent>> {
+        use base64::Engine as _;
+        let (Some(bundle_id), Some(hash)) = (document.get("id").and_then(Value::as_str), tag_of(document))
+        else {
+            return Ok(None);
+        };
+        let Some(binary) = self.store.read("Binary", &event_binary_id(bundle_id, &hash)).await? else {
+            return Ok(None);
+        };
+        let corrupt = |why: String| Error::Internal(format!("the kept event of Bundle/{bundle_id}: {why}"));
+        let json = binary
+            .get("data")
+            .and_then(Value::as_str)
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+            .ok_or_else(|| corrupt("no data".into()))?;
+        if hex::encode(Sha256::digest(&json)) != hash {
+            return Err(corrupt("its hash is not the document's".into()));
+        }
+        let mut event: VaccinationEvent =
+            serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))?;
+        event.version = version_of(document);
+        Ok(Some(event))
     }
 
     /// What to store for a signed certificate: the document (tags, links, `relatesTo` to what it
@@ -301,6 +331,7 @@ impl Issuer {
         certificate: &pipeline::Certificate,
         version: &EventVersion,
         content_hash: &str,
+        canonical: &[u8],
         bundle_id: &str,
         previous: Option<&Value>,
     ) -> Result<CertificateRecord> {
@@ -326,6 +357,7 @@ impl Issuer {
                 .chain(renewal::generation_tag(generation)),
         );
         let mut extra = pdf_resources(&document, bundle_id, &key, &certificate.pdf)?;
+        extra.push(event_binary(bundle_id, content_hash, canonical));
         let mut superseded = Vec::new();
         if let Some(previous) = previous {
             superseded = self.supersede(previous, &mut document).await?;
@@ -489,11 +521,46 @@ fn dependency_label(service: &str) -> &'static str {
     }
 }
 
-/// SHA-256 (hex) of the event's canonical JSON.
-pub fn content_hash(event: &VaccinationEvent) -> Result<String> {
-    let json = serde_json::to_vec(event)
-        .map_err(|e| Error::Internal(format!("event does not serialise: {e}")))?;
-    Ok(hex::encode(Sha256::digest(json)))
+/// The event's canonical JSON (field order fixed by the type); its SHA-256 is the content hash.
+fn canonical_json(event: &VaccinationEvent) -> Result<Vec<u8>> {
+    serde_json::to_vec(event).map_err(|e| Error::Internal(format!("event does not serialise: {e}")))
+}
+
+/// Id of the Binary keeping the canonical event of a content (for `reissue`).
+fn event_binary_id(bundle_id: &str, content_hash: &str) -> String {
+    uuid::Uuid::new_v5(
+        &QR_ID_NAMESPACE,
+        format!("Binary|event|{bundle_id}|{content_hash}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The canonical event kept beside its document, so that the certificate can be signed anew without its
+/// sender (`ddcc-mediator reissue`). It holds what the document's Patient and Immunization already hold.
+fn event_binary(bundle_id: &str, content_hash: &str, canonical: &[u8]) -> Value {
+    use base64::Engine as _;
+    json!({
+        "resourceType": "Binary",
+        "id": event_binary_id(bundle_id, content_hash),
+        "contentType": "application/json",
+        "data": base64::engine::general_purpose::STANDARD.encode(canonical),
+    })
+}
+
+/// What orders a stored version (its `authored` and `amended` tags), as [`EventVersion`].
+fn version_of(document: &Value) -> EventVersion {
+    let tags = tags_of(document);
+    EventVersion {
+        authored: tags
+            .iter()
+            .find(|(system, _)| *system == AUTHORED_TAG_SYSTEM)
+            .and_then(|(_, code)| {
+                OffsetDateTime::parse(code, &time::format_description::well_known::Rfc3339).ok()
+            }),
+        amended: tags
+            .iter()
+            .any(|(system, code)| *system == STATUS_TAG_SYSTEM && *code == "amended"),
+    }
 }
 
 /// The document Bundle id of `event` (derived from hcid and dose; no signing needed to know it).

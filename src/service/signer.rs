@@ -37,10 +37,19 @@ impl ServiceSigner {
     /// before a rotation keep verifying).
     pub async fn published(&self) -> Result<Vec<PublishedDsc>> {
         match self {
-            ServiceSigner::Local(local) => Ok(vec![PublishedDsc::from_chain(
-                1,
-                vec![local.current().dsc_der.clone()],
-            )?]),
+            // The current DSC, and withdrawn ones until their certificates are re-signed.
+            ServiceSigner::Local(local) => {
+                let mut dscs = vec![PublishedDsc::from_chain(
+                    1,
+                    vec![local.current().dsc_der.clone()],
+                )?];
+                for w in crate::signer::local::withdrawn(local.dir())? {
+                    if !w.reissued {
+                        dscs.push(PublishedDsc::from_chain(1, vec![w.dsc_der])?);
+                    }
+                }
+                Ok(dscs)
+            }
             ServiceSigner::Vault { signer, .. } => {
                 let key = signer
                     .transit()
@@ -52,6 +61,32 @@ impl ServiceSigner {
                     })?;
                 crate::keys::published(&key, unix_now())
             }
+        }
+    }
+
+    /// The kids (hex) of withdrawn signing keys: certificates they signed are signed anew (see
+    /// [`super::renewal`]).
+    pub fn withdrawn_kids(&self) -> Result<Vec<String>> {
+        match self {
+            ServiceSigner::Local(local) => Ok(crate::signer::local::withdrawn(local.dir())?
+                .into_iter()
+                .map(|w| hex::encode(w.kid))
+                .collect()),
+            // Vault keys are withdrawn by rotating and certifying a new version (`keys rotate`); see README.
+            ServiceSigner::Vault { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// Records that nothing is left signed by a withdrawn key: its DSC is no longer published.
+    pub fn retire_withdrawn(&self) -> Result<()> {
+        match self {
+            ServiceSigner::Local(local) => {
+                for w in crate::signer::local::withdrawn(local.dir())? {
+                    crate::signer::local::mark_reissued(local.dir(), &w.kid)?;
+                }
+                Ok(())
+            }
+            ServiceSigner::Vault { .. } => Ok(()),
         }
     }
 

@@ -37,7 +37,9 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
-use super::{type_and_id, valid_id, CertificateRecord, Revision, Store, StoredDocument};
+use super::{
+    type_and_id, valid_id, CertificateRecord, DocumentPage, Revision, Store, StoredDocument,
+};
 use crate::error::{error_chain, Error, Result};
 use crate::service::{Orchestration, Orchestrations};
 
@@ -475,6 +477,58 @@ impl Store for FhirStore {
 
     /// A read by id of a resource that never exists: 404 (or 410) proves the server and its database
     /// answer. Cheaper than `GET /metadata`, which HAPI builds anew (hundreds of kB) after each start.
+    async fn list_documents(&self, cursor: Option<&str>, limit: usize) -> Result<DocumentPage> {
+        // The first page is a search for every document Bundle (they all carry an event hash tag); the next
+        // ones follow the server's `next` links, which must stay on this server.
+        let url = match cursor {
+            None => format!(
+                "{}/Bundle?_tag={}%7C&_elements=id&_count={limit}",
+                self.base,
+                url_escape(crate::store::CONTENT_TAG_SYSTEM)
+            ),
+            Some(next) if next.starts_with(&format!("{}?", self.base)) || next.starts_with(&format!("{}/", self.base)) => {
+                next.to_owned()
+            }
+            Some(other) => {
+                return Err(Error::Internal(format!(
+                    "a page link outside the FHIR server: {other}"
+                )))
+            }
+        };
+        let request = self.http.get(&url).header(reqwest::header::ACCEPT, FHIR_JSON);
+        let response = traced("GET", "search Bundle", request)
+            .await
+            .map_err(|e| Self::unavailable(format!("search failed: {}", error_chain(&e))))?;
+        if !response.status().is_success() {
+            return Err(Self::unavailable(format!(
+                "search of Bundle answered HTTP {}",
+                response.status()
+            )));
+        }
+        let page: Value = response
+            .json()
+            .await
+            .map_err(|e| Self::unavailable(format!("unreadable search page: {e}")))?;
+        let ids = page
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.pointer("/resource/id").and_then(Value::as_str))
+            .filter(|id| valid_id(id))
+            .map(str::to_owned)
+            .collect();
+        let next = page
+            .get("link")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
+            .and_then(|l| l.get("url").and_then(Value::as_str))
+            .map(str::to_owned);
+        Ok(DocumentPage { ids, next })
+    }
+
     async fn check(&self) -> Result<()> {
         let url = format!("{}/Basic/ddcc-mediator-readiness-probe", self.base);
         let request = self

@@ -478,14 +478,11 @@ impl Store for FhirStore {
     /// A read by id of a resource that never exists: 404 (or 410) proves the server and its database
     /// answer. Cheaper than `GET /metadata`, which HAPI builds anew (hundreds of kB) after each start.
     async fn list_documents(&self, cursor: Option<&str>, limit: usize) -> Result<DocumentPage> {
-        // The first page is a search for every document Bundle (they all carry an event hash tag); the next
-        // ones follow the server's `next` links, which must stay on this server.
+        // The first page is a search for every Bundle (the service stores no Bundle but its documents); the
+        // next ones follow the server's `next` links, which must stay on this server. Whole documents: on a
+        // Bundle search HAPI applies `_elements` to the searchset itself, and `_tag` needs a code.
         let url = match cursor {
-            None => format!(
-                "{}/Bundle?_tag={}%7C&_elements=id&_count={limit}",
-                self.base,
-                url_escape(crate::store::CONTENT_TAG_SYSTEM)
-            ),
+            None => format!("{}/Bundle?_count={limit}", self.base),
             Some(next) if next.starts_with(&format!("{}?", self.base)) || next.starts_with(&format!("{}/", self.base)) => {
                 next.to_owned()
             }
@@ -499,10 +496,12 @@ impl Store for FhirStore {
         let response = traced("GET", "search Bundle", request)
             .await
             .map_err(|e| Self::unavailable(format!("search failed: {}", error_chain(&e))))?;
-        if !response.status().is_success() {
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
             return Err(Self::unavailable(format!(
-                "search of Bundle answered HTTP {}",
-                response.status()
+                "search of Bundle answered HTTP {status}: {}",
+                diagnostics(&body)
             )));
         }
         let page: Value = response

@@ -53,7 +53,10 @@ mod tests {
         let day = 24 * 3600;
         let moved = Clock::offset_by(30 * day).unix();
         let system = Clock::system().unix();
-        assert!((moved - system - 30 * day).abs() <= 1, "{moved} vs {system}");
+        assert!(
+            (moved - system - 30 * day).abs() <= 1,
+            "{moved} vs {system}"
+        );
         assert_eq!(Clock::system().offset_seconds(), 0);
     }
 }

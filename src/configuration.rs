@@ -67,7 +67,12 @@ pub struct ServeArgs {
     pub renewal_days: Option<u64>,
     /// Tests only: seconds by which the service's clock is moved (iat, exp, renewal). Environment only, not
     /// in --help or the TOML file; every start-up with it logs a warning (see `crate::clock`).
-    #[arg(long = "test-clock-offset", env = "DDCC_TEST_CLOCK_OFFSET", hide = true, allow_hyphen_values = true)]
+    #[arg(
+        long = "test-clock-offset",
+        env = "DDCC_TEST_CLOCK_OFFSET",
+        hide = true,
+        allow_hyphen_values = true
+    )]
     pub test_clock_offset: Option<i64>,
     /// hcert sub-claim of the DDCC core data set: 3 or 1. Default 3.
     #[arg(long, env = "DDCC_HCERT_KEY")]

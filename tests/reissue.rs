@@ -33,7 +33,11 @@ fn cli(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
 
 /// Runs `reissue` two documents a page; its summary.
 fn reissue(env: &[(&str, String)], extra: &[&str]) -> Value {
-    let args: Vec<&str> = ["reissue", "--page-size", "2"].iter().chain(extra).copied().collect();
+    let args: Vec<&str> = ["reissue", "--page-size", "2"]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect();
     let (code, stdout, stderr) = cli(&args, env);
     assert_eq!(code, 0, "reissue failed: {stdout}\n{stderr}");
     assert!(stderr.contains("scanned"), "progress on stderr: {stderr}");
@@ -51,7 +55,11 @@ fn jwks_kids(service: &Service) -> Vec<String> {
 }
 
 fn write_pem(path: &Path, der: &[u8]) {
-    std::fs::write(path, pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))).unwrap();
+    std::fs::write(
+        path,
+        pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec())),
+    )
+    .unwrap();
 }
 
 fn dsc_der(key_dir: &Path) -> Vec<u8> {
@@ -62,7 +70,10 @@ fn dsc_der(key_dir: &Path) -> Vec<u8> {
 }
 
 /// The whole story on one store: issue, withdraw, re-sign in two runs, re-sign again (nothing), check.
-fn withdraw_and_reissue(base_env: Vec<(&'static str, String)>, fhir: Option<&support::service::FhirServer>) {
+fn withdraw_and_reissue(
+    base_env: Vec<(&'static str, String)>,
+    fhir: Option<&support::service::FhirServer>,
+) {
     let digest = hex::encode(ddcc_mediator::service::auth::digest(API_KEY));
     let mut env = base_env;
     env.push(("DDCC_API_KEYS", digest));
@@ -78,7 +89,12 @@ fn withdraw_and_reissue(base_env: Vec<(&'static str, String)>, fhir: Option<&sup
         .iter()
         .map(|qr| {
             let answer = service.post_json(GENERATE, Some(API_KEY), qr);
-            assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+            assert_eq!(
+                answer.status,
+                201,
+                "{}",
+                String::from_utf8_lossy(&answer.body)
+            );
             answer.json()
         })
         .collect();
@@ -87,14 +103,20 @@ fn withdraw_and_reissue(base_env: Vec<(&'static str, String)>, fhir: Option<&sup
 
     // Withdraw: a new key replaces it.
     let key_dir_arg = key_dir.to_str().unwrap().to_owned();
-    let (code, stdout, stderr) = cli(&["keys", "withdraw", &old_kid, "--key-dir", &key_dir_arg], &[]);
+    let (code, stdout, stderr) = cli(
+        &["keys", "withdraw", &old_kid, "--key-dir", &key_dir_arg],
+        &[],
+    );
     assert_eq!(code, 0, "{stdout}{stderr}");
     let new_dsc = dsc_der(&key_dir);
     let new_kid = hex::encode(ddcc_mediator::signer::kid_of(&new_dsc));
     assert_eq!(stdout.trim(), new_kid);
     assert_ne!(new_kid, old_kid);
     // Withdrawing it again changes nothing.
-    let (code, again, _) = cli(&["keys", "withdraw", &old_kid, "--key-dir", &key_dir_arg], &[]);
+    let (code, again, _) = cli(
+        &["keys", "withdraw", &old_kid, "--key-dir", &key_dir_arg],
+        &[],
+    );
     assert_eq!((code, again.trim()), (0, new_kid.as_str()));
 
     let mut cli_env: Vec<(&str, String)> = env.clone();
@@ -134,20 +156,35 @@ fn withdraw_and_reissue(base_env: Vec<(&'static str, String)>, fhir: Option<&sup
     for (qr, first) in events.iter().zip(&first) {
         // Submitting the event again answers the re-signed certificate (200): nothing is signed twice.
         let current = service.post_json(GENERATE, Some(API_KEY), qr);
-        assert_eq!(current.status, 200, "{}", String::from_utf8_lossy(&current.body));
+        assert_eq!(
+            current.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&current.body)
+        );
         let current = current.json();
         assert_eq!(current["id"], first["id"]);
         for kind in ["who", "dcc"] {
             let hc1 = hc1_of(&current, kind);
             assert_ne!(hc1, hc1_of(first, kind), "signed anew");
-            let with_new = support::hc1_verify(&[&hc1, "--cert", new_pem.to_str().unwrap(), "--strict", "--now"]);
+            let with_new = support::hc1_verify(&[
+                &hc1,
+                "--cert",
+                new_pem.to_str().unwrap(),
+                "--strict",
+                "--now",
+            ]);
             assert_eq!(with_new["result"], "VALID", "{with_new:#}");
-            let with_old = support::hc1_verify(&[&hc1, "--cert", old_pem.to_str().unwrap(), "--now"]);
+            let with_old =
+                support::hc1_verify(&[&hc1, "--cert", old_pem.to_str().unwrap(), "--now"]);
             assert_ne!(with_old["result"], "VALID", "{with_old:#}");
             let claims_old = support::hc1_verify(&[&hc1_of(first, kind)]);
             let claims_new = support::hc1_verify(&[&hc1]);
             assert!(claims_new["claims"]["hcert"].is_object(), "{claims_new:#}");
-            assert_eq!(claims_new["claims"]["hcert"], claims_old["claims"]["hcert"], "same content");
+            assert_eq!(
+                claims_new["claims"]["hcert"], claims_old["claims"]["hcert"],
+                "same content"
+            );
         }
         // The previous version is superseded.
         for old in support::service::resources(first, "DocumentReference") {
@@ -155,7 +192,8 @@ fn withdraw_and_reissue(base_env: Vec<(&'static str, String)>, fhir: Option<&sup
             let status = match fhir {
                 Some(fhir) => fhir.get(&format!("DocumentReference/{id}")).1["status"].clone(),
                 None => serde_json::from_slice::<Value>(
-                    &std::fs::read(data_dir.join(format!("store/DocumentReference/{id}.json"))).unwrap(),
+                    &std::fs::read(data_dir.join(format!("store/DocumentReference/{id}.json")))
+                        .unwrap(),
                 )
                 .unwrap()["status"]
                     .clone(),
@@ -181,7 +219,10 @@ fn reissue_without_a_withdrawn_key_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, stderr) = cli(
         &["reissue"],
-        &[("DDCC_DATA_DIR", dir.path().join("data").to_str().unwrap().to_owned())],
+        &[(
+            "DDCC_DATA_DIR",
+            dir.path().join("data").to_str().unwrap().to_owned(),
+        )],
     );
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("no signing key is withdrawn"), "{stderr}");

@@ -41,10 +41,9 @@ fn now() -> i64 {
 }
 
 fn stored(service: &Service, rtype: &str, id: &str) -> Value {
-    let path = service
-        .data_dir
-        .join(format!("store/{rtype}/{id}.json"));
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))).unwrap()
+    let path = service.data_dir.join(format!("store/{rtype}/{id}.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
+        .unwrap()
 }
 
 fn reference_ids(document: &Value) -> Vec<String> {
@@ -82,14 +81,20 @@ fn an_unchanged_event_is_renewed_past_expiry_and_within_the_window_only() {
     assert_eq!((status, &again), (200, &first));
     let service = service.restart(&settings(1));
     let (status, again) = submit(&service, &qr);
-    assert_eq!(status, 200, "29 days before expiry is outside a 28-day window");
+    assert_eq!(
+        status, 200,
+        "29 days before expiry is outside a 28-day window"
+    );
     assert_eq!(hc1_of(&again, "who"), first_hc1);
 
     // 31 days later the certificate has expired: signed anew, 201, new iat/exp, same content.
     let service = service.restart(&settings(31));
     let (status, renewed) = submit(&service, &qr);
     assert_eq!(status, 201, "an expired certificate is renewed");
-    assert_eq!(renewed["id"], first["id"], "the same document, a new version");
+    assert_eq!(
+        renewed["id"], first["id"],
+        "the same document, a new version"
+    );
     let renewed_hc1 = hc1_of(&renewed, "who");
     assert_ne!(renewed_hc1, first_hc1);
     let later = now() + 31 * DAY;
@@ -124,18 +129,28 @@ fn an_unchanged_event_is_renewed_past_expiry_and_within_the_window_only() {
     // but not revoked: its certificate still verifies for as long as it was valid.
     let old_ids = reference_ids(&first);
     let new_ids = reference_ids(&renewed);
-    assert!(old_ids.iter().all(|id| !new_ids.contains(id)), "new resources");
+    assert!(
+        old_ids.iter().all(|id| !new_ids.contains(id)),
+        "new resources"
+    );
     for old in &old_ids {
-        assert_eq!(stored(&service, "DocumentReference", old)["status"], "superseded");
+        assert_eq!(
+            stored(&service, "DocumentReference", old)["status"],
+            "superseded"
+        );
     }
     for new in resources(&renewed, "DocumentReference") {
         let target = new["relatesTo"][0]["target"]["reference"].as_str().unwrap();
         assert_eq!(new["relatesTo"][0]["code"], "replaces");
-        assert!(old_ids.iter().any(|id| target == format!("DocumentReference/{id}")));
+        assert!(old_ids
+            .iter()
+            .any(|id| target == format!("DocumentReference/{id}")));
     }
     let superseded_pdfs = std::fs::read_dir(service.data_dir.join("store/DocumentReference"))
         .unwrap()
-        .map(|e| serde_json::from_slice::<Value>(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .map(|e| {
+            serde_json::from_slice::<Value>(&std::fs::read(e.unwrap().path()).unwrap()).unwrap()
+        })
         .filter(|r| r["type"]["coding"][0]["code"] == "82593-5")
         .map(|r| r["status"].as_str().unwrap().to_owned())
         .collect::<Vec<_>>();
@@ -143,7 +158,10 @@ fn an_unchanged_event_is_renewed_past_expiry_and_within_the_window_only() {
     assert!(superseded_pdfs.contains(&"superseded".to_owned()));
     assert!(superseded_pdfs.contains(&"current".to_owned()));
     let old_report = verify(&service, &first_hc1, exp1 - DAY);
-    assert!(old_report.valid, "the renewed certificate was valid: {old_report:?}");
+    assert!(
+        old_report.valid,
+        "the renewed certificate was valid: {old_report:?}"
+    );
     for old in &old_ids {
         let status = stored(&service, "DocumentReference", old)["status"].clone();
         assert_ne!(status, "entered-in-error", "not revoked");
@@ -173,7 +191,10 @@ fn an_unchanged_event_is_renewed_past_expiry_and_within_the_window_only() {
     assert_eq!(status, 201, "within the renewal window");
     assert_ne!(hc1_of(&third, "who"), renewed_hc1);
     for old in &new_ids {
-        assert_eq!(stored(&service, "DocumentReference", old)["status"], "superseded");
+        assert_eq!(
+            stored(&service, "DocumentReference", old)["status"],
+            "superseded"
+        );
     }
     let metrics = String::from_utf8(service.get("/metrics", None).body).unwrap();
     assert!(
@@ -218,14 +239,21 @@ fn two_replicas_renewing_at_once_store_one_renewal() {
         env
     };
     let link_secret = "5f".repeat(32);
-    let events: Vec<Value> = (0..4).map(|i| event(&format!("RENEW-REPL-{i}"), &[])).collect();
+    let events: Vec<Value> = (0..4)
+        .map(|i| event(&format!("RENEW-REPL-{i}"), &[]))
+        .collect();
 
     let mut today = Service::start_replica(&env(0), &link_secret);
     let first: Vec<Value> = events
         .iter()
         .map(|qr| {
             let answer = today.post_json(GENERATE, Some(API_KEY), qr);
-            assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+            assert_eq!(
+                answer.status,
+                201,
+                "{}",
+                String::from_utf8_lossy(&answer.body)
+            );
             answer.json()
         })
         .collect();

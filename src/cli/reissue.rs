@@ -27,13 +27,13 @@ pub struct ReissueArgs {
 pub async fn run(args: &ReissueArgs) -> u8 {
     let result = async {
         let config = ServiceConfig::resolve(&args.serve)?;
-        let issuer = Arc::new(
-            crate::service::build_issuer(&config, Arc::new(Metrics::new())).await?,
-        );
+        let issuer =
+            Arc::new(crate::service::build_issuer(&config, Arc::new(Metrics::new())).await?);
         let terminal = std::io::stderr().is_terminal();
         reissue(&issuer, args.limit, usize::from(args.page_size), |p| {
             show(p, terminal)
-        }).await
+        })
+        .await
     }
     .await;
     match result {

@@ -132,7 +132,8 @@ impl Serialize for FhirDate {
 impl<'de> Deserialize<'de> for FhirDate {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        FhirDate::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("not a FHIR date: {s:?}")))
+        FhirDate::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a FHIR date: {s:?}")))
     }
 }
 
@@ -196,8 +197,9 @@ impl Serialize for Country {
 impl<'de> Deserialize<'de> for Country {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Country::from_alpha3(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("not an ISO 3166-1 alpha-3 code: {s:?}")))
+        Country::from_alpha3(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("not an ISO 3166-1 alpha-3 code: {s:?}"))
+        })
     }
 }
 

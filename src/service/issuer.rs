@@ -302,14 +302,20 @@ impl Issuer {
     /// events were kept. Its hash must be the document's: a kept event never stands in for another.
     pub async fn stored_event(&self, document: &Value) -> Result<Option<VaccinationEvent>> {
         use base64::Engine as _;
-        let (Some(bundle_id), Some(hash)) = (document.get("id").and_then(Value::as_str), tag_of(document))
+        let (Some(bundle_id), Some(hash)) =
+            (document.get("id").and_then(Value::as_str), tag_of(document))
         else {
             return Ok(None);
         };
-        let Some(binary) = self.store.read("Binary", &event_binary_id(bundle_id, &hash)).await? else {
+        let Some(binary) = self
+            .store
+            .read("Binary", &event_binary_id(bundle_id, &hash))
+            .await?
+        else {
             return Ok(None);
         };
-        let corrupt = |why: String| Error::Internal(format!("the kept event of Bundle/{bundle_id}: {why}"));
+        let corrupt =
+            |why: String| Error::Internal(format!("the kept event of Bundle/{bundle_id}: {why}"));
         let json = binary
             .get("data")
             .and_then(Value::as_str)

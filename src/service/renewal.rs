@@ -97,7 +97,8 @@ pub fn version_key(content_hash: &str, generation: u32) -> String {
 
 /// The generation tag of a version (none for generation 0).
 pub fn generation_tag(generation: u32) -> Option<Value> {
-    (generation > 0).then(|| json!({"system": GENERATION_TAG_SYSTEM, "code": generation.to_string()}))
+    (generation > 0)
+        .then(|| json!({"system": GENERATION_TAG_SYSTEM, "code": generation.to_string()}))
 }
 
 fn tag<'a>(document: &'a Value, system: &str) -> Option<&'a str> {
@@ -122,7 +123,9 @@ fn qr_png(document: &Value) -> Option<&str> {
         .get("content")?
         .as_array()?
         .iter()
-        .find(|c| c.pointer("/attachment/contentType").and_then(Value::as_str) == Some("image/png"))?
+        .find(|c| {
+            c.pointer("/attachment/contentType").and_then(Value::as_str) == Some("image/png")
+        })?
         .pointer("/attachment/data")?
         .as_str()
 }

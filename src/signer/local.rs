@@ -223,7 +223,8 @@ pub fn withdrawn(dir: &Path) -> Result<Vec<Withdrawn>> {
         if path.extension().and_then(|e| e.to_str()) != Some("pem") {
             continue;
         }
-        let pem = fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let pem =
+            fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let dsc = Dsc::from_pem_or_der(&pem)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         let kid = crate::signer::kid_of(dsc.der());
@@ -257,7 +258,10 @@ pub fn withdraw(dir: &Path, kid_hex: &str, subject: &DscSubject) -> Result<[u8; 
     }
     create_private_dir(&dir.join(WITHDRAWN_DIR))?;
     // The record first: from here on nothing signs with this key, even before it is deleted.
-    let pem = pem::encode(&pem::Pem::new("CERTIFICATE", current.current().dsc_der.clone()));
+    let pem = pem::encode(&pem::Pem::new(
+        "CERTIFICATE",
+        current.current().dsc_der.clone(),
+    ));
     write_new(&withdrawn_path(dir, &kid), pem.as_bytes())?;
     sync_dir(&dir.join(WITHDRAWN_DIR))?;
     for file in [KEY_FILE, CERT_FILE] {

@@ -483,7 +483,10 @@ impl Store for FhirStore {
         // Bundle search HAPI applies `_elements` to the searchset itself, and `_tag` needs a code.
         let url = match cursor {
             None => format!("{}/Bundle?_count={limit}", self.base),
-            Some(next) if next.starts_with(&format!("{}?", self.base)) || next.starts_with(&format!("{}/", self.base)) => {
+            Some(next)
+                if next.starts_with(&format!("{}?", self.base))
+                    || next.starts_with(&format!("{}/", self.base)) =>
+            {
                 next.to_owned()
             }
             Some(other) => {
@@ -492,7 +495,10 @@ impl Store for FhirStore {
                 )))
             }
         };
-        let request = self.http.get(&url).header(reqwest::header::ACCEPT, FHIR_JSON);
+        let request = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, FHIR_JSON);
         let response = traced("GET", "search Bundle", request)
             .await
             .map_err(|e| Self::unavailable(format!("search failed: {}", error_chain(&e))))?;

@@ -442,12 +442,15 @@ impl Store for LocalStore {
         tokio::task::block_in_place(|| {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DocumentPage::default()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(DocumentPage::default())
+                }
                 Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
             };
             let mut smallest = std::collections::BinaryHeap::new();
             for entry in entries {
-                let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+                let entry =
+                    entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
                 let name = entry.file_name();
                 let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
                     continue;

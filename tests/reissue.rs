@@ -69,21 +69,47 @@ fn dsc_der(key_dir: &Path) -> Vec<u8> {
         .to_vec()
 }
 
+/// How a test withdraws the signing key: given the data directory, withdraws it (checking what `keys
+/// withdraw` answers) and returns (the withdrawn DSC, the DSC that signs now), DER.
+type Withdraw<'a> = &'a dyn Fn(&Path) -> (Vec<u8>, Vec<u8>);
+
+/// The local signer's withdrawal: its key directory.
+fn withdraw_local(data_dir: &Path) -> (Vec<u8>, Vec<u8>) {
+    let key_dir = data_dir.join("keys");
+    let old_dsc = dsc_der(&key_dir);
+    let old_kid = hex::encode(ddcc_mediator::signer::kid_of(&old_dsc));
+    let key_dir_arg = key_dir.to_str().unwrap().to_owned();
+    let (code, stdout, stderr) = cli(
+        &["keys", "withdraw", &old_kid, "--key-dir", &key_dir_arg],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let new_dsc = dsc_der(&key_dir);
+    let new_kid = hex::encode(ddcc_mediator::signer::kid_of(&new_dsc));
+    assert_eq!(stdout.trim(), new_kid);
+    assert_ne!(new_kid, old_kid);
+    // Withdrawing it again changes nothing.
+    let (code, again, _) = cli(
+        &["keys", "withdraw", &old_kid, "--key-dir", &key_dir_arg],
+        &[],
+    );
+    assert_eq!((code, again.trim()), (0, new_kid.as_str()));
+    (old_dsc, new_dsc)
+}
+
 /// The whole story on one store: issue, withdraw, re-sign in two runs, re-sign again (nothing), check.
 fn withdraw_and_reissue(
     base_env: Vec<(&'static str, String)>,
     fhir: Option<&support::service::FhirServer>,
+    withdraw: Withdraw,
 ) {
     let digest = hex::encode(ddcc_mediator::service::auth::digest(API_KEY));
     let mut env = base_env;
     env.push(("DDCC_API_KEYS", digest));
     let service = Service::start(&env);
     let data_dir = service.data_dir.clone();
-    let key_dir = data_dir.join("keys");
-    let old_dsc = dsc_der(&key_dir);
-    let old_kid = hex::encode(ddcc_mediator::signer::kid_of(&old_dsc));
     let events: Vec<Value> = (0..EVENTS)
-        .map(|i| event(&format!("REISSUE-{i}-{}", fhir.is_some()), &[]))
+        .map(|i| event(&format!("REISSUE-{i}"), &[]))
         .collect();
     let first: Vec<Value> = events
         .iter()
@@ -101,23 +127,8 @@ fn withdraw_and_reissue(
     let mut service = service;
     service.stop();
 
-    // Withdraw: a new key replaces it.
-    let key_dir_arg = key_dir.to_str().unwrap().to_owned();
-    let (code, stdout, stderr) = cli(
-        &["keys", "withdraw", &old_kid, "--key-dir", &key_dir_arg],
-        &[],
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let new_dsc = dsc_der(&key_dir);
-    let new_kid = hex::encode(ddcc_mediator::signer::kid_of(&new_dsc));
-    assert_eq!(stdout.trim(), new_kid);
-    assert_ne!(new_kid, old_kid);
-    // Withdrawing it again changes nothing.
-    let (code, again, _) = cli(
-        &["keys", "withdraw", &old_kid, "--key-dir", &key_dir_arg],
-        &[],
-    );
-    assert_eq!((code, again.trim()), (0, new_kid.as_str()));
+    // Withdraw: a new key signs from now on.
+    let (old_dsc, new_dsc) = withdraw(&data_dir);
 
     let mut cli_env: Vec<(&str, String)> = env.clone();
     cli_env.push(("DDCC_DATA_DIR", data_dir.to_str().unwrap().to_owned()));
@@ -205,25 +216,85 @@ fn withdraw_and_reissue(
 
 #[test]
 fn withdraw_and_reissue_on_the_local_store() {
-    withdraw_and_reissue(Vec::new(), None);
+    withdraw_and_reissue(Vec::new(), None, &withdraw_local);
 }
 
 #[test]
 fn withdraw_and_reissue_on_hapi() {
     let fhir = support::service::FhirServer::start();
-    withdraw_and_reissue(vec![("DDCC_FHIR_URL", fhir.base())], Some(&fhir));
+    withdraw_and_reissue(
+        vec![("DDCC_FHIR_URL", fhir.base())],
+        Some(&fhir),
+        &withdraw_local,
+    );
+}
+
+/// Vault: the withdrawal is the transit key's `min_encryption_version` (transit itself refuses to sign
+/// below it, for every replica); finishing archives the version (`min_decryption_version`).
+#[test]
+fn withdraw_and_reissue_with_vault() {
+    use ddcc_mediator::keys::{self, DevCa, DscSubject};
+    const TRANSIT_KEY: &str = "ddcc-reissue";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bao = support::service::provisioned_openbao(&runtime, TRANSIT_KEY);
+    let vault_env = vec![
+        ("DDCC_SIGNER", "vault".to_owned()),
+        ("VAULT_ADDR", bao.addr()),
+        ("VAULT_TOKEN", support::openbao::ROOT_TOKEN.to_owned()),
+        ("VAULT_TRANSIT_KEY", TRANSIT_KEY.to_owned()),
+    ];
+    let leaf = |version: u32| -> Vec<u8> {
+        runtime.block_on(async {
+            let key = bao.settings(TRANSIT_KEY).transit().await.unwrap().read_key().await.unwrap().unwrap();
+            key.certified_versions()
+                .unwrap()
+                .into_iter()
+                .find(|c| c.version == version)
+                .unwrap()
+                .leaf()
+                .to_vec()
+        })
+    };
+    let withdraw_vault = |_: &Path| -> (Vec<u8>, Vec<u8>) {
+        let old_dsc = leaf(1);
+        // Without a newer certified version, nothing may be withdrawn.
+        let old_kid = hex::encode(ddcc_mediator::signer::kid_of(&old_dsc));
+        let (code, _, stderr) = cli(&["keys", "withdraw", &old_kid], &vault_env);
+        assert_eq!(code, 3, "{stderr}");
+        assert!(stderr.contains("rotate and certify"), "{stderr}");
+        runtime.block_on(async {
+            let transit = bao.settings(TRANSIT_KEY).transit().await.unwrap();
+            assert_eq!(keys::rotate(&transit).await.unwrap(), 2);
+            let subject = DscSubject {
+                country: "XX".into(),
+                organization: "DDCC Test Issuer".into(),
+                common_name: "XX DDCC DSC reissue test v2".into(),
+            };
+            keys::dev_certify(&transit, &DevCa::default(), &subject, Some(2))
+                .await
+                .unwrap();
+        });
+        let (code, stdout, stderr) = cli(&["keys", "withdraw", &old_kid], &vault_env);
+        assert_eq!((code, stdout.trim()), (0, "2"), "{stderr}");
+        let (code, again, _) = cli(&["keys", "withdraw", &old_kid], &vault_env);
+        assert_eq!((code, again.trim()), (0, "2"), "withdrawing again changes nothing");
+        (old_dsc, leaf(2))
+    };
+    withdraw_and_reissue(vault_env.clone(), None, &withdraw_vault);
 }
 
 #[test]
-fn reissue_without_a_withdrawn_key_says_so() {
+fn reissue_without_a_withdrawn_key_changes_nothing_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = cli(
+    let (code, stdout, stderr) = cli(
         &["reissue"],
         &[(
             "DDCC_DATA_DIR",
             dir.path().join("data").to_str().unwrap().to_owned(),
         )],
     );
-    assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("no signing key is withdrawn"), "{stderr}");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("no withdrawn signing key"), "{stderr}");
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!((summary["scanned"].clone(), summary["complete"].clone()), (Value::from(0), Value::from(true)));
 }

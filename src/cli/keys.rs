@@ -302,13 +302,14 @@ pub async fn run(cmd: KeysCommand, vault: &VaultSettings) -> Result<()> {
             let version = keys::dev_certify(&transit, &ca, &subject.into(), version).await?;
             outln!("version {version} certified by the dev CSCA");
         }
-        KeysCommand::Withdraw { .. } => {
-            return Err(Error::Config(
-                "withdrawing a Vault transit key version is not implemented: rotate and certify a new \
-                 version (`keys rotate`, `keys import-certificate`) and re-submit the events; see README \
-                 \"Withdrawing a key and re-signing\""
-                    .into(),
-            ));
+        KeysCommand::Withdraw { kid, .. } => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let version = keys::withdraw(&transit, &kid, now).await?;
+            eprintln!(
+                "kid {kid} withdrawn: transit signs with none of its versions; its DSC stays published until \
+                 `ddcc-mediator reissue` has re-signed its certificates"
+            );
+            outln!("{version}");
         }
         KeysCommand::Export { format, did } => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -195,7 +195,7 @@ impl Issuer {
             let previous = stored.document;
             if let Some(previous) = &previous {
                 match order(previous, &content_hash, &event.version) {
-                    Order::Same if !self.renewal_due(previous)? => {
+                    Order::Same if !self.renewal_due(previous).await => {
                         return Ok(Issued::Existing(previous.clone()))
                     }
                     // Renewal: the same content signed anew, superseding the stored version.
@@ -291,11 +291,25 @@ impl Issuer {
 
     /// Whether the stored certificate of an unchanged event is to be signed anew now: expired, expiring
     /// within the renewal window, or signed by a withdrawn key.
-    fn renewal_due(&self, stored: &Value) -> Result<bool> {
+    ///
+    /// When that cannot be told (a document stored before the signing tags, whose QR image does not read;
+    /// the withdrawn keys unreadable), the stored certificate is answered, as before renewal existed.
+    async fn renewal_due(&self, stored: &Value) -> bool {
         let window = i64::try_from(self.settings().renewal.as_secs()).unwrap_or(i64::MAX);
-        let signed = Signed::of(stored)?;
-        Ok(renewal::due(signed.exp, self.clock.unix(), window)
-            || self.signer.withdrawn_kids()?.contains(&signed.kid))
+        let document = stored.clone();
+        // Untagged documents are read from their QR image: CPU work, off the async workers.
+        let signed = tokio::task::spawn_blocking(move || Signed::of(&document))
+            .await
+            .map_err(|e| Error::Internal(format!("reading the stored certificate failed: {e}")))
+            .and_then(|r| r);
+        let due = signed.and_then(|signed| {
+            Ok(renewal::due(signed.exp, self.clock.unix(), window)
+                || self.signer.withdrawn_kids()?.contains(&signed.kid))
+        });
+        due.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot tell whether the stored certificate is due for renewal");
+            false
+        })
     }
 
     /// The event a stored document was issued for, as kept beside it; `None` for documents stored before

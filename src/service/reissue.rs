@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::issuer::{Issued, Issuer};
 use super::renewal::Signed;
 use super::Orchestrations;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::Store;
 
 /// How far a run got.
@@ -55,10 +55,9 @@ pub async fn reissue(
 ) -> Result<Progress> {
     let withdrawn = issuer.signer.withdrawn_kids()?;
     if withdrawn.is_empty() {
-        return Err(Error::Config(
-            "no signing key is withdrawn: nothing to re-sign (`ddcc-mediator keys withdraw <kid>` first)"
-                .into(),
-        ));
+        // Nothing withdrawn, or every withdrawn version already archived (Vault): the scan finds nothing
+        // to do, which is what a rerun should say.
+        tracing::warn!("no withdrawn signing key: nothing to re-sign (`ddcc-mediator keys withdraw <kid>`)");
     }
     let mut progress = Progress::default();
     let mut cursor: Option<String> = None;
@@ -91,7 +90,7 @@ pub async fn reissue(
     }
     progress.complete = true;
     if progress.finished() {
-        issuer.signer.retire_withdrawn()?;
+        issuer.signer.retire_withdrawn().await?;
     }
     Ok(progress)
 }

@@ -72,13 +72,12 @@ impl ServiceSigner {
                 .into_iter()
                 .map(|w| hex::encode(w.kid))
                 .collect()),
-            // Vault keys are withdrawn by rotating and certifying a new version (`keys rotate`); see README.
-            ServiceSigner::Vault { .. } => Ok(Vec::new()),
+            ServiceSigner::Vault { signer, .. } => Ok(signer.withdrawn_kids().to_vec()),
         }
     }
 
     /// Records that nothing is left signed by a withdrawn key: its DSC is no longer published.
-    pub fn retire_withdrawn(&self) -> Result<()> {
+    pub async fn retire_withdrawn(&self) -> Result<()> {
         match self {
             ServiceSigner::Local(local) => {
                 for w in crate::signer::local::withdrawn(local.dir())? {
@@ -86,7 +85,9 @@ impl ServiceSigner {
                 }
                 Ok(())
             }
-            ServiceSigner::Vault { .. } => Ok(()),
+            ServiceSigner::Vault { signer, .. } => {
+                crate::keys::retire_withdrawn(signer.transit()).await
+            }
         }
     }
 

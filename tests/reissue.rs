@@ -245,7 +245,15 @@ fn withdraw_and_reissue_with_vault() {
     ];
     let leaf = |version: u32| -> Vec<u8> {
         runtime.block_on(async {
-            let key = bao.settings(TRANSIT_KEY).transit().await.unwrap().read_key().await.unwrap().unwrap();
+            let key = bao
+                .settings(TRANSIT_KEY)
+                .transit()
+                .await
+                .unwrap()
+                .read_key()
+                .await
+                .unwrap()
+                .unwrap();
             key.certified_versions()
                 .unwrap()
                 .into_iter()
@@ -277,7 +285,11 @@ fn withdraw_and_reissue_with_vault() {
         let (code, stdout, stderr) = cli(&["keys", "withdraw", &old_kid], &vault_env);
         assert_eq!((code, stdout.trim()), (0, "2"), "{stderr}");
         let (code, again, _) = cli(&["keys", "withdraw", &old_kid], &vault_env);
-        assert_eq!((code, again.trim()), (0, "2"), "withdrawing again changes nothing");
+        assert_eq!(
+            (code, again.trim()),
+            (0, "2"),
+            "withdrawing again changes nothing"
+        );
         (old_dsc, leaf(2))
     };
     withdraw_and_reissue(vault_env.clone(), None, &withdraw_vault);
@@ -296,5 +308,8 @@ fn reissue_without_a_withdrawn_key_changes_nothing_and_says_so() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("no withdrawn signing key"), "{stderr}");
     let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!((summary["scanned"].clone(), summary["complete"].clone()), (Value::from(0), Value::from(true)));
+    assert_eq!(
+        (summary["scanned"].clone(), summary["complete"].clone()),
+        (Value::from(0), Value::from(true))
+    );
 }

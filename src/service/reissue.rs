@@ -57,7 +57,9 @@ pub async fn reissue(
     if withdrawn.is_empty() {
         // Nothing withdrawn, or every withdrawn version already archived (Vault): the scan finds nothing
         // to do, which is what a rerun should say.
-        tracing::warn!("no withdrawn signing key: nothing to re-sign (`ddcc-mediator keys withdraw <kid>`)");
+        tracing::warn!(
+            "no withdrawn signing key: nothing to re-sign (`ddcc-mediator keys withdraw <kid>`)"
+        );
     }
     let mut progress = Progress::default();
     let mut cursor: Option<String> = None;

@@ -63,6 +63,18 @@ pub struct ServeArgs {
     /// Days a certificate stays valid. Default 365.
     #[arg(long, env = "DDCC_VALIDITY_DAYS")]
     pub validity_days: Option<u64>,
+    /// Days before expiry from which an unchanged event's certificate is signed anew on request. Default 28.
+    #[arg(long, env = "DDCC_RENEWAL_DAYS")]
+    pub renewal_days: Option<u64>,
+    /// Tests only: seconds by which the service's clock is moved (iat, exp, renewal). Environment only, not
+    /// in --help or the TOML file; every start-up with it logs a warning (see `crate::clock`).
+    #[arg(
+        long = "test-clock-offset",
+        env = "DDCC_TEST_CLOCK_OFFSET",
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub test_clock_offset: Option<i64>,
     /// hcert sub-claim of the DDCC core data set: 3 or 1. Default 3.
     #[arg(long, env = "DDCC_HCERT_KEY")]
     pub ddcc_hcert_key: Option<i64>,
@@ -304,6 +316,8 @@ pub struct ServiceConfig {
     pub workers: Workers,
     /// Time between SIGTERM and closing the listener.
     pub shutdown_delay: Duration,
+    /// The clock that dates certificates and judges their renewal (moved only in tests).
+    pub clock: crate::clock::Clock,
 }
 
 /// How many threads do CPU work.
@@ -680,6 +694,9 @@ impl ServiceConfig {
             trusted_proxies,
             workers,
             shutdown_delay,
+            clock: args
+                .test_clock_offset
+                .map_or_else(crate::clock::Clock::system, crate::clock::Clock::offset_by),
         })
     }
 }
@@ -726,6 +743,10 @@ fn issuance(args: &ServeArgs, file: IssuanceConfig) -> Result<IssuanceConfig> {
             Some(days) => Duration::from_secs(days.saturating_mul(24 * 3600)),
             None => file.validity,
         },
+        renewal: match args.renewal_days {
+            Some(days) => Duration::from_secs(days.saturating_mul(24 * 3600)),
+            None => file.renewal,
+        },
         ddcc_hcert_key: args.ddcc_hcert_key.unwrap_or(file.ddcc_hcert_key),
         issuer_name: args.issuer_name.clone().or(file.issuer_name),
         emit_dcc: !args.no_dcc && file.emit_dcc,
@@ -755,6 +776,14 @@ pub fn validate_issuance(config: &IssuanceConfig) -> Result<()> {
         return Err(Error::Config(
             "DDCC_VALIDITY_DAYS must be at least 1".into(),
         ));
+    }
+    // A window as long as the validity would renew every certificate on every request.
+    if config.renewal >= config.validity {
+        return Err(Error::Config(format!(
+            "DDCC_RENEWAL_DAYS ({}) must be less than DDCC_VALIDITY_DAYS ({})",
+            config.renewal.as_secs() / (24 * 3600),
+            config.validity.as_secs() / (24 * 3600)
+        )));
     }
     if !matches!(config.ddcc_hcert_key, 1 | 3) {
         return Err(Error::Config(format!(
@@ -794,6 +823,10 @@ pub struct IssuanceConfig {
     /// How long a certificate is valid after issue (CWT `exp` = `iat` + this, never past the DSC's notAfter).
     #[serde(with = "humantime_days")]
     pub validity: Duration,
+    /// How long before its `exp` a stored certificate of an unchanged event is signed anew when the event
+    /// is submitted again (also once expired). The EU apps re-sign from 28 days before expiry.
+    #[serde(with = "humantime_days")]
+    pub renewal: Duration,
     /// hcert (-260) sub-claim holding the DDCC core data set: 3 (SMART Trust, default) or 1 (WHO reference mediator).
     pub ddcc_hcert_key: i64,
     /// Display name of the issuing public health authority (`Organization.name` in the document).
@@ -812,6 +845,7 @@ impl Default for IssuanceConfig {
         IssuanceConfig {
             issuer_country: None,
             validity: Duration::from_secs(365 * 24 * 3600),
+            renewal: Duration::from_secs(28 * 24 * 3600),
             ddcc_hcert_key: 3,
             issuer_name: None,
             emit_dcc: true,

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod cli;
+pub mod clock;
 pub mod codes;
 pub mod configuration;
 pub mod credential;

@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> u8 {
             Ok(()) => exit::OK,
             Err(e) => failure(&e),
         },
+        Command::Reissue(args) => cli::reissue::run(&args).await,
         Command::Serve(_) => unreachable_serve(),
     }
 }
@@ -91,6 +92,16 @@ async fn run_keys(args: KeysArgs) -> Result<()> {
             let signer = LocalSigner::open(&args.key_dir.key_dir)?;
             let dsc = PublishedDsc::from_chain(1, vec![signer.current().dsc_der.clone()])?;
             cli::print_stdout(&key_export::render(&[dsc], format, did.as_deref())?);
+            Ok(())
+        }
+        (SignerKind::Local, keys::KeysCommand::Withdraw { kid, issuer_country }) => {
+            let dir = &args.key_dir.key_dir;
+            let subject = cli::development_subject(issuer_country.as_deref());
+            let new = ddcc_mediator::signer::local::withdraw(dir, &kid, &subject)?;
+            eprintln!(
+                "key {kid} withdrawn: it signs nothing more; its DSC stays published until `ddcc-mediator reissue` has re-signed its certificates"
+            );
+            cli::print_stdout(&format!("{}\n", hex::encode(new)));
             Ok(())
         }
         (SignerKind::Local, _) => Err(Error::Config(

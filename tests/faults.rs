@@ -175,12 +175,13 @@ fn assert_not_ready(service: &Service, check: &str) {
 }
 
 /// The FHIR server holds whole certificates only: per stored document Bundle, its three
-/// DocumentReferences (who, dcc, PDF), its Immunization and its PDF Binary, and nothing else.
+/// DocumentReferences (who, dcc, PDF), its Immunization, its PDF Binary and its kept-event Binary, and
+/// nothing else.
 fn assert_whole_certificates(fhir: &FhirServer, expected: usize) {
     assert_eq!(fhir.count("Bundle"), expected, "document Bundles");
     assert_eq!(fhir.count("DocumentReference"), 3 * expected);
     assert_eq!(fhir.count("Immunization"), expected);
-    assert_eq!(fhir.count("Binary"), expected);
+    assert_eq!(fhir.count("Binary"), 2 * expected);
     assert_eq!(fhir.count("Composition"), expected);
 }
 

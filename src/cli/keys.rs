@@ -241,6 +241,15 @@ pub enum KeysCommand {
         #[arg(long, default_value = "8760h")]
         dsc_ttl: String,
     },
+    /// Withdraw a signing key (its kid, hex): it makes no new signature, and its DSC stays published only
+    /// until `ddcc-mediator reissue` has re-signed its certificates. Local signer: a new key and DSC replace
+    /// it; prints the new kid.
+    Withdraw {
+        kid: String,
+        /// Subject country of the local signer's new development DSC (as `serve`'s).
+        #[arg(long, env = "DDCC_ISSUER_COUNTRY")]
+        issuer_country: Option<String>,
+    },
     /// Print every DSC that has not expired.
     Export {
         #[arg(long, value_enum, default_value = "pem")]
@@ -292,6 +301,15 @@ pub async fn run(cmd: KeysCommand, vault: &VaultSettings) -> Result<()> {
             };
             let version = keys::dev_certify(&transit, &ca, &subject.into(), version).await?;
             outln!("version {version} certified by the dev CSCA");
+        }
+        KeysCommand::Withdraw { kid, .. } => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let version = keys::withdraw(&transit, &kid, now).await?;
+            eprintln!(
+                "kid {kid} withdrawn: transit signs with none of its versions; its DSC stays published until \
+                 `ddcc-mediator reissue` has re-signed its certificates"
+            );
+            outln!("{version}");
         }
         KeysCommand::Export { format, did } => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();

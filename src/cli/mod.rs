@@ -15,6 +15,7 @@ macro_rules! out {
 
 pub mod issue;
 pub mod keys;
+pub mod reissue;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -61,6 +62,9 @@ pub enum Command {
     Keys(KeysArgs),
     /// Run the mediator service (HTTP API, OpenHIM mediator); see README "Run the service".
     Serve(Box<crate::configuration::ServeArgs>),
+    /// Re-sign every current certificate signed by a withdrawn key (`keys withdraw`), with `serve`'s settings;
+    /// see README "Withdrawing a key and re-signing".
+    Reissue(reissue::ReissueArgs),
 }
 
 /// Subject of the self-signed development DSC of the local signer. "XX" (user-assigned in ISO 3166)
@@ -82,7 +86,7 @@ pub enum SignerKind {
 pub struct KeysArgs {
     #[command(subcommand)]
     pub command: keys::KeysCommand,
-    /// Whose keys: the local development key directory (only `export`), or Vault.
+    /// Whose keys: the local development key directory (`export`, `withdraw`), or Vault.
     #[arg(
         long,
         value_enum,
@@ -140,6 +144,8 @@ impl IssuanceArgs {
         Ok(IssuanceConfig {
             issuer_country: self.issuer_country.clone(),
             validity: std::time::Duration::from_secs(self.validity_days * 24 * 3600),
+            // `issue` keeps no store, so there is nothing to renew; the window only has to be valid.
+            renewal: std::time::Duration::ZERO,
             ddcc_hcert_key: self.ddcc_hcert_key,
             issuer_name: self.issuer_name.clone(),
             paper: self.paper.into(),

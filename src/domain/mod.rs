@@ -2,16 +2,18 @@
 //!
 //! *Parse, don't validate*: every type here can only be built from valid input, so code that holds a
 //! [`VaccinationEvent`] never re-checks it. `intake` is the only producer (from a QuestionnaireResponse);
-//! `document`, `credential` and `render` only consume it.
+//! `document`, `credential` and `render` only consume it. A certificate's event is also kept (canonical JSON)
+//! so that it can be signed anew (`ddcc-mediator reissue`); reading it back goes through the same
+//! constructors, so a kept event is as valid as a parsed one.
 
 mod values;
 
 pub use values::{Country, FhirDate, NonEmpty, PositiveInt, Sex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A coded value as the questionnaire answered it (`valueCoding`). The code is always present.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Code {
     pub system: Option<String>,
     pub code: NonEmpty,
@@ -20,7 +22,7 @@ pub struct Code {
 
 /// Who made or authorised the vaccine. Invariant who-ddcc-data-1 (manufacturer or market-authorization
 /// holder) holds by construction: there is no variant with neither.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Producer {
     Manufacturer(Code),
     MarketAuthorizationHolder(Code),
@@ -46,7 +48,7 @@ impl Producer {
 }
 
 /// The certificate holder (linkIds name, birthDate, identifier, sex).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     pub name: NonEmpty,
     pub birth_date: Option<FhirDate>,
@@ -55,7 +57,7 @@ pub struct Holder {
 }
 
 /// The vaccination (linkIds vaccine … due_date).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vaccination {
     pub vaccine: Code,
     pub brand: Code,
@@ -76,7 +78,7 @@ pub struct Vaccination {
 }
 
 /// Certificate metadata (linkIds pha, hcid, valid_from, valid_until).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateInfo {
     /// Public health authority identifier (linkId `pha`).
     pub issuer: NonEmpty,
@@ -87,7 +89,7 @@ pub struct CertificateInfo {
 }
 
 /// One valid DDCC:VS vaccination event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaccinationEvent {
     pub holder: Holder,
     pub vaccination: Vaccination,

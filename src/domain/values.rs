@@ -2,12 +2,20 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A string with at least one non-whitespace character, trimmed of surrounding whitespace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct NonEmpty(String);
+pub struct NonEmpty(#[serde(deserialize_with = "non_empty")] String);
+
+/// Read back (a kept event) through the same check as input.
+fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    NonEmpty::parse(&s)
+        .map(|n| n.0)
+        .ok_or_else(|| serde::de::Error::custom("an empty string"))
+}
 
 impl NonEmpty {
     pub fn parse(s: &str) -> Option<Self> {
@@ -26,9 +34,15 @@ impl fmt::Display for NonEmpty {
 }
 
 /// An integer ≥ 1 (FHIR positiveInt).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct PositiveInt(u32);
+pub struct PositiveInt(#[serde(deserialize_with = "positive")] u32);
+
+fn positive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    PositiveInt::new(i64::deserialize(d)?)
+        .map(PositiveInt::get)
+        .ok_or_else(|| serde::de::Error::custom("not a positiveInt"))
+}
 
 impl PositiveInt {
     /// FHIR positiveInt: 1 ..= 2^31 - 1.
@@ -115,8 +129,16 @@ impl Serialize for FhirDate {
     }
 }
 
+impl<'de> Deserialize<'de> for FhirDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        FhirDate::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a FHIR date: {s:?}")))
+    }
+}
+
 /// Administrative gender (linkId `sex`, value set administrative-gender).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Sex {
     Male,
@@ -169,6 +191,15 @@ impl Country {
 impl Serialize for Country {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.alpha3)
+    }
+}
+
+impl<'de> Deserialize<'de> for Country {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Country::from_alpha3(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("not an ISO 3166-1 alpha-3 code: {s:?}"))
+        })
     }
 }
 

@@ -852,13 +852,9 @@ async fn citizen_download(
 
 /// The citizen PDF of a stored document version.
 async fn pdf_of(state: &AppState, document: &Value) -> Result<Option<Vec<u8>>> {
-    let (Some(bundle_id), Some(hash)) = (
-        document.get("id").and_then(Value::as_str),
-        crate::service::issuer::tag_of(document),
-    ) else {
+    let Some(binary_id) = crate::service::issuer::pdf_binary_id_of(document) else {
         return Ok(None);
     };
-    let binary_id = crate::service::issuer::pdf_binary_id(bundle_id, &hash);
     let issuer = state.issuer.clone();
     let binary = state
         .run(async move { issuer.store.read("Binary", &binary_id).await })

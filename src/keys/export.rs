@@ -82,7 +82,8 @@ pub fn published(key: &TransitKey, now: i64) -> Result<Vec<PublishedDsc>> {
     let alg = key.supported_type()?.algorithm();
     let mut out = Vec::new();
     for certified in key.certified_versions()? {
-        if certified.not_after < now {
+        // Archived: withdrawn, and every certificate it signed was re-signed (`reissue`).
+        if certified.not_after < now || certified.version < key.min_decryption_version {
             continue;
         }
         let public_key = PublicKey::from_certificate(certified.leaf())?;

@@ -107,6 +107,52 @@ pub async fn rotate(transit: &Transit) -> Result<u32> {
     Ok(read_required(transit).await?.latest_version)
 }
 
+/// Withdraws the version whose DSC has `kid_hex`, and every older one: transit signs with none of them
+/// again (`min_encryption_version`, which every replica reads from Vault). A newer version with a DSC valid
+/// `now` must exist to take over. Returns that version; withdrawing again changes nothing.
+pub async fn withdraw(transit: &Transit, kid_hex: &str, now: i64) -> Result<u32> {
+    let key = read_required(transit).await?;
+    let wanted = kid_hex.trim().to_ascii_lowercase();
+    let certified = key.certified_versions()?;
+    let target = certified
+        .iter()
+        .find(|c| hex::encode(crate::signer::kid_of(c.leaf())) == wanted)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "no version of transit key {:?} has a DSC with kid {kid_hex}",
+                key.name
+            ))
+        })?;
+    let successor = certified
+        .iter()
+        .find(|c| c.version > target.version && (c.not_before..=c.not_after).contains(&now))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "version {} of transit key {:?} is the newest with a valid DSC: rotate and certify a new \
+                 version first (`keys rotate`, then `keys csr` + `keys import-certificate`)",
+                target.version, key.name
+            ))
+        })?;
+    if !key.withdrawn(target.version) {
+        transit
+            .set_min_versions(Some(target.version + 1), None)
+            .await?;
+    }
+    Ok(successor.version)
+}
+
+/// Archives the withdrawn versions (`min_decryption_version`), once nothing they signed is current: their
+/// DSCs are no longer published.
+pub async fn retire_withdrawn(transit: &Transit) -> Result<()> {
+    let key = read_required(transit).await?;
+    if key.min_encryption_version > key.min_decryption_version {
+        transit
+            .set_min_versions(None, Some(key.min_encryption_version))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Every still-valid DSC of the key, in `format`.
 pub async fn export(
     transit: &Transit,

@@ -10,7 +10,13 @@
 //!   (`Bundle/<id>` is the current version); its QR DocumentReferences get new ids and
 //!   `relatesTo: [{code: replaces}]` pointing at the previous ones, which are rewritten `status: superseded`.
 //!
-//! QR DocumentReference ids are therefore derived from the document's id and the content hash.
+//! - Same hcid and dose, same content, but the stored certificate expired or expires within the renewal
+//!   window (`DDCC_RENEWAL_DAYS`): it is signed anew (a *renewal*, see [`super::renewal`]): new `iat`/`exp`,
+//!   same content, new QR and PDF resources; the previous ones are superseded as for a correction (but,
+//!   unlike a corrected one, the previous certificate was valid and stays so until its `exp`).
+//!
+//! QR DocumentReference ids are therefore derived from the document's id, the content hash and the signing
+//! generation ([`super::renewal::version_key`]).
 //!
 //! **Which version is newer** (two versions of one event, in whatever order they arrive, on whichever
 //! replica; see [`order`]): a version seen before (the current one or one it replaced) is never issued again;
@@ -33,8 +39,10 @@ use tracing::Instrument as _;
 
 use super::links::Links;
 use super::metrics::Metrics;
+use super::renewal::{self, Signed};
 use super::signer::ServiceSigner;
 use super::Orchestrations;
+use crate::clock::Clock;
 use crate::configuration::IssuanceConfig;
 use crate::document::{self, DocumentContext};
 use crate::domain::EventVersion;
@@ -95,6 +103,8 @@ pub struct Issuer {
     /// [`IN_FLIGHT_PER_CORE`] per core. A slow store otherwise gathers every waiting request's finished
     /// certificate (PDF, document, transaction) in memory: 97 MB at 64 connections in `bench/load`.
     in_flight: tokio::sync::Semaphore,
+    /// Dates certificates (`iat`) and judges whether a stored one is due for renewal.
+    clock: Clock,
 }
 
 /// Enough to keep every core busy while each certificate waits a store round trip several times its
@@ -118,6 +128,7 @@ impl Issuer {
         links: Links,
         metrics: Arc<Metrics>,
         settings: IssuanceConfig,
+        clock: Clock,
     ) -> Self {
         Issuer {
             signer: Arc::new(signer),
@@ -128,6 +139,7 @@ impl Issuer {
             locks: KeyedLocks::default(),
             cpu_slots: Arc::new(tokio::sync::Semaphore::new(cores())),
             in_flight: tokio::sync::Semaphore::new(cores() * IN_FLIGHT_PER_CORE),
+            clock,
         }
     }
 
@@ -187,7 +199,8 @@ impl Issuer {
         event: VaccinationEvent,
         trace: &Orchestrations,
     ) -> Result<Issued> {
-        let content_hash = content_hash(&event)?;
+        let canonical = canonical_json(&event)?;
+        let content_hash = hex::encode(Sha256::digest(&canonical));
         // Taken before the hcid lock: a holder of that lock already holds its own permit.
         let _in_flight = self
             .in_flight
@@ -204,7 +217,12 @@ impl Issuer {
             let previous = stored.document;
             if let Some(previous) = &previous {
                 match order(previous, &content_hash, &event.version) {
-                    Order::Same => return Ok(Issued::Existing(previous.clone())),
+                    // A revoked certificate is never signed anew: resubmitting its event answers it as it is.
+                    Order::Same if is_revoked(previous) || !self.renewal_due(previous).await => {
+                        return Ok(Issued::Existing(previous.clone()))
+                    }
+                    // Renewal: the same content signed anew, superseding the stored version.
+                    Order::Same => {}
                     Order::Older(why) => {
                         return Err(Error::Superseded(format!(
                             "this event is older than the certificate issued for it, Bundle/{bundle_id} \
@@ -224,6 +242,7 @@ impl Issuer {
                     &certificate,
                     &event.version,
                     &content_hash,
+                    &canonical,
                     &bundle_id,
                     previous.as_ref(),
                 )
@@ -239,10 +258,10 @@ impl Issuer {
                 .await;
             match saved {
                 Ok(()) => {
-                    self.metrics.certificate(if previous.is_some() {
-                        "reissued"
-                    } else {
-                        "issued"
+                    self.metrics.certificate(match &previous {
+                        None => "issued",
+                        Some(p) if tag_of(p).as_deref() == Some(content_hash.as_str()) => "renewed",
+                        Some(_) => "reissued",
                     });
                     return Ok(Issued::Created(record.document));
                 }
@@ -284,17 +303,18 @@ impl Issuer {
             if is_revoked(&document) {
                 return Ok(Revoked::Already(document));
             }
-            let hash = tag_of(&document)
+            // The version's key names its resources: the event hash, and the generation of a renewal.
+            let key = version_key_of(&document)
                 .ok_or_else(|| Error::Internal(format!("Bundle/{bundle_id} has no event tag")))?;
             let record = self
-                .revocation_record(&document, bundle_id, &hash, reason)
+                .revocation_record(&document, bundle_id, &key, reason)
                 .await?;
             let mut revoked = document.clone();
             mark_revoked(&mut revoked);
             let mut extra = vec![record];
             if let Some(mut pdf) = self
                 .store
-                .read("DocumentReference", &pdf_reference_id(bundle_id, &hash))
+                .read("DocumentReference", &pdf_reference_id(bundle_id, &key))
                 .await?
             {
                 pdf["status"] = json!("entered-in-error");
@@ -369,6 +389,7 @@ impl Issuer {
             .await
             .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
         let event = event.clone();
+        let clock = self.clock;
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             span.in_scope(|| {
@@ -376,12 +397,67 @@ impl Issuer {
                     &event,
                     &settings,
                     &signer,
-                    OffsetDateTime::now_utc(),
+                    clock.now(),
                 ))
             })
         })
         .await
         .map_err(|e| Error::Internal(format!("issuing task failed: {e}")))?
+    }
+
+    /// Whether the stored certificate of an unchanged event is to be signed anew now: expired, expiring
+    /// within the renewal window, or signed by a withdrawn key.
+    ///
+    /// When that cannot be told (a document stored before the signing tags, whose QR image does not read;
+    /// the withdrawn keys unreadable), the stored certificate is answered, as before renewal existed.
+    async fn renewal_due(&self, stored: &Value) -> bool {
+        let window = i64::try_from(self.settings().renewal.as_secs()).unwrap_or(i64::MAX);
+        let document = stored.clone();
+        // Untagged documents are read from their QR image: CPU work, off the async workers.
+        let signed = tokio::task::spawn_blocking(move || Signed::of(&document))
+            .await
+            .map_err(|e| Error::Internal(format!("reading the stored certificate failed: {e}")))
+            .and_then(|r| r);
+        let due = signed.and_then(|signed| {
+            Ok(renewal::due(signed.exp, self.clock.unix(), window)
+                || self.signer.withdrawn_kids()?.contains(&signed.kid))
+        });
+        due.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot tell whether the stored certificate is due for renewal");
+            false
+        })
+    }
+
+    /// The event a stored document was issued for, as kept beside it; `None` for documents stored before
+    /// events were kept. Its hash must be the document's: a kept event never stands in for another.
+    pub async fn stored_event(&self, document: &Value) -> Result<Option<VaccinationEvent>> {
+        use base64::Engine as _;
+        let (Some(bundle_id), Some(hash)) =
+            (document.get("id").and_then(Value::as_str), tag_of(document))
+        else {
+            return Ok(None);
+        };
+        let Some(binary) = self
+            .store
+            .read("Binary", &event_binary_id(bundle_id, &hash))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let corrupt =
+            |why: String| Error::Internal(format!("the kept event of Bundle/{bundle_id}: {why}"));
+        let json = binary
+            .get("data")
+            .and_then(Value::as_str)
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+            .ok_or_else(|| corrupt("no data".into()))?;
+        if hex::encode(Sha256::digest(&json)) != hash {
+            return Err(corrupt("its hash is not the document's".into()));
+        }
+        let mut event: VaccinationEvent =
+            serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))?;
+        event.version = version_of(document);
+        Ok(Some(event))
     }
 
     /// What to store for a signed certificate: the document (tags, links, `relatesTo` to what it
@@ -391,27 +467,50 @@ impl Issuer {
         certificate: &pipeline::Certificate,
         version: &EventVersion,
         content_hash: &str,
+        canonical: &[u8],
         bundle_id: &str,
         previous: Option<&Value>,
     ) -> Result<CertificateRecord> {
         let mut document: Value = serde_json::from_slice(&certificate.document_json)
             .map_err(|e| Error::Internal(format!("document does not parse: {e}")))?;
-        rekey_qr_references(&mut document, content_hash)?;
+        // A renewal (same content as `previous`) is the next generation; a new content starts at 0.
+        let generation = match previous {
+            Some(p) if tag_of(p).as_deref() == Some(content_hash) => renewal::generation(p) + 1,
+            _ => 0,
+        };
+        let key = renewal::version_key(content_hash, generation);
+        rekey_qr_references(&mut document, &key)?;
         set_tags(&mut document, content_hash, version, previous);
-        let mut extra = pdf_resources(&document, bundle_id, content_hash, &certificate.pdf)?;
+        let signed = Signed {
+            exp: certificate.ddcc.signed.exp,
+            kid: hex::encode(certificate.ddcc.signed.kid),
+        };
+        add_tags(
+            &mut document,
+            signed
+                .tags()
+                .into_iter()
+                .chain(renewal::generation_tag(generation)),
+        );
+        let mut extra = pdf_resources(&document, bundle_id, &key, &certificate.pdf)?;
+        extra.push(event_binary(bundle_id, content_hash, canonical));
         let mut superseded = Vec::new();
         if let Some(previous) = previous {
             // A correction revokes the certificate it replaces (its QR codes would otherwise still verify);
-            // one revoked before keeps its own record and reason.
-            if let (false, Some(old_hash)) = (is_revoked(previous), tag_of(previous)) {
+            // one revoked before keeps its own record and reason. A renewal (the same content signed anew)
+            // revokes nothing: the previous certificate was valid.
+            let corrected = tag_of(previous).is_some_and(|old| old != content_hash);
+            if let (true, false, Some(old_key)) =
+                (corrected, is_revoked(previous), version_key_of(previous))
+            {
                 extra.push(
-                    self.revocation_record(previous, bundle_id, &old_hash, SUPERSEDED_REASON)
+                    self.revocation_record(previous, bundle_id, &old_key, SUPERSEDED_REASON)
                         .await?,
                 );
             }
             superseded = self.supersede(previous, &mut document).await?;
-            if let Some(old_hash) = tag_of(previous) {
-                let old_id = pdf_reference_id(bundle_id, &old_hash);
+            if let Some(old_key) = version_key_of(previous) {
+                let old_id = pdf_reference_id(bundle_id, &old_key);
                 if let Some(mut old) = self.store.read("DocumentReference", &old_id).await? {
                     mark_superseded(&mut old);
                     superseded.push(old);
@@ -482,32 +581,41 @@ impl Issuer {
     }
 }
 
-/// Id of the Binary holding the citizen PDF of a document version.
-pub fn pdf_binary_id(bundle_id: &str, content_hash: &str) -> String {
+/// Id of the Binary holding the citizen PDF of a document version (`key`: [`renewal::version_key`]).
+fn pdf_binary_id(bundle_id: &str, key: &str) -> String {
     uuid::Uuid::new_v5(
         &QR_ID_NAMESPACE,
-        format!("Binary|pdf|{bundle_id}|{content_hash}").as_bytes(),
+        format!("Binary|pdf|{bundle_id}|{key}").as_bytes(),
     )
     .to_string()
 }
 
+/// Id of the Binary holding the citizen PDF of a stored document version.
+pub fn pdf_binary_id_of(document: &Value) -> Option<String> {
+    let bundle_id = document.get("id").and_then(Value::as_str)?;
+    Some(pdf_binary_id(bundle_id, &version_key_of(document)?))
+}
+
+/// The [`renewal::version_key`] of a stored document version.
+fn version_key_of(document: &Value) -> Option<String> {
+    Some(renewal::version_key(
+        &tag_of(document)?,
+        renewal::generation(document),
+    ))
+}
+
 /// Id of the DocumentReference of the citizen PDF of a document version.
-fn pdf_reference_id(bundle_id: &str, content_hash: &str) -> String {
+fn pdf_reference_id(bundle_id: &str, key: &str) -> String {
     uuid::Uuid::new_v5(
         &QR_ID_NAMESPACE,
-        format!("DocumentReference|pdf|{bundle_id}|{content_hash}").as_bytes(),
+        format!("DocumentReference|pdf|{bundle_id}|{key}").as_bytes(),
     )
     .to_string()
 }
 
 /// The PDF as a Binary, and a DocumentReference to it (LOINC 82593-5 "Immunization summary report") for
 /// the same Patient as the document.
-fn pdf_resources(
-    document: &Value,
-    bundle_id: &str,
-    content_hash: &str,
-    pdf: &[u8],
-) -> Result<Vec<Value>> {
+fn pdf_resources(document: &Value, bundle_id: &str, key: &str, pdf: &[u8]) -> Result<Vec<Value>> {
     use base64::Engine as _;
     let patient_url = document
         .get("entry")
@@ -517,7 +625,7 @@ fn pdf_resources(
         .find(|e| e.pointer("/resource/resourceType").and_then(Value::as_str) == Some("Patient"))
         .and_then(|e| e.get("fullUrl").and_then(Value::as_str))
         .ok_or_else(|| Error::Internal("document without a Patient entry".into()))?;
-    let binary_id = pdf_binary_id(bundle_id, content_hash);
+    let binary_id = pdf_binary_id(bundle_id, key);
     let binary = json!({
         "resourceType": "Binary",
         "id": binary_id,
@@ -526,7 +634,7 @@ fn pdf_resources(
     });
     let reference = json!({
         "resourceType": "DocumentReference",
-        "id": pdf_reference_id(bundle_id, content_hash),
+        "id": pdf_reference_id(bundle_id, key),
         "status": "current",
         "type": {"coding": [{"system": "http://loinc.org", "code": "82593-5",
                               "display": "Immunization summary report"}]},
@@ -561,11 +669,46 @@ fn dependency_label(service: &str) -> &'static str {
     }
 }
 
-/// SHA-256 (hex) of the event's canonical JSON.
-pub fn content_hash(event: &VaccinationEvent) -> Result<String> {
-    let json = serde_json::to_vec(event)
-        .map_err(|e| Error::Internal(format!("event does not serialise: {e}")))?;
-    Ok(hex::encode(Sha256::digest(json)))
+/// The event's canonical JSON (field order fixed by the type); its SHA-256 is the content hash.
+fn canonical_json(event: &VaccinationEvent) -> Result<Vec<u8>> {
+    serde_json::to_vec(event).map_err(|e| Error::Internal(format!("event does not serialise: {e}")))
+}
+
+/// Id of the Binary keeping the canonical event of a content (for `reissue`).
+fn event_binary_id(bundle_id: &str, content_hash: &str) -> String {
+    uuid::Uuid::new_v5(
+        &QR_ID_NAMESPACE,
+        format!("Binary|event|{bundle_id}|{content_hash}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The canonical event kept beside its document, so that the certificate can be signed anew without its
+/// sender (`ddcc-mediator reissue`). It holds what the document's Patient and Immunization already hold.
+fn event_binary(bundle_id: &str, content_hash: &str, canonical: &[u8]) -> Value {
+    use base64::Engine as _;
+    json!({
+        "resourceType": "Binary",
+        "id": event_binary_id(bundle_id, content_hash),
+        "contentType": "application/json",
+        "data": base64::engine::general_purpose::STANDARD.encode(canonical),
+    })
+}
+
+/// What orders a stored version (its `authored` and `amended` tags), as [`EventVersion`].
+fn version_of(document: &Value) -> EventVersion {
+    let tags = tags_of(document);
+    EventVersion {
+        authored: tags
+            .iter()
+            .find(|(system, _)| *system == AUTHORED_TAG_SYSTEM)
+            .and_then(|(_, code)| {
+                OffsetDateTime::parse(code, &time::format_description::well_known::Rfc3339).ok()
+            }),
+        amended: tags
+            .iter()
+            .any(|(system, code)| *system == STATUS_TAG_SYSTEM && *code == "amended"),
+    }
 }
 
 /// The document Bundle id of `event` (derived from hcid and dose; no signing needed to know it).
@@ -714,6 +857,8 @@ fn set_tags(document: &mut Value, hash: &str, version: &EventVersion, previous: 
         let replaced = tags_of(previous)
             .into_iter()
             .filter(|(system, _)| *system == CONTENT_TAG_SYSTEM || *system == SUPERSEDED_TAG_SYSTEM)
+            // A renewal replaces a version of the same content, which is not thereby superseded content.
+            .filter(|(_, code)| *code != hash)
             .map(|(_, code)| code.to_owned())
             .collect::<std::collections::BTreeSet<_>>();
         tags.extend(
@@ -722,6 +867,12 @@ fn set_tags(document: &mut Value, hash: &str, version: &EventVersion, previous: 
                 .map(|code| json!({"system": SUPERSEDED_TAG_SYSTEM, "code": code})),
         );
     }
+    add_tags(document, tags);
+}
+
+/// Appends `tags` to the document's `meta.tag`.
+fn add_tags(document: &mut Value, tags: impl IntoIterator<Item = Value>) {
+    let tags: Vec<Value> = tags.into_iter().collect();
     match document.get_mut("meta").and_then(Value::as_object_mut) {
         Some(meta) => match meta.get_mut("tag").and_then(Value::as_array_mut) {
             Some(existing) => existing.extend(tags),
@@ -772,15 +923,14 @@ fn qr_references_mut(document: &mut Value) -> impl Iterator<Item = &mut Value> {
         .filter(|r| is_document_reference(r))
 }
 
-/// Gives each QR DocumentReference the id UUIDv5(its derived id | content hash), everywhere it appears
+/// Gives each QR DocumentReference the id UUIDv5(its derived id | version key), everywhere it appears
 /// (`id`, the entry's `urn:uuid:` fullUrl, the Composition's references). UUIDs are unique tokens, so a
 /// textual replacement over the serialised document is exact.
-fn rekey_qr_references(document: &mut Value, content_hash: &str) -> Result<()> {
+fn rekey_qr_references(document: &mut Value, key: &str) -> Result<()> {
     let renames: Vec<(String, String)> = qr_references(document)
         .filter_map(id_of)
         .map(|old| {
-            let new =
-                uuid::Uuid::new_v5(&QR_ID_NAMESPACE, format!("{old}|{content_hash}").as_bytes());
+            let new = uuid::Uuid::new_v5(&QR_ID_NAMESPACE, format!("{old}|{key}").as_bytes());
             (old, new.to_string())
         })
         .collect();

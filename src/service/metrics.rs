@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `issued`, `reissued` (corrected event), `duplicate` (already issued), `invalid`, `failed`.
+    /// `issued`, `reissued` (corrected event), `renewed` (same event signed anew near or past expiry), `duplicate` (already issued), `invalid`, `failed`.
     pub outcome: &'static str,
 }
 

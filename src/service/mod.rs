@@ -15,6 +15,8 @@ pub mod links;
 pub mod metrics;
 pub mod oidc;
 pub mod ratelimit;
+pub mod reissue;
+pub mod renewal;
 pub mod revocations;
 pub mod signer;
 
@@ -163,30 +165,21 @@ pub fn serve(args: &crate::configuration::ServeArgs) -> crate::Result<()> {
 async fn start(
     config: &crate::configuration::ServiceConfig,
 ) -> crate::Result<crate::http::AppState> {
-    use crate::cli::SignerKind;
     use crate::error::Error;
-    use crate::store::{fhir::FhirStore, local::LocalStore, AnyStore};
 
     create_private_dir(&config.data_dir)
         .map_err(|e| Error::io(format!("creating {}", config.data_dir.display()), e))?;
     let data_dir =
         std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
-    let signer = match config.signer {
-        SignerKind::Local => signer::ServiceSigner::Local(Box::new(
-            crate::signer::local::LocalSigner::open_or_create(
-                &config.key_dir,
-                &crate::cli::development_subject(config.issuance.issuer_country.as_deref()),
-            )?,
-        )),
-        SignerKind::Vault => signer::ServiceSigner::vault(
-            crate::signer::vault::VaultSigner::connect(&config.vault.signer_config()?).await?,
-            &config.vault,
-        ),
-    };
-    let store = match &config.fhir_url {
-        Some(url) => AnyStore::Fhir(FhirStore::new(url.clone(), config.outbound_timeout)?),
-        None => AnyStore::Local(LocalStore::open(&config.data_dir)?),
-    };
+    let metrics = std::sync::Arc::new(metrics::Metrics::new());
+    let issuer = std::sync::Arc::new(build_issuer(config, metrics.clone()).await?);
+    if config.clock.offset_seconds() != 0 {
+        tracing::warn!(
+            offset_seconds = config.clock.offset_seconds(),
+            "DDCC_TEST_CLOCK_OFFSET is set: certificates are dated by a MOVED clock. For tests only; never \
+             set it on a service whose certificates anyone relies on"
+        );
+    }
     let (mut keys, key_file) =
         auth::ApiKeys::configured_or_generated(config.api_key_digests.clone(), &config.data_dir)?;
     let openhim = match &config.openhim {
@@ -205,18 +198,6 @@ async fn start(
         Some(path) => crate::credential::trust::TrustAnchors::read(path)?,
         None => crate::credential::trust::TrustAnchors::default(),
     };
-    let links = links::Links::open(&config.data_dir, config.public_url.clone())?;
-    let metrics = std::sync::Arc::new(metrics::Metrics::new());
-    let issuer = std::sync::Arc::new(
-        issuer::Issuer::new(
-            signer,
-            store,
-            links,
-            metrics.clone(),
-            config.issuance.clone(),
-        )
-        .with_workers(config.workers.count),
-    );
 
     if config.embedded_defaults {
         tracing::info!(
@@ -278,6 +259,43 @@ async fn start(
         draining: std::sync::atomic::AtomicBool::new(false),
         revocations: revocations::Publisher::default(),
     })
+}
+
+/// The signer, store and issuer `config` describes: what `serve` issues with, and what `reissue` re-signs
+/// with (the same settings, so both sign alike).
+pub async fn build_issuer(
+    config: &crate::configuration::ServiceConfig,
+    metrics: std::sync::Arc<metrics::Metrics>,
+) -> crate::Result<issuer::Issuer> {
+    use crate::cli::SignerKind;
+    use crate::store::{fhir::FhirStore, local::LocalStore, AnyStore};
+
+    let signer = match config.signer {
+        SignerKind::Local => signer::ServiceSigner::Local(Box::new(
+            crate::signer::local::LocalSigner::open_or_create(
+                &config.key_dir,
+                &crate::cli::development_subject(config.issuance.issuer_country.as_deref()),
+            )?,
+        )),
+        SignerKind::Vault => signer::ServiceSigner::vault(
+            crate::signer::vault::VaultSigner::connect(&config.vault.signer_config()?).await?,
+            &config.vault,
+        ),
+    };
+    let store = match &config.fhir_url {
+        Some(url) => AnyStore::Fhir(FhirStore::new(url.clone(), config.outbound_timeout)?),
+        None => AnyStore::Local(LocalStore::open(&config.data_dir)?),
+    };
+    let links = links::Links::open(&config.data_dir, config.public_url.clone())?;
+    Ok(issuer::Issuer::new(
+        signer,
+        store,
+        links,
+        metrics,
+        config.issuance.clone(),
+        config.clock,
+    )
+    .with_workers(config.workers.count))
 }
 
 /// Writes the summary of the refusals counted instead of recorded, every [`audit::SUMMARY_EVERY`] while

@@ -37,10 +37,19 @@ impl ServiceSigner {
     /// before a rotation keep verifying).
     pub async fn published(&self) -> Result<Vec<PublishedDsc>> {
         match self {
-            ServiceSigner::Local(local) => Ok(vec![PublishedDsc::from_chain(
-                1,
-                vec![local.current().dsc_der.clone()],
-            )?]),
+            // The current DSC, and withdrawn ones until their certificates are re-signed.
+            ServiceSigner::Local(local) => {
+                let mut dscs = vec![PublishedDsc::from_chain(
+                    1,
+                    vec![local.current().dsc_der.clone()],
+                )?];
+                for w in crate::signer::local::withdrawn(local.dir())? {
+                    if !w.reissued {
+                        dscs.push(PublishedDsc::from_chain(1, vec![w.dsc_der])?);
+                    }
+                }
+                Ok(dscs)
+            }
             ServiceSigner::Vault { signer, .. } => {
                 let key = signer
                     .transit()
@@ -51,6 +60,33 @@ impl ServiceSigner {
                         reason: format!("transit key {:?} is gone", signer.transit().key_name()),
                     })?;
                 crate::keys::published(&key, unix_now())
+            }
+        }
+    }
+
+    /// The kids (hex) of withdrawn signing keys: certificates they signed are signed anew (see
+    /// [`super::renewal`]).
+    pub fn withdrawn_kids(&self) -> Result<Vec<String>> {
+        match self {
+            ServiceSigner::Local(local) => Ok(crate::signer::local::withdrawn(local.dir())?
+                .into_iter()
+                .map(|w| hex::encode(w.kid))
+                .collect()),
+            ServiceSigner::Vault { signer, .. } => Ok(signer.withdrawn_kids().to_vec()),
+        }
+    }
+
+    /// Records that nothing is left signed by a withdrawn key: its DSC is no longer published.
+    pub async fn retire_withdrawn(&self) -> Result<()> {
+        match self {
+            ServiceSigner::Local(local) => {
+                for w in crate::signer::local::withdrawn(local.dir())? {
+                    crate::signer::local::mark_reissued(local.dir(), &w.kid)?;
+                }
+                Ok(())
+            }
+            ServiceSigner::Vault { signer, .. } => {
+                crate::keys::retire_withdrawn(signer.transit()).await
             }
         }
     }

@@ -4,6 +4,13 @@
 //! outside this installation trusts it (SMART Trust requires SCA → DSC). The files are created on first
 //! use, with a warning, and never replaced afterwards: a certificate someone already trusts must not
 //! change under them, so unreadable or mismatching files are an error to fix by hand.
+//!
+//! **Withdrawal** (`ddcc-mediator keys withdraw <kid>`): the DSC moves to `withdrawn/<kid>.pem` beside the
+//! key, the private key is deleted, and a new key and DSC are created. The record lives in the key directory
+//! because that directory *is* the local signer: whoever signs with it sees the withdrawal (a running
+//! service refuses to sign with a withdrawn kid at once, and signs with the new key after a restart). The
+//! withdrawn DSC stays published until `ddcc-mediator reissue` has re-signed every certificate it signed
+//! and writes `withdrawn/<kid>.reissued`.
 
 use std::fs;
 use std::io::Write;
@@ -23,6 +30,8 @@ pub const KEY_FILE: &str = "dsc-key.pem";
 pub const CERT_FILE: &str = "dsc-cert.pem";
 /// HCERT DSC extended key usage "may sign vaccination certificates" (HCERT 1.0.8 §5.1.1).
 pub const EKU_VACCINATION: &[u64] = &[1, 3, 6, 1, 4, 1, 1847, 2021, 1, 2];
+/// Directory of withdrawn DSCs, inside the key directory.
+pub const WITHDRAWN_DIR: &str = "withdrawn";
 /// DSC validity when created: 2 years, as SMART Trust recommends for DSCs.
 pub const DSC_VALIDITY_DAYS: i64 = 730;
 
@@ -128,12 +137,27 @@ impl LocalSigner {
         })
     }
 
+    /// The key directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Path of the DSC (PEM), e.g. to hand to a verifier.
     pub fn cert_path(&self) -> PathBuf {
         self.dir.join(CERT_FILE)
     }
 
     fn sign_now(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {
+        // A withdrawal by `keys withdraw` while this process runs: no new signature with that key.
+        if withdrawn_path(&self.dir, &identity.kid).exists() {
+            return Err(Error::Unavailable {
+                service: "signer",
+                reason: format!(
+                    "signing key {} was withdrawn; restart to sign with the new key",
+                    hex::encode(identity.kid)
+                ),
+            });
+        }
         if identity.kid != self.identity.kid {
             return Err(Error::Internal(format!(
                 "local signer asked to sign for kid {}, holds {}",
@@ -166,6 +190,107 @@ impl Signer for LocalSigner {
         let result = self.sign_now(identity, tbs);
         async move { result }
     }
+}
+
+/// A withdrawn DSC of a key directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawn {
+    pub kid: [u8; 8],
+    pub dsc_der: Vec<u8>,
+    /// Every certificate it signed was re-signed (`reissue` finished): no longer published.
+    pub reissued: bool,
+}
+
+fn withdrawn_path(dir: &Path, kid: &[u8; 8]) -> PathBuf {
+    dir.join(WITHDRAWN_DIR)
+        .join(format!("{}.pem", hex::encode(kid)))
+}
+
+fn reissued_path(dir: &Path, kid: &[u8; 8]) -> PathBuf {
+    dir.join(WITHDRAWN_DIR)
+        .join(format!("{}.reissued", hex::encode(kid)))
+}
+
+/// The withdrawn DSCs of the key directory `dir` (none when nothing was withdrawn).
+pub fn withdrawn(dir: &Path) -> Result<Vec<Withdrawn>> {
+    let wdir = dir.join(WITHDRAWN_DIR);
+    let entries = match fs::read_dir(&wdir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("reading {}", wdir.display()), e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::io(format!("reading {}", wdir.display()), e))?
+            .path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pem") {
+            continue;
+        }
+        let pem =
+            fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let dsc = Dsc::from_pem_or_der(&pem)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let kid = crate::signer::kid_of(dsc.der());
+        out.push(Withdrawn {
+            kid,
+            dsc_der: dsc.der().to_vec(),
+            reissued: reissued_path(dir, &kid).exists(),
+        });
+    }
+    out.sort_by_key(|w| w.kid);
+    Ok(out)
+}
+
+/// Withdraws the key of `kid` (hex) in `dir`: its DSC moves to `withdrawn/`, the private key is deleted,
+/// and a new key and DSC are created. Withdrawing a kid already withdrawn changes nothing. Returns the new
+/// (or, when already withdrawn, the current) kid.
+pub fn withdraw(dir: &Path, kid_hex: &str, subject: &DscSubject) -> Result<[u8; 8]> {
+    let mut kid = [0u8; 8];
+    hex::decode_to_slice(kid_hex.trim(), &mut kid)
+        .map_err(|_| Error::Config(format!("{kid_hex:?} is not a kid (16 hex digits)")))?;
+    if withdrawn_path(dir, &kid).exists() {
+        return Ok(LocalSigner::open(dir)?.current().kid);
+    }
+    let current = LocalSigner::open(dir)?;
+    if current.current().kid != kid {
+        return Err(Error::Config(format!(
+            "kid {kid_hex} is not the key of {} (its kid is {})",
+            dir.display(),
+            hex::encode(current.current().kid)
+        )));
+    }
+    create_private_dir(&dir.join(WITHDRAWN_DIR))?;
+    // The record first: from here on nothing signs with this key, even before it is deleted.
+    let pem = pem::encode(&pem::Pem::new(
+        "CERTIFICATE",
+        current.current().dsc_der.clone(),
+    ));
+    write_new(&withdrawn_path(dir, &kid), pem.as_bytes())?;
+    sync_dir(&dir.join(WITHDRAWN_DIR))?;
+    for file in [KEY_FILE, CERT_FILE] {
+        let path = dir.join(file);
+        fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    }
+    create(dir, subject)?;
+    Ok(LocalSigner::open(dir)?.current().kid)
+}
+
+/// Records that every certificate signed by the withdrawn `kid` was re-signed: its DSC is no longer
+/// published.
+pub fn mark_reissued(dir: &Path, kid: &[u8; 8]) -> Result<()> {
+    let path = reissued_path(dir, kid);
+    if path.exists() {
+        return Ok(());
+    }
+    write_new(&path, b"")?;
+    sync_dir(&dir.join(WITHDRAWN_DIR))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
 }
 
 /// Generates the key and a self-signed DSC and writes both (mode 0600).

@@ -38,7 +38,8 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
 use super::{
-    type_and_id, valid_id, CertificateRecord, Revision, Store, StoredDocument, REVOCATION_CODE,
+    type_and_id, valid_id, CertificateRecord, DocumentPage, Revision, Store, StoredDocument,
+    REVOCATION_CODE,
 };
 use crate::error::{error_chain, Error, Result};
 use crate::service::{Orchestration, Orchestrations};
@@ -479,6 +480,63 @@ impl Store for FhirStore {
 
     /// A read by id of a resource that never exists: 404 (or 410) proves the server and its database
     /// answer. Cheaper than `GET /metadata`, which HAPI builds anew (hundreds of kB) after each start.
+    async fn list_documents(&self, cursor: Option<&str>, limit: usize) -> Result<DocumentPage> {
+        // The first page is a search for every Bundle (the service stores no Bundle but its documents); the
+        // next ones follow the server's `next` links, which must stay on this server. Whole documents: on a
+        // Bundle search HAPI applies `_elements` to the searchset itself, and `_tag` needs a code.
+        let url = match cursor {
+            None => format!("{}/Bundle?_count={limit}", self.base),
+            Some(next)
+                if next.starts_with(&format!("{}?", self.base))
+                    || next.starts_with(&format!("{}/", self.base)) =>
+            {
+                next.to_owned()
+            }
+            Some(other) => {
+                return Err(Error::Internal(format!(
+                    "a page link outside the FHIR server: {other}"
+                )))
+            }
+        };
+        let request = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, FHIR_JSON);
+        let response = traced("GET", "search Bundle", request)
+            .await
+            .map_err(|e| Self::unavailable(format!("search failed: {}", error_chain(&e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            return Err(Self::unavailable(format!(
+                "search of Bundle answered HTTP {status}: {}",
+                diagnostics(&body)
+            )));
+        }
+        let page: Value = response
+            .json()
+            .await
+            .map_err(|e| Self::unavailable(format!("unreadable search page: {e}")))?;
+        let ids = page
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.pointer("/resource/id").and_then(Value::as_str))
+            .filter(|id| valid_id(id))
+            .map(str::to_owned)
+            .collect();
+        let next = page
+            .get("link")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
+            .and_then(|l| l.get("url").and_then(Value::as_str))
+            .map(str::to_owned);
+        Ok(DocumentPage { ids, next })
+    }
+
     async fn check(&self) -> Result<()> {
         let url = format!("{}/Basic/ddcc-mediator-readiness-probe", self.base);
         let request = self

@@ -31,7 +31,9 @@ use serde_json::{json, Value};
 
 use sha2::{Digest, Sha256};
 
-use super::{type_and_id, valid_id, CertificateRecord, Revision, Store, StoredDocument};
+use super::{
+    type_and_id, valid_id, CertificateRecord, DocumentPage, Revision, Store, StoredDocument,
+};
 use crate::error::{Error, Result};
 use crate::service::Orchestrations;
 
@@ -432,6 +434,41 @@ impl Store for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
         }
+    }
+
+    async fn list_documents(&self, cursor: Option<&str>, limit: usize) -> Result<DocumentPage> {
+        // Ids in name order after the cursor; a heap keeps only the `limit + 1` smallest in memory.
+        let dir = self.root.join("Bundle");
+        tokio::task::block_in_place(|| {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(DocumentPage::default())
+                }
+                Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
+            };
+            let mut smallest = std::collections::BinaryHeap::new();
+            for entry in entries {
+                let entry =
+                    entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+                let name = entry.file_name();
+                let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                    continue;
+                };
+                if !valid_id(id) || cursor.is_some_and(|c| id <= c) {
+                    continue;
+                }
+                smallest.push(id.to_owned());
+                if smallest.len() > limit + 1 {
+                    smallest.pop();
+                }
+            }
+            let mut ids = smallest.into_sorted_vec();
+            let more = ids.len() > limit;
+            ids.truncate(limit);
+            let next = if more { ids.last().cloned() } else { None };
+            Ok(DocumentPage { ids, next })
+        })
     }
 
     async fn audit(&self, event: &Value) -> Result<()> {

@@ -86,6 +86,14 @@ pub struct StoredDocument {
     pub revision: Revision,
 }
 
+/// One page of stored document ids ([`Store::list_documents`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentPage {
+    pub ids: Vec<String>,
+    /// Where the next page starts; `None`: this was the last.
+    pub next: Option<String>,
+}
+
 /// Keeps certificates and reads resources back by type and id.
 pub trait Store: Send + Sync {
     /// Writes the whole certificate, or nothing (then an error saying why), provided the document is still
@@ -107,6 +115,14 @@ pub trait Store: Send + Sync {
         resource_type: &'static str,
         id: &str,
     ) -> impl Future<Output = Result<Option<Value>>> + Send;
+
+    /// Up to `limit` ids of stored document Bundles, from `cursor` (a [`DocumentPage::next`]; `None`: the
+    /// first page). Pages keep memory bounded whatever the size of the store.
+    fn list_documents(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<DocumentPage>> + Send;
 
     /// Whether the store can be used now (readiness).
     fn check(&self) -> impl Future<Output = Result<()>> + Send;
@@ -163,6 +179,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::Local(s) => s.read(resource_type, id).await,
             AnyStore::Fhir(s) => s.read(resource_type, id).await,
+        }
+    }
+
+    async fn list_documents(&self, cursor: Option<&str>, limit: usize) -> Result<DocumentPage> {
+        match self {
+            AnyStore::Local(s) => s.list_documents(cursor, limit).await,
+            AnyStore::Fhir(s) => s.list_documents(cursor, limit).await,
         }
     }
 

@@ -561,6 +561,14 @@ impl Service {
         self.proc.terminate(Duration::from_secs(20));
     }
 
+    /// Stops this service and starts it again, on the same data directory (plain HTTP), with `env`:
+    /// e.g. a moved clock (`DDCC_TEST_CLOCK_OFFSET`).
+    pub fn restart(mut self, env: &[(&str, String)]) -> Self {
+        self.stop();
+        let Service { data_dir, _dir, .. } = self;
+        Self::start_in(_dir, data_dir, free_port(), env, "http", None)
+    }
+
     /// The process id of the running service.
     pub fn pid(&self) -> Option<u32> {
         self.proc.child.as_ref().map(Child::id)

@@ -45,6 +45,8 @@ pub struct VaultSigner {
 struct Inner {
     transit: Transit,
     active: RwLock<Arc<SigningIdentity>>,
+    /// kids (hex) of the withdrawn versions, as of the last read of the key.
+    withdrawn: RwLock<Arc<Vec<String>>>,
     /// Held while a refresh triggered by a failed signature runs: during an outage many requests
     /// fail at once, and one re-read is enough.
     error_refresh: tokio::sync::Mutex<()>,
@@ -63,7 +65,7 @@ impl VaultSigner {
     /// Starts on an existing client and key; re-reads the key every `refresh_interval` while the
     /// signer is alive.
     pub async fn start(transit: Transit, refresh_interval: Duration) -> Result<Self> {
-        let identity = load_active(&transit).await?;
+        let (identity, withdrawn) = load_active(&transit).await?;
         tracing::info!(
             key = transit.key_name(),
             version = identity.key_version,
@@ -73,6 +75,7 @@ impl VaultSigner {
         let inner = Arc::new(Inner {
             transit,
             active: RwLock::new(Arc::new(identity)),
+            withdrawn: RwLock::new(Arc::new(withdrawn)),
             error_refresh: tokio::sync::Mutex::new(()),
         });
         spawn_refresh(Arc::downgrade(&inner), refresh_interval);
@@ -86,6 +89,15 @@ impl VaultSigner {
 
     pub fn transit(&self) -> &Transit {
         &self.inner.transit
+    }
+
+    /// kids (hex) of the key's withdrawn versions, as of the last read of the key (start-up, periodic
+    /// refresh, or a refused signature).
+    pub fn withdrawn_kids(&self) -> Arc<Vec<String>> {
+        match self.inner.withdrawn.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
     }
 
     async fn sign_checked(
@@ -114,7 +126,11 @@ impl VaultSigner {
 
 impl Inner {
     async fn refresh(&self) -> Result<()> {
-        let identity = load_active(&self.transit).await?;
+        let (identity, withdrawn) = load_active(&self.transit).await?;
+        match self.withdrawn.write() {
+            Ok(mut guard) => *guard = Arc::new(withdrawn),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(withdrawn),
+        }
         let mut guard = match self.active.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -160,21 +176,30 @@ impl Signer for VaultSigner {
 }
 
 /// Reads the key and builds the identity of its newest version with a DSC valid now.
-async fn load_active(transit: &Transit) -> Result<SigningIdentity> {
+/// The identity to sign with, and the kids of the withdrawn versions.
+async fn load_active(transit: &Transit) -> Result<(SigningIdentity, Vec<String>)> {
     let key = transit.read_key().await?.ok_or_else(|| {
         Error::Config(format!(
             "transit key {:?} does not exist; create it with `ddcc-mediator keys init`",
             transit.key_name()
         ))
     })?;
-    active_identity(&key, unix_now())
+    let withdrawn = key
+        .certified_versions()?
+        .iter()
+        .filter(|c| key.withdrawn(c.version))
+        .map(|c| hex::encode(crate::signer::kid_of(c.leaf())))
+        .collect();
+    Ok((active_identity(&key, unix_now())?, withdrawn))
 }
 
 /// The newest version whose DSC is valid at `now` and certifies that version's key.
 pub fn active_identity(key: &transit::TransitKey, now: i64) -> Result<SigningIdentity> {
     let alg = key.supported_type()?.algorithm();
     for certified in key.certified_versions()? {
-        if !(certified.not_before..=certified.not_after).contains(&now) {
+        if !(certified.not_before..=certified.not_after).contains(&now)
+            || key.withdrawn(certified.version)
+        {
             continue;
         }
         if PublicKey::from_certificate(certified.leaf())? != key.public_key(certified.version)? {

@@ -72,6 +72,11 @@ pub struct TransitKey {
     pub key_type: String,
     pub latest_version: u32,
     pub versions: BTreeMap<u32, KeyVersion>,
+    /// Transit signs with no version below this (0: any). A withdrawal raises it.
+    pub min_encryption_version: u32,
+    /// Versions below this are archived by transit; this service no longer publishes them either (a
+    /// withdrawn version whose certificates were all re-signed).
+    pub min_decryption_version: u32,
 }
 
 /// A key version whose stored certificate chain was parsed.
@@ -114,6 +119,11 @@ impl TransitKey {
         PublicKey::from_spki_pem(&entry.public_key_pem)
     }
 
+    /// Whether transit refuses to sign with `version` (a withdrawn version).
+    pub fn withdrawn(&self, version: u32) -> bool {
+        version < self.min_encryption_version
+    }
+
     /// Every version with a certificate chain, newest first.
     pub fn certified_versions(&self) -> Result<Vec<CertifiedVersion>> {
         let mut out = Vec::new();
@@ -153,6 +163,10 @@ struct KeyData {
     latest_version: u32,
     #[serde(default)]
     keys: BTreeMap<String, Value>,
+    #[serde(default)]
+    min_encryption_version: u32,
+    #[serde(default)]
+    min_decryption_version: u32,
 }
 
 impl KeyData {
@@ -184,6 +198,8 @@ impl KeyData {
             key_type: self.key_type,
             latest_version: self.latest_version,
             versions,
+            min_encryption_version: self.min_encryption_version,
+            min_decryption_version: self.min_decryption_version,
         })
     }
 }
@@ -271,6 +287,24 @@ impl Transit {
             .write(&path, &json!({"version": version, "csr": template_pem}))
             .await?;
         Ok(data.csr)
+    }
+
+    /// Sets the key's `min_encryption_version` (no signature below it) and/or `min_decryption_version`
+    /// (versions below it archived).
+    pub async fn set_min_versions(
+        &self,
+        encryption: Option<u32>,
+        decryption: Option<u32>,
+    ) -> Result<(), VaultError> {
+        let path = format!("{}/config", self.path("keys"));
+        let mut body = serde_json::Map::new();
+        if let Some(v) = encryption {
+            body.insert("min_encryption_version".into(), json!(v));
+        }
+        if let Some(v) = decryption {
+            body.insert("min_decryption_version".into(), json!(v));
+        }
+        self.client.write_unit(&path, &Value::Object(body)).await
     }
 
     /// Stores the certificate chain (PEM, leaf first) of `version`.

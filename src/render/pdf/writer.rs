@@ -81,7 +81,8 @@ fn hex4(out: &mut Vec<u8>, v: u16) {
 
 /// The page content stream (uncompressed).
 pub(super) fn page_content(items: &[Item<'_>], fonts: &[PageFont]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(128 * 1024);
+    let mut out = Vec::with_capacity(16 * 1024);
+    let mut qrs = 0;
     for item in items {
         match item {
             Item::Text { line, x, y, grey } => text(&mut out, line, *x, *y, *grey, fonts)?,
@@ -96,7 +97,10 @@ pub(super) fn page_content(items: &[Item<'_>], fonts: &[PageFont]) -> Result<Vec
                 pos(&mut out, *y);
                 out.extend_from_slice(b" l\nS\n");
             }
-            Item::Qr { code, x, y, side } => qr_symbol(&mut out, code, *x, *y, *side),
+            Item::Qr { x, y, side, .. } => {
+                qrs += 1;
+                qr_image_use(&mut out, qrs, *x, *y, *side);
+            }
         }
     }
     Ok(out)
@@ -193,77 +197,45 @@ fn text(
     Ok(())
 }
 
-/// The QR as one filled path of module rectangles, in a coordinate system of one unit per module (so
-/// every number is a small integer), on a white square that includes the quiet zone. A run of dark
-/// modules in a row is one rectangle, and a run repeated exactly in the rows below it extends that
-/// rectangle downwards. Adjacent rectangles of one fill leave no hairline seams.
-fn qr_symbol(out: &mut Vec<u8>, code: &qr::QrSymbol, x: f32, y: f32, side: f32) {
-    let qz = qr::QUIET_ZONE_MODULES as usize;
-    let total = code.width() + 2 * qz;
-    let module = side / total as f32;
+/// Draws the `n`th QR image (`/Q<n>`, one pixel per module, quiet zone included) on a white square of
+/// `side` points at (`x`, `y`), its lower left corner as placed, on the pixel grid where it was snapped to
+/// one. The image is a stencil mask painted black.
+fn qr_image_use(out: &mut Vec<u8>, n: usize, x: f32, y: f32, side: f32) {
     out.extend_from_slice(b"q\n");
-    num(out, module, 4);
+    num(out, side, 4);
     out.extend_from_slice(b" 0 0 ");
-    num(out, module, 4);
-    // The corner as placed, on the pixel grid where it was snapped to one.
+    num(out, side, 4);
     out.push(b' ');
     num(out, x, 4);
     out.push(b' ');
     num(out, y, 4);
-    out.extend_from_slice(b" cm\n1 g\n0 0 ");
-    int(out, total as u64);
-    out.push(b' ');
-    int(out, total as u64);
-    out.extend_from_slice(b" re\nf\n0 g\n");
-    // Rectangles still growing downwards: (first column, length, first row).
-    let mut open: Vec<(usize, usize, usize)> = Vec::new();
-    let mut next: Vec<(usize, usize, usize)> = Vec::new();
-    let emit = |out: &mut Vec<u8>, (start, len, first): (usize, usize, usize), end: usize| {
-        // Rows count down from the top; PDF y counts up from the bottom.
-        let bottom = total - (qz + end);
-        int(out, (qz + start) as u64);
-        out.push(b' ');
-        int(out, bottom as u64);
-        out.push(b' ');
-        int(out, len as u64);
-        out.push(b' ');
-        int(out, (end - first) as u64);
-        out.extend_from_slice(b" re\n");
-    };
-    // Rectangles that did not continue into `row`: closed there; the continued ones stay open.
-    let end_row =
-        |out: &mut Vec<u8>, open: &mut Vec<_>, next: &mut Vec<_>, i: usize, row: usize| {
-            for &o in open.get(i..).unwrap_or_default() {
-                emit(out, o, row);
-            }
-            std::mem::swap(open, next);
-            next.clear();
-        };
-    // `i`: the first open rectangle not yet matched against the current row's runs.
-    let (mut row, mut i) = (0, 0);
-    for (run_row, start, len) in code.dark_runs() {
-        while row < run_row {
-            end_row(out, &mut open, &mut next, i, row);
-            (row, i) = (row + 1, 0);
-        }
-        // Open rectangles that end before this run cannot continue: close them.
-        while let Some(&o) = open.get(i).filter(|o| o.0 < start) {
-            emit(out, o, row);
-            i += 1;
-        }
-        match open.get(i) {
-            Some(&o) if o.0 == start && o.1 == len => {
-                next.push(o);
-                i += 1;
-            }
-            _ => next.push((start, len, row)),
-        }
-    }
-    end_row(out, &mut open, &mut next, i, row);
-    for &o in &open {
-        emit(out, o, row + 1);
-    }
-    out.extend_from_slice(b"f\nQ\n");
+    out.extend_from_slice(b" cm\n1 g\n0 0 1 1 re\nf\n0 g\n/Q");
+    int(out, n as u64);
+    out.extend_from_slice(b" Do\nQ\n");
+}
+
+/// The QR symbols of the page, in the order they are drawn.
+fn qr_symbols<'a>(items: &'a [Item<'a>]) -> impl Iterator<Item = &'a qr::QrSymbol> {
+    items.iter().filter_map(|item| match item {
+        Item::Qr { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+/// The image XObject of a QR symbol: a 1-bit stencil mask (`/ImageMask`), one pixel per module, the
+/// quiet zone included; a few hundred bytes compressed, where its module rectangles took over ten
+/// kilobytes. A stencil mask, not a grey image: poppler smooths an enlarged image (blurring the modules so
+/// that rqrr no longer finds them at 150 dpi) but paints a mask sharp; `/Interpolate false` asks the same
+/// of other viewers.
+fn qr_image(code: &qr::QrSymbol) -> Result<(Vec<u8>, Vec<u8>)> {
+    let bitmap = qr::bitmap(code, 1);
+    let mut dict = b"/Type/XObject/Subtype/Image/Width ".to_vec();
+    int(&mut dict, bitmap.side as u64);
+    dict.extend_from_slice(b"/Height ");
+    int(&mut dict, bitmap.side as u64);
+    // Sample 0 (a dark module) is painted in the fill colour; 1 leaves the white square.
+    dict.extend_from_slice(b"/ImageMask true/Interpolate false");
+    Ok((dict, deflate(&bitmap.pixels)?))
 }
 
 /// A PDF text string: literal when it is printable ASCII, else UTF-16BE with a byte order mark.
@@ -418,6 +390,14 @@ pub(super) fn document(
         f.out.push(b' ');
         f.reference(FIXED_OBJECTS + 1 + i * OBJECTS_PER_FONT);
     }
+    let first_image = FIXED_OBJECTS + 1 + OBJECTS_PER_FONT * fonts.len();
+    f.out.extend_from_slice(b">>/XObject<<");
+    for (i, _) in qr_symbols(items).enumerate() {
+        f.out.extend_from_slice(b"/Q");
+        int(&mut f.out, i as u64 + 1);
+        f.out.push(b' ');
+        f.reference(first_image + i);
+    }
     f.out.extend_from_slice(b">>>>/Contents 4 0 R>>");
     f.end();
 
@@ -488,6 +468,11 @@ pub(super) fn document(
             .map(|g| (e.gid(g.gid), g.text.as_str()))
             .collect();
         f.flate_stream(id + 4, b"", &deflate(&to_unicode(map))?);
+    }
+
+    for (i, code) in qr_symbols(items).enumerate() {
+        let (dict, data) = qr_image(code)?;
+        f.flate_stream(first_image + i, &dict, &data);
     }
 
     let xref = f.out.len();

@@ -129,8 +129,8 @@ impl FhirStore {
     }
 
     /// The transaction Bundle for `record`; `resolved` maps document fullUrls to stored references
-    /// (resources already written, left out of the transaction). The document and the PDF go in as they
-    /// are, borrowed: the body is serialised once, straight from them.
+    /// (resources already written, left out of the transaction). The document Bundle goes in borrowed: the
+    /// body is serialised once, straight from it.
     fn transaction<'a>(
         record: &'a CertificateRecord,
         mut resolved: HashMap<String, String>,
@@ -241,7 +241,7 @@ impl FhirStore {
     }
 }
 
-/// A FHIR `transaction` Bundle whose resources are borrowed where they need no change.
+/// A FHIR `transaction` Bundle; its document entry borrows the document instead of copying it.
 #[derive(Serialize)]
 struct Transaction<'a> {
     #[serde(rename = "resourceType")]

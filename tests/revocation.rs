@@ -352,6 +352,17 @@ fn on_the_local_store_a_correction_revokes_the_old_certificate_and_the_list_reva
     );
     let python = python_check(&list, &dsc, &[&old, &new]);
     assert_eq!(python["revoked"], json!([true, false]), "{python}");
+    // The public verification service answers the same from the service's own list.
+    for (hc1, revoked) in [(&old, true), (&new, false)] {
+        let answer = service.post("/ddcc/verify", None, "text/plain", hc1.as_bytes().to_vec());
+        assert_eq!(answer.status, 200);
+        let report = answer.json();
+        assert_eq!(
+            (&report["revoked"], &report["valid"]),
+            (&json!(revoked), &json!(!revoked)),
+            "{report}"
+        );
+    }
 
     // An explicit revocation on the local store: files show it, idempotent, unknown ids 404.
     let id = second["id"].as_str().unwrap();

@@ -7,7 +7,7 @@
 //! (ISO/IEC 18004:2015 §7.8.3) is made here, because the crate's penalty scoring took about 8 ms per
 //! symbol, most of an issuance (see BENCHMARKS.md). Any of the eight masks gives a valid symbol; the
 //! penalty only prefers the one that scans most reliably, and [`penalty`] scores it exactly as the
-//! standard does, on a byte grid, in a few tens of microseconds.
+//! standard does, on rows and columns of 64-bit words (the run walk per line is what is left).
 
 use qrcode::bits::Bits;
 use qrcode::canvas::{Canvas, Module};
@@ -147,22 +147,68 @@ pub fn encode(hc1: &str) -> Result<QrSymbol> {
         Version::Micro(_) => return Err(Error::Internal("micro QR is never used".into())),
     };
     let unmasked = Unmasked::of(&canvas, version.width() as usize);
-    let mut scratch = Vec::with_capacity(unmasked.colours.len());
-    let mut best: Option<(u32, Vec<u8>)> = None;
+    let mut best: Option<(u32, BitGrid)> = None;
     for mask in 0..8 {
-        let modules = unmasked.masked(mask);
-        let score = penalty(&modules, unmasked.width, &mut scratch);
+        let grid = unmasked.masked(mask);
+        let score = penalty(&grid);
         // The first of equal scores, as the standard's order would pick.
         if best.as_ref().is_none_or(|(lowest, _)| score < *lowest) {
-            best = Some((score, modules));
+            best = Some((score, grid));
         }
     }
-    let (_, modules) = best.ok_or_else(|| Error::Internal("no QR mask".into()))?;
+    let (_, grid) = best.ok_or_else(|| Error::Internal("no QR mask".into()))?;
     Ok(QrSymbol {
         version: number,
-        width: unmasked.width,
-        modules,
+        width: grid.width,
+        modules: grid.to_bytes(),
     })
+}
+
+/// Words of one line of modules (version 40: 177 modules).
+const LINE_WORDS: usize = MAX_WIDTH.div_ceil(64);
+
+/// One row or column of modules as bits: module `i` is bit `i % 64` of word `i / 64`; 1 = dark. Bits past
+/// the symbol's width are 0.
+type Line = [u64; LINE_WORDS];
+
+/// Module `i` of a line.
+fn bit(line: &Line, i: usize) -> u8 {
+    ((line[i / 64] >> (i % 64)) & 1) as u8
+}
+
+/// A symbol as bit lines, by row and by column (columns scored as rows need no transposing per mask).
+#[derive(Clone)]
+struct BitGrid {
+    width: usize,
+    rows: Vec<Line>,
+    cols: Vec<Line>,
+}
+
+impl BitGrid {
+    fn new(width: usize) -> Self {
+        Self {
+            width,
+            rows: vec![[0; LINE_WORDS]; width],
+            cols: vec![[0; LINE_WORDS]; width],
+        }
+    }
+
+    fn set(&mut self, x: usize, y: usize, dark: u8) {
+        let dark = u64::from(dark);
+        let row = &mut self.rows[y][x / 64];
+        *row = (*row & !(1 << (x % 64))) | (dark << (x % 64));
+        let col = &mut self.cols[x][y / 64];
+        *col = (*col & !(1 << (y % 64))) | (dark << (y % 64));
+    }
+
+    /// The modules row-major, one byte each (the shape [`QrSymbol`] keeps).
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut modules = Vec::with_capacity(self.width * self.width);
+        for row in &self.rows {
+            modules.extend((0..self.width).map(|x| bit(row, x)));
+        }
+        modules
+    }
 }
 
 /// A symbol before masking: each module's colour, and whether a data mask inverts it.
@@ -170,36 +216,34 @@ pub fn encode(hc1: &str) -> Result<QrSymbol> {
 /// Masking is done here rather than by `Canvas::apply_mask`, whose per-module coordinate arithmetic on
 /// enum modules cost a quarter of the encoding once the penalty was fast.
 struct Unmasked {
-    width: usize,
     /// 1 = dark.
-    colours: Vec<u8>,
+    colours: BitGrid,
     /// 1 = a data or remainder module, which the mask inverts; 0 = a function pattern module.
-    maskable: Vec<u8>,
+    maskable: BitGrid,
 }
+
+/// Every data mask repeats every 12 rows and every 12 columns (table 10: periods 2, 3, 4 and 6).
+const MASK_PERIOD: usize = 12;
 
 impl Unmasked {
     fn of(canvas: &Canvas, width: usize) -> Self {
-        let mut colours = Vec::with_capacity(width * width);
-        let mut maskable = Vec::with_capacity(width * width);
-        for y in 0..width as i16 {
-            for x in 0..width as i16 {
-                let module = canvas.get(x, y);
-                colours.push(u8::from(module.is_dark()));
+        let mut colours = BitGrid::new(width);
+        let mut maskable = BitGrid::new(width);
+        for y in 0..width {
+            for x in 0..width {
+                let module = canvas.get(x as i16, y as i16);
+                colours.set(x, y, u8::from(module.is_dark()));
                 // `Module::mask` inverts exactly the modules not yet fixed by a function pattern.
-                maskable.push(u8::from(!matches!(module, Module::Masked(_))));
+                maskable.set(x, y, u8::from(!matches!(module, Module::Masked(_))));
             }
         }
-        Self {
-            width,
-            colours,
-            maskable,
-        }
+        Self { colours, maskable }
     }
 
     /// The modules with data mask `mask` (0–7) applied and its format information drawn.
-    fn masked(&self, mask: u8) -> Vec<u8> {
-        // One loop per mask (ISO/IEC 18004 table 10), so its arithmetic is inlined, not matched per module.
-        let mut modules = match mask {
+    fn masked(&self, mask: u8) -> BitGrid {
+        // One function per mask (ISO/IEC 18004 table 10), so its arithmetic is inlined, not matched per module.
+        let mut grid = match mask {
             0 => self.apply(|x, y| (x + y).is_multiple_of(2)),
             1 => self.apply(|_, y| y.is_multiple_of(2)),
             2 => self.apply(|x, _| x.is_multiple_of(3)),
@@ -209,29 +253,46 @@ impl Unmasked {
             6 => self.apply(|x, y| ((x * y) % 2 + (x * y) % 3).is_multiple_of(2)),
             _ => self.apply(|x, y| ((x + y) % 2 + (x * y) % 3).is_multiple_of(2)),
         };
-        draw_format_information(&mut modules, self.width, mask);
-        modules
+        let width = grid.width;
+        draw_format_information(width, mask, |x, y, dark| grid.set(x, y, dark));
+        grid
     }
 
-    /// The modules with every maskable one inverted where `inverts(x, y)`.
+    /// The modules with every maskable one inverted where `inverts(x, y)`, a word at a time: the mask's
+    /// pattern is computed for the first [`MASK_PERIOD`] rows and columns only.
     #[inline(always)]
-    fn apply(&self, inverts: impl Fn(usize, usize) -> bool) -> Vec<u8> {
-        let w = self.width;
-        let mut modules = Vec::with_capacity(w * w);
-        for y in 0..w {
-            let row = y * w..(y + 1) * w;
-            let cells = self.colours[row.clone()].iter().zip(&self.maskable[row]);
-            for (x, (&colour, &maskable)) in cells.enumerate() {
-                modules.push(colour ^ (maskable & u8::from(inverts(x, y))));
+    fn apply(&self, inverts: impl Fn(usize, usize) -> bool) -> BitGrid {
+        let width = self.colours.width;
+        let mut row_patterns = [[0u64; LINE_WORDS]; MASK_PERIOD];
+        let mut col_patterns = [[0u64; LINE_WORDS]; MASK_PERIOD];
+        for k in 0..MASK_PERIOD {
+            for i in 0..width {
+                row_patterns[k][i / 64] |= u64::from(inverts(i, k)) << (i % 64);
+                col_patterns[k][i / 64] |= u64::from(inverts(k, i)) << (i % 64);
             }
         }
-        modules
+        let lines = |colours: &[Line], maskable: &[Line], patterns: &[Line; MASK_PERIOD]| {
+            colours
+                .iter()
+                .zip(maskable)
+                .enumerate()
+                .map(|(i, (c, m))| {
+                    let p = &patterns[i % MASK_PERIOD];
+                    std::array::from_fn(|w| c[w] ^ (m[w] & p[w]))
+                })
+                .collect()
+        };
+        BitGrid {
+            width,
+            rows: lines(&self.colours.rows, &self.maskable.rows, &row_patterns),
+            cols: lines(&self.colours.cols, &self.maskable.cols, &col_patterns),
+        }
     }
 }
 
 /// Draws both copies of the 15-bit format information (ISO/IEC 18004 §7.9: level Q and the mask,
 /// BCH(15,5)-protected, XOR 101010000010010), placed as in Project Nayuki's `qrcodegen`.
-fn draw_format_information(modules: &mut [u8], width: usize, mask: u8) {
+fn draw_format_information(width: usize, mask: u8, mut set: impl FnMut(usize, usize, u8)) {
     const LEVEL_Q: u32 = 0b11;
     let data = (LEVEL_Q << 3) | u32::from(mask);
     let mut remainder = data;
@@ -240,7 +301,6 @@ fn draw_format_information(modules: &mut [u8], width: usize, mask: u8) {
     }
     let bits = ((data << 10) | remainder) ^ 0x5412;
     let bit = |i: usize| u8::from((bits >> i) & 1 == 1);
-    let mut set = |x: usize, y: usize, dark: u8| modules[y * width + x] = dark;
     // Around the top-left finder pattern.
     for i in 0..6 {
         set(8, i, bit(i));
@@ -263,47 +323,47 @@ fn draw_format_information(modules: &mut [u8], width: usize, mask: u8) {
 }
 
 /// The penalty score of a masked symbol (ISO/IEC 18004:2015 §7.8.3.1, table 11): the lower, the
-/// easier to scan. `scratch` holds the transposed grid, so columns are scored as rows.
+/// easier to scan. Rows and columns are scored alike, each from its own bit lines.
 ///
 /// The rules are read as Project Nayuki's reference encoder reads them (a finder-like pattern is
 /// 1:1:3:1:1 at any module scale, with a light run four times that wide on one side; the area outside
 /// the symbol is light), and `tests/qr_reference.rs` checks that we choose the mask it chooses.
-fn penalty(modules: &[u8], width: usize, scratch: &mut Vec<u8>) -> u32 {
-    scratch.clear();
-    for x in 0..width {
-        scratch.extend(modules.iter().skip(x).step_by(width));
-    }
-    let mut score = 0;
-    for grid in [modules, scratch.as_slice()] {
-        for line in grid.chunks_exact(width) {
-            score += line_penalty(line);
-        }
-    }
-    score + block_penalty(modules, width) + balance_penalty(modules)
+fn penalty(grid: &BitGrid) -> u32 {
+    let lines: u32 = grid
+        .rows
+        .iter()
+        .chain(&grid.cols)
+        .map(|line| line_penalty(line, grid.width))
+        .sum();
+    lines + block_penalty(grid) + balance_penalty(grid)
 }
 
 /// Most modules a line has (version 40).
 const MAX_WIDTH: usize = 177;
 
-/// N1 and N3 of one row or column. N1: a run of 5 + i modules of one colour scores 3 + i.
-/// N3: 40 for each false finder pattern, found from the lengths of the last seven runs.
+/// The first `n` bits of every word of a line set, the rest clear.
+fn first_bits(n: usize) -> Line {
+    std::array::from_fn(|w| match n.saturating_sub(w * 64) {
+        0 => 0,
+        k if k >= 64 => u64::MAX,
+        k => (1u64 << k) - 1,
+    })
+}
+
+/// N1 and N3 of one row or column of `size` modules. N1: a run of 5 + i modules of one colour scores
+/// 3 + i. N3: 40 for each false finder pattern, found from the lengths of the last seven runs.
 ///
-/// It walks the line run by run, from a bit set of where the colour changes: a module-by-module walk
-/// mispredicts a branch at every other module of a masked symbol, and that was most of the cost.
-fn line_penalty(line: &[u8]) -> u32 {
-    let size = line.len();
-    // Bit i: module i differs from module i - 1 (the area before the line is light).
-    let mut changes = [0u64; MAX_WIDTH.div_ceil(64)];
-    let mut previous = 0;
-    for (word, chunk) in changes.iter_mut().zip(line.chunks(64)) {
-        // Built in a register and stored once: or-ing into memory each module chains every module
-        // through a store and a load.
-        let mut bits = 0u64;
-        for (i, &module) in chunk.iter().enumerate() {
-            bits |= u64::from(module ^ previous) << i;
-            previous = module;
-        }
-        *word = bits;
+/// It walks the line run by run, from the bits where the colour changes (a word at a time: a line XOR
+/// itself shifted by one): a module-by-module walk mispredicts a branch at every other module of a
+/// masked symbol, and that was most of the cost.
+fn line_penalty(line: &Line, size: usize) -> u32 {
+    // Bit i: module i differs from module i − 1 (the area before the line is light); none past the end.
+    let valid = first_bits(size);
+    let mut changes = [0u64; LINE_WORDS];
+    let mut carry = 0;
+    for ((change, &word), valid) in changes.iter_mut().zip(line).zip(valid) {
+        *change = (word ^ ((word << 1) | carry)) & valid;
+        carry = word >> 63;
     }
     let mut score = 0;
     let mut history = RunHistory::new(size as u32);
@@ -378,24 +438,38 @@ impl RunHistory {
     }
 }
 
-/// N2: 3 for each 2×2 block of one colour (overlapping blocks count each).
-fn block_penalty(modules: &[u8], width: usize) -> u32 {
-    let rows: Vec<&[u8]> = modules.chunks_exact(width).collect();
-    let mut score = 0;
-    for pair in rows.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        for x in 0..width - 1 {
-            let sum = a[x] + a[x + 1] + b[x] + b[x + 1];
-            score += 3 * u32::from((sum == 0) | (sum == 4));
+/// N2: 3 for each 2×2 block of one colour (overlapping blocks count each), 64 blocks at a time: the
+/// block at column x of two rows is one colour when each row's module x equals the other's, module x + 1
+/// too, and the upper row's x equals its x + 1.
+fn block_penalty(grid: &BitGrid) -> u32 {
+    // A block starts at columns 0 to width − 2.
+    let starts = first_bits(grid.width - 1);
+    // Bit x of the result: bit x + 1 of `line`.
+    let next = |line: &Line| -> Line {
+        std::array::from_fn(|w| (line[w] >> 1) | line.get(w + 1).map_or(0, |n| n << 63))
+    };
+    let mut blocks = 0;
+    for pair in grid.rows.windows(2) {
+        let (upper, lower) = (&pair[0], &pair[1]);
+        let same: Line = std::array::from_fn(|w| !(upper[w] ^ lower[w]));
+        let (same_next, upper_next) = (next(&same), next(upper));
+        for w in 0..LINE_WORDS {
+            let one_colour = same[w] & same_next[w] & !(upper[w] ^ upper_next[w]) & starts[w];
+            blocks += one_colour.count_ones();
         }
     }
-    score
+    3 * blocks
 }
 
 /// N4: 10 × the smallest k for which the dark share lies within 50 % ± (5 + 5k) %.
-fn balance_penalty(modules: &[u8]) -> u32 {
-    let total = modules.len() as u64;
-    let dark: u64 = modules.iter().map(|&m| u64::from(m)).sum();
+fn balance_penalty(grid: &BitGrid) -> u32 {
+    let total = (grid.width * grid.width) as u64;
+    let dark: u64 = grid
+        .rows
+        .iter()
+        .flatten()
+        .map(|w| u64::from(w.count_ones()))
+        .sum();
     let k = (dark * 20)
         .abs_diff(total * 10)
         .div_ceil(total)
@@ -408,14 +482,20 @@ pub fn png(hc1: &str) -> Result<Vec<u8>> {
     png_of(&encode(hc1)?)
 }
 
-/// PNG of an encoded symbol. One bit per pixel and fast deflate: a two-colour image gains nothing from
-/// more, and it is written in well under a millisecond.
-pub fn png_of(symbol: &QrSymbol) -> Result<Vec<u8>> {
-    let scale = PNG_MODULE_PX as usize;
+/// A symbol as 1-bit pixels, quiet zone included: rows top first, each padded to whole bytes, bit 1 =
+/// white (as both PNG greyscale and PDF `/DeviceGray` read it).
+pub struct Bitmap {
+    /// Pixels per side.
+    pub side: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// The symbol at `scale` pixels per module, with its [`QUIET_ZONE_MODULES`] quiet zone.
+pub fn bitmap(symbol: &QrSymbol, scale: usize) -> Bitmap {
     let side_modules = symbol.width + 2 * QUIET_ZONE_MODULES as usize;
     let side_px = side_modules * scale;
     let row_bytes = side_px.div_ceil(8);
-    // Bit 1 = white in 1-bit greyscale; start all white and clear the dark modules.
+    // Start all white and clear the dark modules.
     let mut pixels = vec![0xffu8; row_bytes * side_px];
     let qz = QUIET_ZONE_MODULES as usize;
     // Draw each module row's first pixel row, then copy it to the others.
@@ -431,6 +511,19 @@ pub fn png_of(symbol: &QrSymbol) -> Result<Vec<u8>> {
             pixels.copy_within(first..first + row_bytes, first + copy * row_bytes);
         }
     }
+    Bitmap {
+        side: side_px,
+        pixels,
+    }
+}
+
+/// PNG of an encoded symbol. One bit per pixel and fast deflate: a two-colour image gains nothing from
+/// more, and it is written in well under a millisecond.
+pub fn png_of(symbol: &QrSymbol) -> Result<Vec<u8>> {
+    let Bitmap {
+        side: side_px,
+        pixels,
+    } = bitmap(symbol, PNG_MODULE_PX as usize);
     let side = u32::try_from(side_px).map_err(|_| Error::Internal("QR PNG too large".into()))?;
     let mut out = Vec::with_capacity(4096);
     let mut encoder = png::Encoder::new(&mut out, side, side);
@@ -608,7 +701,56 @@ mod tests {
                     .into_iter()
                     .map(|c| u8::from(c == Color::Dark))
                     .collect();
-                assert!(unmasked.masked(mask as u8) == theirs, "mask {mask}");
+                assert!(
+                    unmasked.masked(mask as u8).to_bytes() == theirs,
+                    "mask {mask}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn row_and_column_bit_lines_agree_for_every_mask() {
+        let text = real_hc1()[0].clone();
+        let bits = alphanumeric_bits(&text).unwrap();
+        let version = bits.version();
+        let (data, ec) = ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).unwrap();
+        let mut canvas = Canvas::new(version, EC_LEVEL);
+        canvas.draw_all_functional_patterns();
+        canvas.draw_data(&data, &ec);
+        let unmasked = Unmasked::of(&canvas, version.width() as usize);
+        for mask in 0..8 {
+            let grid = unmasked.masked(mask);
+            let w = grid.width;
+            for x in 0..w {
+                for y in 0..w {
+                    assert_eq!(bit(&grid.rows[y], x), bit(&grid.cols[x], y), "mask {mask}");
+                }
+            }
+            // Nothing past the symbol's edge: the penalty reads whole words.
+            for line in grid.rows.iter().chain(&grid.cols) {
+                assert!(
+                    (w..LINE_WORDS * 64).all(|i| bit(line, i) == 0),
+                    "mask {mask}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_bitmap_is_the_symbol_with_its_quiet_zone() {
+        let code = encode(&real_hc1()[1]).unwrap();
+        let bitmap = bitmap(&code, 1);
+        let qz = QUIET_ZONE_MODULES as usize;
+        assert_eq!(bitmap.side, code.width() + 2 * qz);
+        let row_bytes = bitmap.side.div_ceil(8);
+        for y in 0..bitmap.side {
+            for x in 0..bitmap.side {
+                let white = bitmap.pixels[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0;
+                let inside =
+                    (qz..qz + code.width()).contains(&x) && (qz..qz + code.width()).contains(&y);
+                let dark = inside && code.is_dark(x - qz, y - qz);
+                assert_eq!(white, !dark, "pixel ({x}, {y})");
             }
         }
     }

@@ -479,7 +479,7 @@ impl Issuer {
             _ => 0,
         };
         let key = renewal::version_key(content_hash, generation);
-        rekey_qr_references(&mut document, &key)?;
+        rekey_qr_references(&mut document, &key);
         set_tags(&mut document, content_hash, version, previous);
         let signed = Signed {
             exp: certificate.ddcc.signed.exp,
@@ -925,8 +925,25 @@ fn qr_references_mut(document: &mut Value) -> impl Iterator<Item = &mut Value> {
 
 /// Gives each QR DocumentReference the id UUIDv5(its derived id | version key), everywhere it appears
 /// (`id`, the entry's `urn:uuid:` fullUrl, the Composition's references). UUIDs are unique tokens, so a
-/// textual replacement over the serialised document is exact.
-fn rekey_qr_references(document: &mut Value, key: &str) -> Result<()> {
+/// textual replacement in every string of the document is exact; done in place, without serialising
+/// and parsing the document again.
+fn rekey_qr_references(document: &mut Value, key: &str) {
+    fn walk(value: &mut Value, renames: &[(String, String)]) {
+        match value {
+            // Every UUID has a '-', which base64 (the images and payloads, most of the document's
+            // bytes) never has: one memchr skips those strings.
+            Value::String(text) if text.as_bytes().contains(&b'-') => {
+                for (old, new) in renames {
+                    if text.contains(old.as_str()) {
+                        *text = text.replace(old.as_str(), new);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, renames)),
+            Value::Object(map) => map.values_mut().for_each(|v| walk(v, renames)),
+            _ => {}
+        }
+    }
     let renames: Vec<(String, String)> = qr_references(document)
         .filter_map(id_of)
         .map(|old| {
@@ -934,14 +951,7 @@ fn rekey_qr_references(document: &mut Value, key: &str) -> Result<()> {
             (old, new.to_string())
         })
         .collect();
-    let mut text = serde_json::to_string(document)
-        .map_err(|e| Error::Internal(format!("document does not serialise: {e}")))?;
-    for (old, new) in &renames {
-        text = text.replace(old.as_str(), new);
-    }
-    *document = serde_json::from_str(&text)
-        .map_err(|e| Error::Internal(format!("document does not parse: {e}")))?;
-    Ok(())
+    walk(document, &renames);
 }
 
 /// One async mutex per key, dropped when nobody holds or waits for it.

@@ -31,10 +31,12 @@
 //! fullUrls: servers may resolve placeholders anywhere in the transaction, including inside the nested
 //! document Bundle. With separate placeholders the stored document stays what was handed out.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{
@@ -132,12 +134,13 @@ impl FhirStore {
     }
 
     /// The transaction Bundle for `record`; `resolved` maps document fullUrls to stored references
-    /// (resources already written, left out of the transaction).
-    fn transaction(
-        record: &CertificateRecord,
+    /// (resources already written, left out of the transaction). The document Bundle goes in borrowed: the
+    /// body is serialised once, straight from it.
+    fn transaction<'a>(
+        record: &'a CertificateRecord,
         mut resolved: HashMap<String, String>,
         revision: &str,
-    ) -> Result<Value> {
+    ) -> Result<Transaction<'a>> {
         let resources: Vec<&Value> = record.all_resources().collect();
         let mut pending = Vec::with_capacity(resources.len());
         for resource in resources {
@@ -149,31 +152,39 @@ impl FhirStore {
             resolved.insert(full_url, uuid::Uuid::new_v4().urn().to_string());
             pending.push(resource);
         }
-        let mut entries = Vec::with_capacity(pending.len() + 1);
+        let mut entry = Vec::with_capacity(pending.len() + 2);
         for resource in pending {
             let (rtype, id) = type_and_id(resource)?;
             let full_url = resolved
                 .get(&format!("urn:uuid:{id}"))
                 .cloned()
                 .unwrap_or_default();
-            let rewritten = rewrite_references(resource, &resolved)?;
-            let request = json!({"method": "PUT", "url": format!("{rtype}/{id}")});
-            entries.push(json!({"fullUrl": full_url, "resource": rewritten, "request": request}));
+            entry.push(TransactionEntry {
+                full_url: Some(full_url),
+                resource: rewrite_references(resource, &resolved),
+                request: json!({"method": "PUT", "url": format!("{rtype}/{id}")}),
+            });
         }
         let bundle_id = record.bundle_id()?;
-        entries.push(json!({
-            "resource": record.document,
-            "request": {"method": "PUT", "url": format!("Bundle/{bundle_id}")},
-        }));
-        entries.push(json!({
-            "resource": revision_marker(bundle_id),
-            "request": {
+        entry.push(TransactionEntry {
+            full_url: None,
+            resource: Cow::Borrowed(&record.document),
+            request: json!({"method": "PUT", "url": format!("Bundle/{bundle_id}")}),
+        });
+        entry.push(TransactionEntry {
+            full_url: None,
+            resource: Cow::Owned(revision_marker(bundle_id)),
+            request: json!({
                 "method": "PUT",
                 "url": format!("Basic/{bundle_id}"),
                 "ifMatch": format!("W/\"{revision}\""),
-            },
-        }));
-        Ok(json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
+            }),
+        });
+        Ok(Transaction {
+            resource_type: "Bundle",
+            kind: "transaction",
+            entry,
+        })
     }
 
     /// `GET <Type>/<id>`: the resource as HAPI returns it, `None` for 404/410.
@@ -233,6 +244,24 @@ impl FhirStore {
         }
         version_of(&body).ok_or_else(|| Self::unavailable("the revision marker has no versionId"))
     }
+}
+
+/// A FHIR `transaction` Bundle; its document entry borrows the document instead of copying it.
+#[derive(Serialize)]
+struct Transaction<'a> {
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    entry: Vec<TransactionEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct TransactionEntry<'a> {
+    #[serde(rename = "fullUrl", skip_serializing_if = "Option::is_none")]
+    full_url: Option<String>,
+    resource: Cow<'a, Value>,
+    request: Value,
 }
 
 /// The revision marker of a document: no content but a fresh write id, so that every write makes a new
@@ -328,7 +357,10 @@ fn url_escape(s: &str) -> String {
 }
 
 /// Replaces each `reference` that names a document fullUrl by its placeholder.
-fn rewrite_references(resource: &Value, placeholders: &HashMap<String, String>) -> Result<Value> {
+fn rewrite_references<'a>(
+    resource: &'a Value,
+    placeholders: &HashMap<String, String>,
+) -> Cow<'a, Value> {
     fn walk(value: &mut Value, placeholders: &HashMap<String, String>) {
         match value {
             Value::Object(map) => {
@@ -348,7 +380,7 @@ fn rewrite_references(resource: &Value, placeholders: &HashMap<String, String>) 
     }
     let mut copy = resource.clone();
     walk(&mut copy, placeholders);
-    Ok(copy)
+    Cow::Owned(copy)
 }
 
 /// One FHIR call under a `fhir.http` span; `operation` names the interaction, never an id or a search value.
@@ -399,6 +431,10 @@ impl Store for FhirStore {
             }
         }
         let transaction = Self::transaction(record, resolved, &revision)?;
+        let expected = transaction.entry.len();
+        let body = serde_json::to_vec(&transaction)
+            .map_err(|e| Error::Internal(format!("transaction does not serialise: {e}")))?;
+        drop(transaction);
         let url = format!("{}/", self.base);
         let step = Orchestration::start("FHIR transaction", "POST", &url);
         let request = self
@@ -407,7 +443,7 @@ impl Store for FhirStore {
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
             .header(SNAPSHOT_TAGS.0, SNAPSHOT_TAGS.1)
-            .json(&transaction);
+            .body(body);
         let response = traced("POST", "transaction", request).await;
         let response = match response {
             Ok(r) => r,
@@ -434,7 +470,6 @@ impl Store for FhirStore {
             return Err(refused("the transaction", status, &body));
         }
         let entries = body.get("entry").and_then(Value::as_array);
-        let expected = transaction["entry"].as_array().map_or(0, Vec::len);
         match entries {
             Some(entries) if entries.len() == expected => {
                 for (i, entry) in entries.iter().enumerate() {

@@ -11,6 +11,7 @@
 
 mod ids;
 mod resources;
+pub mod stored;
 
 use fhir_models::{Bundle, BundleEntry, BundleLink, Identifier, Meta};
 

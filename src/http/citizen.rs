@@ -7,6 +7,7 @@
 //! so the token leaves the browser only towards this service. Links are relative, so the pages work under
 //! any `DDCC_PUBLIC_URL` path.
 
+use crate::document::stored;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest};
 use serde_json::Value;
@@ -147,39 +148,14 @@ pub(super) async fn check_page() -> Reply {
 
 /// The DDCC core data set (the JSON attachment of the `who` QR DocumentReference) of a document Bundle.
 fn core_data_set(document: &Value) -> Option<Value> {
-    use base64::Engine as _;
-    let reference = document
-        .get("entry")?
-        .as_array()?
-        .iter()
-        .filter_map(|e| e.get("resource"))
-        .find(|r| {
-            r.get("resourceType").and_then(Value::as_str) == Some("DocumentReference")
-                && r.pointer("/type/coding/0/code").and_then(Value::as_str) == Some("who")
-        })?;
-    let data = reference
-        .get("content")?
-        .as_array()?
-        .iter()
-        .filter_map(|c| c.get("attachment"))
-        .find(|a| a.get("contentType").and_then(Value::as_str) == Some("application/json"))?
-        .get("data")?
-        .as_str()?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let reference = stored::resources_of(document, "DocumentReference")
+        .find(|r| stored::qr_kind(r) == Some("who"))?;
+    serde_json::from_slice(&stored::attachment(reference, "application/json")?).ok()
 }
 
 /// Whether the document has a QR DocumentReference of `kind` (`who`, `dcc`).
 fn has_qr(document: &Value, kind: &str) -> bool {
-    document
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource"))
-        .any(|r| r.pointer("/type/coding/0/code").and_then(Value::as_str) == Some(kind))
+    stored::resources(document).any(|r| stored::qr_kind(r) == Some(kind))
 }
 
 /// The display of a coded value, else its code.
@@ -217,13 +193,8 @@ fn summary(data: &Value, document: &Value) -> Vec<(&'static str, String)> {
                 .unwrap_or_else(|| code.to_owned())
         });
     // The issuer by name: the Organization of the document, else the issuer identifier.
-    let issuer = document
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource"))
-        .find(|r| r.get("resourceType").and_then(Value::as_str) == Some("Organization"))
+    let issuer = stored::resources_of(document, "Organization")
+        .next()
         .and_then(|o| o.get("name").and_then(Value::as_str).map(str::to_owned))
         .or_else(|| text("/certificate/issuer/identifier/value"));
     let validity = match (

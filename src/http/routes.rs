@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::document::stored;
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
@@ -767,14 +768,7 @@ async fn get_qr_code(req: HttpRequest, path: web::Path<String>, state: State) ->
 
 /// The PNG attachment of a QR DocumentReference.
 fn png_of(reference: &Value) -> Option<Vec<u8>> {
-    reference
-        .get("content")?
-        .as_array()?
-        .iter()
-        .filter_map(|c| c.get("attachment"))
-        .find(|a| a.get("contentType").and_then(Value::as_str) == Some("image/png"))
-        .and_then(|a| a.get("data")?.as_str())
-        .and_then(|data| base64::engine::general_purpose::STANDARD.decode(data).ok())
+    stored::attachment(reference, "image/png")
 }
 
 /// Citizen downloads. Unknown tokens and files are the same bare 404: no hint of what exists.
@@ -828,16 +822,8 @@ async fn citizen_download(
             Err(e) => Reply::error(&e),
         };
     }
-    let png = document
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource"))
-        .find(|r| {
-            r.get("resourceType").and_then(Value::as_str) == Some("DocumentReference")
-                && r.pointer("/type/coding/0/code").and_then(Value::as_str) == Some(kind)
-        })
+    let png = stored::resources_of(&document, "DocumentReference")
+        .find(|r| stored::qr_kind(r) == Some(kind))
         .and_then(png_of);
     match png {
         Some(png) => Reply::new(StatusCode::OK, "image/png", png)

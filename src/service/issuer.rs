@@ -32,6 +32,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::document::stored;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -904,13 +905,7 @@ fn is_document_reference(resource: &Value) -> bool {
 }
 
 fn qr_references(document: &Value) -> impl Iterator<Item = &Value> {
-    document
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource"))
-        .filter(|r| is_document_reference(r))
+    stored::resources_of(document, "DocumentReference")
 }
 
 fn qr_references_mut(document: &mut Value) -> impl Iterator<Item = &mut Value> {

@@ -113,13 +113,8 @@ fn tag<'a>(document: &'a Value, system: &str) -> Option<&'a str> {
 
 /// The base64 PNG of the `who` QR DocumentReference of a document.
 fn qr_png(document: &Value) -> Option<&str> {
-    document
-        .get("entry")?
-        .as_array()?
-        .iter()
-        .filter_map(|e| e.get("resource"))
-        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("DocumentReference"))
-        .find(|r| r.pointer("/type/coding/0/code").and_then(Value::as_str) == Some("who"))?
+    crate::document::stored::resources_of(document, "DocumentReference")
+        .find(|r| crate::document::stored::qr_kind(r) == Some("who"))?
         .get("content")?
         .as_array()?
         .iter()

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::document::stored;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -89,25 +90,12 @@ pub fn record(
 
 /// `(kind, PNG)` of each QR DocumentReference of a document (kind: `who`, `dcc`).
 fn qr_images(document: &Value) -> Vec<(String, Vec<u8>)> {
-    document
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource"))
-        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("DocumentReference"))
+    stored::resources_of(document, "DocumentReference")
         .filter_map(|r| {
-            let kind = r.pointer("/type/coding/0/code")?.as_str()?.to_owned();
-            let png = r
-                .get("content")?
-                .as_array()?
-                .iter()
-                .filter_map(|c| c.get("attachment"))
-                .find(|a| a.get("contentType").and_then(Value::as_str) == Some("image/png"))?
-                .get("data")?
-                .as_str()
-                .and_then(|d| STANDARD.decode(d).ok())?;
-            Some((kind, png))
+            Some((
+                stored::qr_kind(r)?.to_owned(),
+                stored::attachment(r, "image/png")?,
+            ))
         })
         .collect()
 }

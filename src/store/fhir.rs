@@ -627,11 +627,8 @@ impl Store for FhirStore {
                 .await
                 .map_err(|e| Self::unavailable(format!("unreadable search result: {e}")))?;
             records.extend(
-                page.get("entry")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|e| e.get("resource"))
+                // A searchset has the same entries as a document.
+                crate::document::stored::resources(&page)
                     .filter(|r| super::is_revocation(r))
                     .cloned()
                     .map(as_written),

@@ -61,12 +61,7 @@ impl CertificateRecord {
 
     /// The resources of the document (`entry.resource`), in document order.
     pub fn resources(&self) -> impl Iterator<Item = &Value> {
-        self.document
-            .get("entry")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.get("resource"))
+        crate::document::stored::resources(&self.document)
     }
 }
 

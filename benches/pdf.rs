@@ -76,6 +76,7 @@ fn event(suffix: &str) -> VaccinationEvent {
             valid_until: None,
         },
         version: Default::default(),
+        language: None,
     }
 }
 

@@ -14,7 +14,7 @@ use crate::cli::keys::VaultSettings;
 use crate::cli::SignerKind;
 use crate::error::{Error, Result};
 use crate::http::client_address::{ForwardedHeader, TrustedProxies};
-use crate::render::pdf::{Labels, Paper};
+use crate::render::pdf::{Labels, Language, Paper};
 use crate::service::access::Method;
 use crate::service::oidc::OidcSettings;
 use crate::service::ratelimit::Rate;
@@ -87,9 +87,14 @@ pub struct ServeArgs {
     /// Paper size of the citizen PDF (default A4).
     #[arg(long, env = "DDCC_PDF_PAPER", value_enum)]
     pub paper: Option<crate::cli::PaperArg>,
-    /// Translated labels for the citizen PDF (JSON; missing keys stay English).
+    /// Translated labels for the citizen PDF (JSON; missing keys stay English), in place of the built-in
+    /// labels of DDCC_PDF_LANGUAGE.
     #[arg(long, env = "DDCC_PDF_LABELS")]
     pub labels: Option<PathBuf>,
+    /// Language of the citizen PDF (ar, en, es, fr, ru, zh) unless the QuestionnaireResponse asks for
+    /// another of these. Default en.
+    #[arg(long, env = "DDCC_PDF_LANGUAGE")]
+    pub language: Option<crate::render::pdf::Language>,
     /// Comma-separated SHA-256 hex digests of the accepted API keys.
     #[arg(long, env = "DDCC_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
@@ -755,9 +760,10 @@ fn issuance(args: &ServeArgs, file: IssuanceConfig) -> Result<IssuanceConfig> {
             .map(crate::render::pdf::Paper::from)
             .unwrap_or(file.paper),
         labels: match &args.labels {
-            Some(path) => crate::render::pdf::Labels::from_file(path)?,
+            Some(path) => Some(crate::render::pdf::Labels::from_file(path)?),
             None => file.labels,
         },
+        language: args.language.unwrap_or(file.language),
     };
     validate_issuance(&config)?;
     Ok(config)
@@ -836,8 +842,10 @@ pub struct IssuanceConfig {
     pub emit_dcc: bool,
     /// Paper size of the citizen PDF.
     pub paper: Paper,
-    /// Printed labels of the citizen PDF (English unless a country supplies its translation).
-    pub labels: Labels,
+    /// The operator's labels for the citizen PDF, in place of the built-in labels of `language`.
+    pub labels: Option<Labels>,
+    /// The country's language of the citizen PDF, unless a request asks for another built-in one.
+    pub language: Language,
 }
 
 impl Default for IssuanceConfig {
@@ -850,7 +858,20 @@ impl Default for IssuanceConfig {
             issuer_name: None,
             emit_dcc: true,
             paper: Paper::A4,
-            labels: Labels::english(),
+            labels: None,
+            language: Language::English,
+        }
+    }
+}
+
+impl IssuanceConfig {
+    /// The language and labels of one certificate: the one the request asked for (already limited to the
+    /// built-in languages), else the configured one; the operator's labels stand for the configured one.
+    pub fn pdf_language(&self, requested: Option<Language>) -> (Language, Labels) {
+        let language = requested.unwrap_or(self.language);
+        match &self.labels {
+            Some(labels) if language == self.language => (language, labels.clone()),
+            _ => (language, language.labels()),
         }
     }
 }
@@ -973,5 +994,41 @@ mod tests {
             let e = resolve(flags).unwrap_err().to_string();
             assert!(e.contains(name), "{flags:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_certificate_is_in_the_requested_language_else_the_configured_one() {
+        let config = IssuanceConfig {
+            language: Language::French,
+            ..IssuanceConfig::default()
+        };
+        assert_eq!(
+            config.pdf_language(None),
+            (Language::French, Language::French.labels())
+        );
+        assert_eq!(
+            config.pdf_language(Some(Language::Arabic)),
+            (Language::Arabic, Language::Arabic.labels())
+        );
+        // The operator's labels replace those of the configured language only.
+        let own = Labels::from_json(r#"{"title": "Attestation"}"#).unwrap();
+        let config = IssuanceConfig {
+            labels: Some(own.clone()),
+            ..config
+        };
+        assert_eq!(config.pdf_language(None), (Language::French, own));
+        assert_eq!(
+            config.pdf_language(Some(Language::Spanish)).1,
+            Language::Spanish.labels()
+        );
+        // Unknown languages are refused at start-up, by name.
+        assert!(resolve(&["--language", "de"]).is_err());
+        assert_eq!(
+            resolve(&["--language", "zh-Hans"])
+                .unwrap()
+                .issuance
+                .language,
+            Language::Chinese
+        );
     }
 }

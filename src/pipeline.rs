@@ -147,9 +147,11 @@ fn citizen_pdf(
             symbol: &dcc.symbol,
         });
     }
+    let (language, labels) = config.pdf_language(event.language);
     let options = pdf::PdfOptions {
         paper: config.paper,
-        labels: config.labels.clone(),
+        labels,
+        language,
         development_key,
         issuer_name: config.issuer_name.clone(),
     };

@@ -64,6 +64,7 @@ fn event() -> VaccinationEvent {
             valid_until: None,
         },
         version: Default::default(),
+        language: None,
     }
 }
 

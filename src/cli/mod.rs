@@ -119,9 +119,14 @@ pub struct IssuanceArgs {
     /// Paper size of the citizen PDF.
     #[arg(long, env = "DDCC_PDF_PAPER", value_enum, default_value = "a4")]
     pub paper: PaperArg,
-    /// Translated labels for the citizen PDF (JSON; missing keys stay English).
+    /// Translated labels for the citizen PDF (JSON; missing keys stay English), in place of the built-in
+    /// labels of --language.
     #[arg(long, env = "DDCC_PDF_LABELS")]
     pub labels: Option<PathBuf>,
+    /// Language of the citizen PDF (ar, en, es, fr, ru, zh) unless the QuestionnaireResponse asks for
+    /// another of these.
+    #[arg(long, env = "DDCC_PDF_LANGUAGE", default_value = "en")]
+    pub language: crate::render::pdf::Language,
     /// Do not issue the EU DCC payload.
     #[arg(long, env = "DDCC_NO_DCC")]
     pub no_dcc: bool,
@@ -150,9 +155,10 @@ impl IssuanceArgs {
             issuer_name: self.issuer_name.clone(),
             paper: self.paper.into(),
             labels: match &self.labels {
-                Some(path) => Labels::from_file(path)?,
-                None => Labels::english(),
+                Some(path) => Some(Labels::from_file(path)?),
+                None => None,
             },
+            language: self.language,
             emit_dcc: !self.no_dcc,
         })
     }

@@ -143,6 +143,7 @@ pub(crate) mod tests {
                 valid_until: FhirDate::parse("2022-03-29"),
             },
             version: Default::default(),
+            language: None,
         }
     }
 

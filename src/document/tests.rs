@@ -63,6 +63,7 @@ fn full_event(hcid: &str, dose: i64) -> VaccinationEvent {
             valid_until: Some(date("2022-04-05")),
         },
         version: Default::default(),
+        language: None,
     }
 }
 

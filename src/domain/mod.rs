@@ -98,6 +98,10 @@ pub struct VaccinationEvent {
     /// change the content hash that recognises a repeated submission.
     #[serde(skip)]
     pub version: EventVersion,
+    /// The certificate's language the sender asked for (`QuestionnaireResponse.language`), when the PDF
+    /// has it built in. Presentation, not content: left out of the serialised event like `version`.
+    #[serde(skip)]
+    pub language: Option<crate::render::pdf::Language>,
 }
 
 /// What orders two versions of one event (same hcid and dose, different content): the

@@ -108,11 +108,19 @@ pub(super) fn validate(qr: &QuestionnaireResponse, at: &At) -> Result<Vaccinatio
         authored: check.authored(qr.authored.as_deref()),
         amended: qr.status.as_deref() == Some("amended"),
     };
+    // A language the PDF does not have is no error: the certificate is printed in the configured one.
+    let language = qr
+        .extra
+        .get("language")
+        .and_then(serde_json::Value::as_str)
+        .and_then(crate::render::pdf::Language::from_bcp47);
     check.items(&qr.item);
     check.missing_required();
-    check
-        .event()
-        .map(|event| VaccinationEvent { version, ..event })
+    check.event().map(|event| VaccinationEvent {
+        version,
+        language,
+        ..event
+    })
 }
 
 /// The state of one validation: issues found so far and the well-typed answers.
@@ -683,6 +691,7 @@ impl<'a> Check<'a> {
                 valid_until,
             },
             version: EventVersion::default(),
+            language: None,
         })
     }
 }

@@ -750,3 +750,18 @@ fn invisible_and_line_separating_characters_are_refused() {
         json!({"valueString": "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}"}),
     ));
 }
+
+#[test]
+fn the_response_language_chooses_a_built_in_certificate_language_and_others_are_no_error() {
+    use crate::render::pdf::Language;
+    let with = |tag: &str| {
+        let mut qr = demo();
+        qr["language"] = json!(tag);
+        event(&qr).language
+    };
+    assert_eq!(with("fr-CH"), Some(Language::French));
+    assert_eq!(with("ar"), Some(Language::Arabic));
+    // Not one of the six: accepted, printed in the configured language.
+    assert_eq!(with("de"), None);
+    assert_eq!(event(&demo()).language, None);
+}

@@ -1,4 +1,5 @@
-//! The printed labels: English by default, any language from a JSON translation file.
+//! The printed labels: English by default, built in for the six UN languages (`assets/labels/`), any
+//! language from an operator's JSON translation file.
 
 use serde::Deserialize;
 
@@ -50,6 +51,90 @@ pub struct Labels {
     pub how_to_verify: String,
     /// Printed (and put in the document title) when signed with a development key.
     pub development_key: String,
+}
+
+/// A language the certificate has built-in labels for: the six official languages of the UN (and WHO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Language {
+    Arabic,
+    Chinese,
+    #[default]
+    English,
+    French,
+    Russian,
+    Spanish,
+}
+
+impl Language {
+    pub const ALL: [Language; 6] = [
+        Language::Arabic,
+        Language::Chinese,
+        Language::English,
+        Language::French,
+        Language::Russian,
+        Language::Spanish,
+    ];
+
+    /// The language of a BCP 47 tag (FHIR `Resource.language`, `DDCC_PDF_LANGUAGE`): its primary
+    /// subtag decides, so `fr-CH` is French and `zh-Hans-CN` Chinese. `None` for any other language.
+    pub fn from_bcp47(tag: &str) -> Option<Self> {
+        let primary = tag.trim().split(['-', '_']).next()?;
+        Language::ALL
+            .into_iter()
+            .find(|l| l.code().eq_ignore_ascii_case(primary))
+    }
+
+    /// ISO 639-1 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Arabic => "ar",
+            Language::Chinese => "zh",
+            Language::English => "en",
+            Language::French => "fr",
+            Language::Russian => "ru",
+            Language::Spanish => "es",
+        }
+    }
+
+    /// Written right to left: the page is laid out mirrored.
+    pub fn is_rtl(self) -> bool {
+        self == Language::Arabic
+    }
+
+    /// The built-in labels, compiled in from `assets/labels/<code>.json` (English is [`Labels::english`]).
+    pub fn labels(self) -> Labels {
+        let json = match self {
+            Language::English => return Labels::english(),
+            Language::Arabic => include_str!("../../../assets/labels/ar.json"),
+            Language::Chinese => include_str!("../../../assets/labels/zh.json"),
+            Language::French => include_str!("../../../assets/labels/fr.json"),
+            Language::Russian => include_str!("../../../assets/labels/ru.json"),
+            Language::Spanish => include_str!("../../../assets/labels/es.json"),
+        };
+        // The files are part of the build and a unit test parses each; English stands in otherwise.
+        Labels::from_json(json).unwrap_or_default()
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = Error;
+
+    fn try_from(tag: String) -> Result<Self> {
+        Language::from_bcp47(&tag).ok_or_else(|| {
+            Error::Config(format!(
+                "DDCC_PDF_LANGUAGE must be one of ar, en, es, fr, ru, zh, not {tag:?}"
+            ))
+        })
+    }
+}
+
+impl std::str::FromStr for Language {
+    type Err = Error;
+
+    fn from_str(tag: &str) -> Result<Self> {
+        Language::try_from(tag.to_owned())
+    }
 }
 
 impl Default for Labels {
@@ -129,6 +214,39 @@ impl Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_built_in_language_has_every_label_translated() {
+        let english = Labels::english();
+        for language in Language::ALL {
+            let json = match language {
+                Language::English => continue,
+                Language::Arabic => include_str!("../../../assets/labels/ar.json"),
+                Language::Chinese => include_str!("../../../assets/labels/zh.json"),
+                Language::French => include_str!("../../../assets/labels/fr.json"),
+                Language::Russian => include_str!("../../../assets/labels/ru.json"),
+                Language::Spanish => include_str!("../../../assets/labels/es.json"),
+            };
+            let keys = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+                .unwrap()
+                .len();
+            assert_eq!(keys, 36, "{language:?}: every label");
+            let labels = Labels::from_json(json).unwrap();
+            assert_eq!(labels, language.labels());
+            assert_ne!(labels.title, english.title, "{language:?}");
+        }
+    }
+
+    #[test]
+    fn a_bcp47_tag_picks_its_language_by_the_primary_subtag() {
+        assert_eq!(Language::from_bcp47("fr-CH"), Some(Language::French));
+        assert_eq!(Language::from_bcp47("zh-Hans-CN"), Some(Language::Chinese));
+        assert_eq!(Language::from_bcp47("AR"), Some(Language::Arabic));
+        assert_eq!(Language::from_bcp47("en"), Some(Language::English));
+        assert_eq!(Language::from_bcp47("pt-BR"), None);
+        assert_eq!(Language::from_bcp47(""), None);
+        assert!("de".parse::<Language>().is_err());
+    }
 
     #[test]
     fn a_translation_overrides_what_it_names_and_keeps_english_for_the_rest() {

@@ -15,7 +15,7 @@ mod writer;
 
 use std::collections::BTreeMap;
 
-pub use labels::Labels;
+pub use labels::{Labels, Language};
 
 use self::fonts::FontKey;
 use self::text::{shape_line, Line};
@@ -49,6 +49,9 @@ impl Paper {
 pub struct PdfOptions {
     pub paper: Paper,
     pub labels: Labels,
+    /// The language of `labels`. Other than English, each label is printed with its English text under
+    /// it (a bilingual certificate), and Arabic mirrors the page (right to left).
+    pub language: Language,
     /// Signed with a development key: the page and the document title say so.
     pub development_key: bool,
     /// The issuer by name (`DDCC_ISSUER_NAME`), printed instead of its identifier.
@@ -89,6 +92,9 @@ const MARGIN_MM: f32 = 18.0;
 const LABEL_COLUMN_MM: f32 = 58.0;
 /// The smallest font size a too-long value is shrunk to before it is allowed to run over.
 const MIN_VALUE_PT: f32 = 5.5;
+/// Size and grey of the English lines of a bilingual certificate.
+const ENGLISH_PT: f32 = 6.5;
+const ENGLISH_GREY: f32 = 0.45;
 
 fn mm(v: f32) -> f32 {
     v * 72.0 / 25.4
@@ -136,6 +142,8 @@ enum Item<'a> {
 struct Layout<'a> {
     width: f32,
     height: f32,
+    /// Right to left: every left-aligned x is mirrored and the text right-aligned there.
+    rtl: bool,
     issued: time::Date,
     items: Vec<Item<'a>>,
 }
@@ -148,6 +156,7 @@ type Rows<'a> = Vec<(&'a str, Option<String>)>;
 enum Align {
     Left,
     Centre,
+    Right,
 }
 
 impl<'a> Layout<'a> {
@@ -159,9 +168,12 @@ impl<'a> Layout<'a> {
     ) -> Result<Self> {
         let (width, height) = options.paper.size_pt();
         let l = &options.labels;
+        // A bilingual certificate prints English with the national language.
+        let en = (options.language != Language::English).then(Labels::english);
         let mut page = Layout {
             width,
             height,
+            rtl: options.language.is_rtl(),
             issued: dates.issued,
             items: Vec::new(),
         };
@@ -171,12 +183,28 @@ impl<'a> Layout<'a> {
         // `y` is the baseline, measured down from the top edge while laying out.
         let mut y = mm(MARGIN_MM) + 20.0;
         page.text(&l.title, true, 20.0, left, y, 0.0, Align::Left, None)?;
+        if let Some(en) = &en {
+            y += 13.0;
+            page.text(
+                &en.title,
+                true,
+                10.0,
+                left,
+                y,
+                ENGLISH_GREY,
+                Align::Left,
+                None,
+            )?;
+        }
         y += 16.0;
         page.text(&l.subtitle, false, 9.0, left, y, 0.35, Align::Left, None)?;
         if options.development_key {
             y += 14.0;
             page.text(
-                &l.development_key,
+                &both(
+                    &l.development_key,
+                    en.as_ref().map(|e| e.development_key.as_str()),
+                ),
                 true,
                 10.0,
                 left,
@@ -193,6 +221,8 @@ impl<'a> Layout<'a> {
         let h = &event.holder;
         let c = &event.certificate;
         let date = |d: &FhirDate| d.to_string();
+        // The English of each label, found by its position: `sections` lists them in the same order.
+        let english = en.as_ref().map(|e| Self::rows_of(e));
         let sections: [(&str, Rows<'_>); 3] = [
             (
                 &l.holder,
@@ -259,15 +289,19 @@ impl<'a> Layout<'a> {
             ),
         ];
         let value_width = right - value_x;
-        for (heading, rows) in &sections {
+        for (s, (heading, rows)) in sections.iter().enumerate() {
+            let english = english.as_ref().and_then(|e| e.get(s));
             y += 20.0;
-            page.text(heading, true, 11.5, left, y, 0.0, Align::Left, None)?;
+            let heading = both(heading, english.map(|e| e.0));
+            page.text(&heading, true, 11.5, left, y, 0.0, Align::Left, None)?;
             y += 3.0;
-            for (label, value) in rows {
+            for (r, (label, value)) in rows.iter().enumerate() {
                 let Some(value) = value else { continue };
                 y += 14.0;
+                // "Nom / Name" in the label column, shrunk to fit when it must.
+                let label = both(label, english.and_then(|e| e.1.get(r).copied()));
                 page.text(
-                    label,
+                    &label,
                     false,
                     9.0,
                     left,
@@ -293,10 +327,16 @@ impl<'a> Layout<'a> {
 
         // QR codes share the rest of the page, above the verification line.
         let verify_y = height - mm(MARGIN_MM);
+        // On a bilingual certificate the national sentence stands above the English one.
+        let verify_national_y = if en.is_some() {
+            verify_y - 11.0
+        } else {
+            verify_y
+        };
         let label_gap = 18.0;
         let gap = mm(12.0);
         let n = qrs.len() as f32;
-        let available_h = verify_y - 16.0 - label_gap - (y + 12.0);
+        let available_h = verify_national_y - 16.0 - label_gap - (y + 12.0);
         let available_w = (right - left - gap * (n - 1.0)) / n;
         let side = available_h.min(available_w).min(mm(MAX_QR_MM));
         if side < mm(MIN_QR_MM) {
@@ -328,11 +368,11 @@ impl<'a> Layout<'a> {
                 side: qside,
             });
             let label = match q.kind {
-                QrKind::Who => &l.qr_ddcc,
-                QrKind::Dcc => &l.qr_eu_dcc,
+                QrKind::Who => both(&l.qr_ddcc, en.as_ref().map(|e| e.qr_ddcc.as_str())),
+                QrKind::Dcc => both(&l.qr_eu_dcc, en.as_ref().map(|e| e.qr_eu_dcc.as_str())),
             };
             page.text(
-                label,
+                &label,
                 true,
                 10.0,
                 slot_x(i) + side / 2.0,
@@ -347,12 +387,55 @@ impl<'a> Layout<'a> {
             false,
             8.5,
             width / 2.0,
-            verify_y,
+            verify_national_y,
             0.35,
             Align::Centre,
             Some(right - left),
         )?;
+        if let Some(en) = &en {
+            page.text(
+                &en.how_to_verify,
+                false,
+                ENGLISH_PT + 1.0,
+                width / 2.0,
+                verify_y,
+                ENGLISH_GREY,
+                Align::Centre,
+                Some(right - left),
+            )?;
+        }
         Ok(page)
+    }
+
+    /// The section headings and row labels of `l`, in the order [`Layout::certificate`] prints them.
+    fn rows_of(l: &Labels) -> [(&str, Vec<&str>); 3] {
+        [
+            (
+                &l.holder,
+                vec![&l.name, &l.birth_date, &l.identifier, &l.sex],
+            ),
+            (
+                &l.vaccination,
+                vec![
+                    &l.disease,
+                    &l.vaccine,
+                    &l.brand,
+                    &l.manufacturer,
+                    &l.ma_holder,
+                    &l.lot,
+                    &l.date,
+                    &l.dose,
+                    &l.centre,
+                    &l.country,
+                    &l.health_worker,
+                    &l.next_dose,
+                ],
+            ),
+            (
+                &l.certificate,
+                vec![&l.issuer, &l.certificate_id, &l.validity, &l.issued],
+            ),
+        ]
     }
 
     /// Places one line of text with its baseline `top` points below the top edge. When it is wider than
@@ -376,9 +459,15 @@ impl<'a> Layout<'a> {
                 line = shape_line(s, bold, smaller)?;
             }
         }
+        // Right to left, the page is mirrored: what starts at x from the left ends at x from the right.
+        let (x, align) = match align {
+            Align::Left if self.rtl => (self.width - x, Align::Right),
+            other => (x, other),
+        };
         let x = match align {
             Align::Left => x,
             Align::Centre => x - line.width / 2.0,
+            Align::Right => x - line.width,
         };
         self.items.push(Item::Text {
             line,
@@ -459,6 +548,15 @@ fn place_qr(code: &qr::QrSymbol, slot_x: f32, slot_top: f32, slot: f32) -> (f32,
         )
     } else {
         (slot_x, slot_top, fit * modules)
+    }
+}
+
+/// A national label with its English beside it ("Nom / Name"), or alone when there is no English to add
+/// (an English certificate) or it reads the same ("DDCC").
+fn both(national: &str, english: Option<&str>) -> String {
+    match english {
+        Some(en) if en != national => format!("{national} / {en}"),
+        _ => national.to_owned(),
     }
 }
 

@@ -27,6 +27,7 @@ fn options() -> &'static VerifyOptions {
         VerifyOptions {
             trusted_dscs,
             at: 1_700_000_000,
+            revocations: None,
         }
     })
 }

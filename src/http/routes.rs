@@ -440,16 +440,28 @@ async fn generate_health_certificate(
     reply
 }
 
-async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Facts) {
-    let body = match read_body(req, payload, state.body_limit, state.request_timeout).await {
-        Ok(b) => b,
-        Err(reply) => {
+/// The body of a single-resource operation, or the refusal to answer and audit (too large, too slow, wrong
+/// type).
+async fn read_operation_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+) -> std::result::Result<Vec<u8>, (Reply, Facts)> {
+    read_body(req, payload, state.body_limit, state.request_timeout)
+        .await
+        .map_err(|reply| {
             let facts = Facts::refused(format!(
                 "request refused (HTTP {})",
                 reply.status().as_u16()
             ));
-            return (reply, facts);
-        }
+            (reply, facts)
+        })
+}
+
+async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Facts) {
+    let body = match read_operation_body(req, payload, state).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
     let event = match parse(state, body, intake::read_single_submission).await {
         Ok(Submission::Single(Ok(event))) => event,
@@ -504,15 +516,9 @@ async fn revoke_health_certificate(req: HttpRequest, payload: web::Payload, stat
 }
 
 async fn revoke(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Facts) {
-    let body = match read_body(req, payload, state.body_limit, state.request_timeout).await {
+    let body = match read_operation_body(req, payload, state).await {
         Ok(b) => b,
-        Err(reply) => {
-            let facts = Facts::refused(format!(
-                "request refused (HTTP {})",
-                reply.status().as_u16()
-            ));
-            return (reply, facts);
-        }
+        Err(refused) => return refused,
     };
     let request = match intake::revocation::read_revocation(&body) {
         Ok(r) => r,

@@ -7,7 +7,7 @@
 //! (ISO/IEC 18004:2015 §7.8.3) is made here, because the crate's penalty scoring took about 8 ms per
 //! symbol, most of an issuance (see BENCHMARKS.md). Any of the eight masks gives a valid symbol; the
 //! penalty only prefers the one that scans most reliably, and [`penalty`] scores it exactly as the
-//! standard does, on rows and columns of 64-bit words (the run walk per line is what is left).
+//! standard does, every rule with word operations on rows and columns of 64-bit words.
 
 use qrcode::bits::Bits;
 use qrcode::canvas::{Canvas, Module};
@@ -350,92 +350,142 @@ fn first_bits(n: usize) -> Line {
     })
 }
 
-/// N1 and N3 of one row or column of `size` modules. N1: a run of 5 + i modules of one colour scores
-/// 3 + i. N3: 40 for each false finder pattern, found from the lengths of the last seven runs.
+/// Bit `i` of the result is bit `i + k` of `line` (0 < k < 64): the module `k` places further on. Past
+/// the last word it reads 0.
+#[inline(always)]
+fn ahead(line: &Line, k: u32) -> Line {
+    std::array::from_fn(|w| {
+        let next = line.get(w + 1).copied().unwrap_or(0);
+        (line[w] >> k) | (next << (64 - k))
+    })
+}
+
+/// Bit `i` of the result is bit `i − k` of `line` (0 < k < 64): the module `k` places back. Before the
+/// line it reads `before` (all ones or all zeros).
+#[inline(always)]
+fn behind(line: &Line, k: u32, before: u64) -> Line {
+    std::array::from_fn(|w| {
+        let previous = if w == 0 { before } else { line[w - 1] };
+        (line[w] << k) | (previous >> (64 - k))
+    })
+}
+
+/// `a & b`, word by word.
+#[inline(always)]
+fn and(a: Line, b: Line) -> Line {
+    std::array::from_fn(|w| a[w] & b[w])
+}
+
+/// Set bits of a line.
+#[inline(always)]
+fn count(line: Line) -> u32 {
+    line.iter().map(|w| w.count_ones()).sum()
+}
+
+/// N1 and N3 of one row or column of `size` modules, found with word operations rather than by walking
+/// the line's runs (a masked symbol changes colour at every other module, so a run walk is a loop of
+/// mispredicted branches; it was two thirds of the encoding).
 ///
-/// It walks the line run by run, from the bits where the colour changes (a word at a time: a line XOR
-/// itself shifted by one): a module-by-module walk mispredicts a branch at every other module of a
-/// masked symbol, and that was most of the cost.
+/// N1: a run of 5 + i modules of one colour scores 3 + i. A run of L ≥ 5 holds L − 4 windows of five
+/// equal modules, so its score L − 2 is the number of such windows plus 2 for the window that starts it.
+///
+/// N3: 40 for each finder-like pattern, dark-light-dark-light-dark in 1:1:3:1:1 at any module scale n,
+/// with light n modules wide on one side and 4n on the other (both counted when both are 4n wide), the
+/// area outside the line light. At scale 1 the pattern is a fixed 12-module string, matched at every
+/// position at once. A larger scale needs a dark run of exactly 3n ≥ 6 modules, which few lines have; those
+/// runs are checked one by one.
 fn line_penalty(line: &Line, size: usize) -> u32 {
-    // Bit i: module i differs from module i − 1 (the area before the line is light); none past the end.
-    let valid = first_bits(size);
-    let mut changes = [0u64; LINE_WORDS];
-    let mut carry = 0;
-    for ((change, &word), valid) in changes.iter_mut().zip(line).zip(valid) {
-        *change = (word ^ ((word << 1) | carry)) & valid;
-        carry = word >> 63;
-    }
-    let mut score = 0;
-    let mut history = RunHistory::new(size as u32);
-    // The run in progress: where it started and its colour.
-    let (mut start, mut colour) = (0u32, 0u8);
-    for (word_index, &word) in changes.iter().enumerate() {
+    const ALL: u64 = u64::MAX;
+    let dark = *line;
+    // Light: also every module past the end (bits past `size` are 0 in `line`), and before the start.
+    let light: Line = std::array::from_fn(|w| !dark[w]);
+
+    // N1. Bit i of `same`: module i has the colour of module i − 1 (never at 0, where a run starts).
+    let previous = behind(&dark, 1, 0);
+    let mut same: Line = std::array::from_fn(|w| !(dark[w] ^ previous[w]));
+    same[0] &= !1;
+    // Bit i: modules i to i + 4 are one colour (i ≤ size − 5).
+    let five = and(
+        and(ahead(&same, 1), ahead(&same, 2)),
+        and(
+            and(ahead(&same, 3), ahead(&same, 4)),
+            first_bits(size.saturating_sub(4)),
+        ),
+    );
+    let starts_a_run: Line = std::array::from_fn(|w| five[w] & !same[w]);
+    let n1 = count(five) + 2 * count(starts_a_run);
+
+    // N3 at scale 1. Bit p: modules p − 1 to p + 7 are light, dark, light, dark ×3, light, dark, light
+    // (the core starting at p, p ≤ size − 7).
+    let core = and(
+        and(
+            and(behind(&light, 1, ALL), dark),
+            and(ahead(&light, 1), ahead(&dark, 2)),
+        ),
+        and(
+            and(
+                and(ahead(&dark, 3), ahead(&dark, 4)),
+                and(ahead(&light, 5), ahead(&dark, 6)),
+            ),
+            and(ahead(&light, 7), first_bits(size.saturating_sub(6))),
+        ),
+    );
+    let light_before = and(
+        and(behind(&light, 2, ALL), behind(&light, 3, ALL)),
+        behind(&light, 4, ALL),
+    );
+    let light_after = and(and(ahead(&light, 8), ahead(&light, 9)), ahead(&light, 10));
+    let mut patterns = count(and(core, light_before)) + count(and(core, light_after));
+
+    // N3 at scale n ≥ 2: the middle dark run is exactly 3n ≥ 6 long. Bit s: a dark run of six or more
+    // starts at s.
+    let six_dark = and(
+        and(
+            and(dark, behind(&light, 1, ALL)),
+            and(ahead(&dark, 1), ahead(&dark, 2)),
+        ),
+        and(and(ahead(&dark, 3), ahead(&dark, 4)), ahead(&dark, 5)),
+    );
+    for (word_index, &word) in six_dark.iter().enumerate() {
         let mut bits = word;
         while bits != 0 {
-            let at = (word_index * 64) as u32 + bits.trailing_zeros();
+            let start = word_index * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            let run = at - start;
-            score += n1(run);
-            history.push(run);
-            // A light run has just ended: it may close a finder-like pattern.
-            score += 40 * history.finder_like_patterns() * u32::from(colour == 0);
-            start = at;
-            colour ^= 1;
+            patterns += scaled_finder_like_patterns(&dark, size, start);
         }
     }
-    let run = size as u32 - start;
-    score += n1(run);
-    // The line ends in the light quiet zone.
-    if colour == 1 {
-        history.push(run);
-        history.push(size as u32);
-    } else {
-        history.push(run + size as u32);
-    }
-    score + 40 * history.finder_like_patterns()
+    n1 + 40 * patterns
 }
 
-/// N1 of one run: 3 + (length − 5) from 5 modules on.
-fn n1(run: u32) -> u32 {
-    u32::from(run >= 5) * run.saturating_sub(2)
-}
-
-/// The lengths of the last seven runs of a line, newest first.
-///
-/// Seven plain fields shifted one by one, not an array shifted with a copy: the copy went through the
-/// stack and every push then stalled on store-to-load forwarding, which cost more than the scoring.
-#[derive(Clone, Copy)]
-struct RunHistory {
-    runs: (u32, u32, u32, u32, u32, u32, u32),
-    /// The light area before the line counts as this long.
-    border: u32,
-}
-
-impl RunHistory {
-    fn new(size: u32) -> Self {
-        Self {
-            runs: (0, 0, 0, 0, 0, 0, 0),
-            border: size,
-        }
+/// Finder-like patterns (0, 1 or 2) whose middle dark run starts at `start`, at scale n = its length / 3.
+fn scaled_finder_like_patterns(dark: &Line, size: usize, start: usize) -> u32 {
+    let size = size as isize;
+    // Outside the line is light.
+    let is_dark = |i: isize| (0..size).contains(&i) && bit(dark, i as usize) == 1;
+    let all = |from: isize, len: isize, want_dark: bool| {
+        (from..from + len).all(|i| is_dark(i) == want_dark)
+    };
+    let start = start as isize;
+    let middle = (start..size).take_while(|&i| is_dark(i)).count() as isize;
+    if middle % 3 != 0 {
+        return 0;
     }
-
-    #[inline(always)]
-    fn push(&mut self, run: u32) {
-        let (r0, r1, r2, r3, r4, r5, _) = self.runs;
-        // The first run of the line joins the light area before it.
-        let run = run + self.border * u32::from(r0 == 0);
-        self.runs = (run, r0, r1, r2, r3, r4, r5);
+    let n = middle / 3;
+    // The core: dark n, light n, dark 3n (at `start`), light n, dark n, bounded by light.
+    let (first, end) = (start - 2 * n, start + 5 * n);
+    let core = !is_dark(first - 1)
+        && all(first, n, true)
+        && all(first + n, n, false)
+        && all(start + 3 * n, n, false)
+        && all(start + 4 * n, n, true)
+        && !is_dark(end);
+    if !core {
+        return 0;
     }
-
-    /// Dark-light-dark-light-dark in 1:1:3:1:1 (the newest light run, `runs.0`, ends it) with a light
-    /// run of at least four modules' width before or after: 0, 1 or 2 patterns.
-    #[inline(always)]
-    fn finder_like_patterns(&self) -> u32 {
-        let (r0, n, r2, r3, r4, r5, r6) = self.runs;
-        // `&`, not `&&`: these compare unpredictable data, and branches here would mispredict.
-        let core = (n > 0) & (r2 == n) & (r3 == 3 * n) & (r4 == n) & (r5 == n);
-        u32::from(core & (r0 >= 4 * n) & (r6 >= n)) + u32::from(core & (r6 >= 4 * n) & (r0 >= n))
-    }
+    let light_before = |len| all(first - len, len, false);
+    let light_after = |len| all(end, len, false);
+    u32::from(light_before(4 * n) && light_after(n))
+        + u32::from(light_after(4 * n) && light_before(n))
 }
 
 /// N2: 3 for each 2×2 block of one colour (overlapping blocks count each), 64 blocks at a time: the
@@ -517,8 +567,10 @@ pub fn bitmap(symbol: &QrSymbol, scale: usize) -> Bitmap {
     }
 }
 
-/// PNG of an encoded symbol. One bit per pixel and fast deflate: a two-colour image gains nothing from
-/// more, and it is written in well under a millisecond.
+/// PNG of an encoded symbol: one bit per pixel, each pixel row filtered against the one above ("Up") and
+/// fdeflate's fastest compressor. The module rows repeat [`PNG_MODULE_PX`] times, so three rows in four
+/// filter to zeros, which its run-length coding takes almost for free; per-row adaptive filtering cost
+/// twice the time for 4 % fewer bytes, and zlib levels 1–6 a millisecond (20×) for 50–60 % fewer.
 pub fn png_of(symbol: &QrSymbol) -> Result<Vec<u8>> {
     let Bitmap {
         side: side_px,
@@ -529,7 +581,7 @@ pub fn png_of(symbol: &QrSymbol) -> Result<Vec<u8>> {
     let mut encoder = png::Encoder::new(&mut out, side, side);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::One);
-    encoder.set_compression(png::Compression::Fast);
+    encoder.set_compression(png::Compression::Fastest);
     let failed = |e: png::EncodingError| Error::Internal(format!("PNG encoding failed: {e}"));
     let mut writer = encoder.write_header().map_err(failed)?;
     writer.write_image_data(&pixels).map_err(failed)?;
@@ -707,6 +759,112 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// N1 + N3 of one line as Project Nayuki's `qrcodegen` computes them (`getPenaltyScore`, its row
+    /// loop with `finderPenaltyAddHistory`, `finderPenaltyCountPatterns` and
+    /// `finderPenaltyTerminateAndCount`), module by module: the reference the word version must equal.
+    /// Also returns how many finder-like patterns it found at scale 1 and at larger scales.
+    fn nayuki_line_penalty(modules: &[bool]) -> (u32, [u32; 2]) {
+        let size = modules.len() as u32;
+        let mut history = [0u32; 7];
+        let add = |run: u32, history: &mut [u32; 7]| {
+            let run = if history[0] == 0 { run + size } else { run };
+            history.copy_within(0..6, 1);
+            history[0] = run;
+        };
+        let mut found = [0u32; 2];
+        let mut count = |h: &[u32; 7]| {
+            let n = h[1];
+            let core = n > 0 && h[2] == n && h[3] == n * 3 && h[4] == n && h[5] == n;
+            let patterns = u32::from(core && h[0] >= n * 4 && h[6] >= n)
+                + u32::from(core && h[6] >= n * 4 && h[0] >= n);
+            found[usize::from(n > 1)] += patterns;
+            patterns
+        };
+        let (mut score, mut colour, mut run) = (0, false, 0);
+        for &module in modules {
+            if module == colour {
+                run += 1;
+                score += match run {
+                    5 => 3,
+                    r if r > 5 => 1,
+                    _ => 0,
+                };
+            } else {
+                add(run, &mut history);
+                if !colour {
+                    score += 40 * count(&history);
+                }
+                colour = module;
+                run = 1;
+            }
+        }
+        if colour {
+            add(run, &mut history);
+            run = 0;
+        }
+        add(run + size, &mut history);
+        score += 40 * count(&history);
+        (score, found)
+    }
+
+    fn line_of(modules: &[bool]) -> Line {
+        let mut line = [0; LINE_WORDS];
+        for (i, &dark) in modules.iter().enumerate() {
+            line[i / 64] |= u64::from(dark) << (i % 64);
+        }
+        line
+    }
+
+    #[test]
+    fn line_penalty_equals_nayukis_on_random_and_finder_like_lines() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(18004);
+        // Finder-like patterns at scales 1 to 6, to plant in lines.
+        let finder = |n: usize| -> Vec<bool> {
+            [(true, 1), (false, 1), (true, 3), (false, 1), (true, 1)]
+                .iter()
+                .flat_map(|&(dark, k)| std::iter::repeat_n(dark, k * n))
+                .collect()
+        };
+        // Patterns the reference found, at scale 1 and at larger scales.
+        let mut found = [0; 2];
+        for case in 0..20_000 {
+            let size = rng.gen_range(1..=MAX_WIDTH);
+            // Light-heavy, dark-heavy and even lines, so long runs of both colours occur.
+            let dark_share = [0.5, 0.2, 0.8, 0.05][case % 4];
+            let mut modules: Vec<bool> = (0..size).map(|_| rng.gen_bool(dark_share)).collect();
+            if case % 3 == 0 {
+                let pattern = finder(rng.gen_range(1..=6));
+                if pattern.len() <= size {
+                    let at = rng.gen_range(0..=size - pattern.len());
+                    modules[at..at + pattern.len()].copy_from_slice(&pattern);
+                    // Sometimes clear a margin on one side, so the 4n light run exists.
+                    let margin = rng.gen_range(0..=4 * pattern.len() / 7);
+                    let before = at.saturating_sub(margin)..at;
+                    let after = at + pattern.len()..(at + pattern.len() + margin).min(size);
+                    for i in if rng.gen_bool(0.5) { before } else { after } {
+                        modules[i] = false;
+                    }
+                }
+            }
+            let (expected, patterns) = nayuki_line_penalty(&modules);
+            found = [found[0] + patterns[0], found[1] + patterns[1]];
+            assert_eq!(
+                line_penalty(&line_of(&modules), size),
+                expected,
+                "line {:?}",
+                modules
+                    .iter()
+                    .map(|&d| if d { '1' } else { '0' })
+                    .collect::<String>()
+            );
+        }
+        assert!(
+            found[0] > 1_000 && found[1] > 1_000,
+            "the cases include finder-like patterns at every scale: {found:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,6 @@
 //! standard does, every rule with word operations on rows and columns of 64-bit words.
 
 use qrcode::bits::Bits;
-use qrcode::canvas::{Canvas, Module};
 use qrcode::{ec, EcLevel, Version};
 
 use crate::error::{Error, Result};
@@ -139,14 +138,11 @@ pub fn encode(hc1: &str) -> Result<QrSymbol> {
     let internal = |e| Error::Internal(format!("QR symbol construction failed: {e}"));
     let (data, ec) =
         ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).map_err(internal)?;
-    let mut canvas = Canvas::new(version, EC_LEVEL);
-    canvas.draw_all_functional_patterns();
-    canvas.draw_data(&data, &ec);
     let number = match version {
         Version::Normal(v) => v,
         Version::Micro(_) => return Err(Error::Internal("micro QR is never used".into())),
     };
-    let unmasked = Unmasked::of(&canvas, version.width() as usize);
+    let unmasked = Unmasked::draw(number, &data, &ec);
     let mut best: Option<(u32, BitGrid)> = None;
     for mask in 0..8 {
         let grid = unmasked.masked(mask);
@@ -201,6 +197,19 @@ impl BitGrid {
         *col = (*col & !(1 << (y % 64))) | (dark << (y % 64));
     }
 
+    /// A grid of `modules` (row-major, one byte each, 1 = set).
+    fn from_modules(width: usize, modules: &[u8]) -> Self {
+        let mut grid = Self::new(width);
+        for (y, row) in modules.chunks_exact(width).enumerate() {
+            for (x, &module) in row.iter().enumerate() {
+                let module = u64::from(module);
+                grid.rows[y][x / 64] |= module << (x % 64);
+                grid.cols[x][y / 64] |= module << (y % 64);
+            }
+        }
+        grid
+    }
+
     /// The modules row-major, one byte each (the shape [`QrSymbol`] keeps).
     fn to_bytes(&self) -> Vec<u8> {
         let mut modules = Vec::with_capacity(self.width * self.width);
@@ -213,8 +222,8 @@ impl BitGrid {
 
 /// A symbol before masking: each module's colour, and whether a data mask inverts it.
 ///
-/// Masking is done here rather than by `Canvas::apply_mask`, whose per-module coordinate arithmetic on
-/// enum modules cost a quarter of the encoding once the penalty was fast.
+/// Drawn here rather than on the `qrcode` crate's `Canvas`, whose enum modules cost more to place and to
+/// read back than the whole penalty scoring once that was done on words.
 struct Unmasked {
     /// 1 = dark.
     colours: BitGrid,
@@ -226,18 +235,104 @@ struct Unmasked {
 const MASK_PERIOD: usize = 12;
 
 impl Unmasked {
-    fn of(canvas: &Canvas, width: usize) -> Self {
-        let mut colours = BitGrid::new(width);
-        let mut maskable = BitGrid::new(width);
-        for y in 0..width {
-            for x in 0..width {
-                let module = canvas.get(x as i16, y as i16);
-                colours.set(x, y, u8::from(module.is_dark()));
-                // `Module::mask` inverts exactly the modules not yet fixed by a function pattern.
-                maskable.set(x, y, u8::from(!matches!(module, Module::Masked(_))));
+    /// The function patterns of `version` and the codewords (`data`, then `ec`, both interleaved) in their
+    /// zigzag (ISO/IEC 18004 §6.3 and §7.7.3), placed as Project Nayuki's `qrcodegen` places them; the
+    /// format information areas are reserved, to be drawn per mask.
+    fn draw(version: i16, data: &[u8], ec: &[u8]) -> Self {
+        let width = 17 + 4 * version as usize;
+        let mut dark = vec![0u8; width * width];
+        let mut function = vec![false; width * width];
+        let mut set = |x: usize, y: usize, is_dark: bool| {
+            dark[y * width + x] = u8::from(is_dark);
+            function[y * width + x] = true;
+        };
+        // Timing patterns.
+        for i in 0..width {
+            set(6, i, i % 2 == 0);
+            set(i, 6, i % 2 == 0);
+        }
+        // Finder patterns with their separators: dark rings at Chebyshev distance 0, 1 and 3 from the
+        // centre, light at 2 and 4.
+        let ring = |dx: isize, dy: isize| dx.abs().max(dy.abs());
+        for (cx, cy) in [(3, 3), (width - 4, 3), (3, width - 4)] {
+            for dy in -4..=4isize {
+                for dx in -4..=4isize {
+                    let (x, y) = (cx.wrapping_add_signed(dx), cy.wrapping_add_signed(dy));
+                    if x < width && y < width {
+                        set(x, y, !matches!(ring(dx, dy), 2 | 4));
+                    }
+                }
             }
         }
-        Self { colours, maskable }
+        // Alignment patterns, on every pair of positions except the three finder corners.
+        let positions = alignment_positions(version, width);
+        let last = positions.len().saturating_sub(1);
+        for (i, &cy) in positions.iter().enumerate() {
+            for (j, &cx) in positions.iter().enumerate() {
+                if matches!((i, j), (0, 0)) || (i == 0 && j == last) || (i == last && j == 0) {
+                    continue;
+                }
+                for dy in -2..=2isize {
+                    for dx in -2..=2isize {
+                        set(
+                            cx.wrapping_add_signed(dx),
+                            cy.wrapping_add_signed(dy),
+                            ring(dx, dy) != 1,
+                        );
+                    }
+                }
+            }
+        }
+        draw_format_information(width, 0, |x, y, _| set(x, y, false));
+        // Version information (§7.10), from version 7: 6 bits and a BCH(18,6) remainder, twice.
+        if version >= 7 {
+            let v = version as u32;
+            let mut remainder = v;
+            for _ in 0..12 {
+                remainder = (remainder << 1) ^ ((remainder >> 11) * 0x1F25);
+            }
+            let bits = (v << 12) | remainder;
+            for i in 0..18 {
+                let is_dark = (bits >> i) & 1 == 1;
+                let (a, b) = (width - 11 + i % 3, i / 3);
+                set(a, b, is_dark);
+                set(b, a, is_dark);
+            }
+        }
+        // The codewords, most significant bit first, up and down two-column strips from the right,
+        // skipping the vertical timing column; modules left over (remainder bits) stay light.
+        let mut codeword_bits = data
+            .iter()
+            .chain(ec)
+            .flat_map(|&byte| (0..8).rev().map(move |i| (byte >> i) & 1));
+        let mut right = width - 1;
+        loop {
+            if right == 6 {
+                right = 5;
+            }
+            let upward = (right + 1) & 2 == 0;
+            for vertical in 0..width {
+                let y = if upward {
+                    width - 1 - vertical
+                } else {
+                    vertical
+                };
+                for x in [right, right - 1] {
+                    if !function[y * width + x] {
+                        dark[y * width + x] = codeword_bits.next().unwrap_or(0);
+                    }
+                }
+            }
+            if right < 3 {
+                break;
+            }
+            right -= 2;
+        }
+        let maskable: Vec<u8> = function.iter().map(|&f| u8::from(!f)).collect();
+        Self {
+            colours: BitGrid::from_modules(width, &dark),
+            maskable: BitGrid::from_modules(width, &maskable),
+        }
     }
 
     /// The modules with data mask `mask` (0–7) applied and its format information drawn.
@@ -320,6 +415,20 @@ fn draw_format_information(width: usize, mask: u8, mut set: impl FnMut(usize, us
     }
     // The dark module, always dark.
     set(8, width - 8, 1);
+}
+
+/// Centres of the alignment patterns along each axis (ISO/IEC 18004 annex E): none in version 1; else
+/// 6, then evenly spaced (an even step) back from `width` − 7, as `qrcodegen` computes them.
+fn alignment_positions(version: i16, width: usize) -> Vec<usize> {
+    if version == 1 {
+        return Vec::new();
+    }
+    let count = version as usize / 7 + 2;
+    let step = (version as usize * 8 + count * 3 + 5) / (count * 4 - 4) * 2;
+    let mut positions: Vec<usize> = (0..count - 1).map(|i| width - 7 - i * step).collect();
+    positions.push(6);
+    positions.reverse();
+    positions
 }
 
 /// The penalty score of a masked symbol (ISO/IEC 18004:2015 §7.8.3.1, table 11): the lower, the
@@ -723,9 +832,10 @@ mod tests {
         assert_eq!(Version::Normal(ours.version()), theirs.version());
     }
 
+    /// Our placement and masking against the `qrcode` crate's canvas, for every mask and every version.
     #[test]
-    fn our_masking_equals_the_qrcode_crates_for_every_mask() {
-        use qrcode::canvas::MaskPattern;
+    fn our_placement_and_masking_equal_the_qrcode_crates_for_every_version_and_mask() {
+        use qrcode::canvas::{Canvas, MaskPattern};
         let patterns = [
             MaskPattern::Checkerboard,
             MaskPattern::HorizontalLines,
@@ -736,15 +846,24 @@ mod tests {
             MaskPattern::Diamonds,
             MaskPattern::Meadow,
         ];
-        for text in [real_hc1()[0].clone(), "HC1:SHORT".to_owned()] {
+        let alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
+        let mut versions = std::collections::BTreeSet::new();
+        // Lengths from 1 to the largest level-Q alphanumeric payload (2,420 characters), finely enough
+        // that every version is the smallest for one of them.
+        for n in (1..=2420).step_by(19).chain([2420]) {
+            let text: String = alphabet.chars().cycle().skip(n % 45).take(n).collect();
             let bits = alphanumeric_bits(&text).unwrap();
             let version = bits.version();
+            let Version::Normal(number) = version else {
+                unreachable!("normal versions only")
+            };
+            versions.insert(number);
             let (data, ec) =
                 ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).unwrap();
             let mut canvas = Canvas::new(version, EC_LEVEL);
             canvas.draw_all_functional_patterns();
             canvas.draw_data(&data, &ec);
-            let unmasked = Unmasked::of(&canvas, version.width() as usize);
+            let unmasked = Unmasked::draw(number, &data, &ec);
             for (mask, pattern) in patterns.into_iter().enumerate() {
                 let mut theirs = canvas.clone();
                 theirs.apply_mask(pattern);
@@ -755,10 +874,11 @@ mod tests {
                     .collect();
                 assert!(
                     unmasked.masked(mask as u8).to_bytes() == theirs,
-                    "mask {mask}"
+                    "version {number}, mask {mask}"
                 );
             }
         }
+        assert_eq!(versions.len(), 40, "every version: {versions:?}");
     }
 
     /// N1 + N3 of one line as Project Nayuki's `qrcodegen` computes them (`getPenaltyScore`, its row
@@ -873,10 +993,10 @@ mod tests {
         let bits = alphanumeric_bits(&text).unwrap();
         let version = bits.version();
         let (data, ec) = ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).unwrap();
-        let mut canvas = Canvas::new(version, EC_LEVEL);
-        canvas.draw_all_functional_patterns();
-        canvas.draw_data(&data, &ec);
-        let unmasked = Unmasked::of(&canvas, version.width() as usize);
+        let Version::Normal(number) = version else {
+            unreachable!("normal versions only")
+        };
+        let unmasked = Unmasked::draw(number, &data, &ec);
         for mask in 0..8 {
             let grid = unmasked.masked(mask);
             let w = grid.width;

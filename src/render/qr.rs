@@ -442,7 +442,10 @@ fn penalty(grid: &BitGrid) -> u32 {
         .rows
         .iter()
         .chain(&grid.cols)
-        .map(|line| line_penalty(line, grid.width))
+        .map(|line| match line {
+            [first, second, _] if grid.width <= 128 => line_penalty(&[*first, *second], grid.width),
+            _ => line_penalty(line, grid.width),
+        })
         .sum();
     lines + block_penalty(grid) + balance_penalty(grid)
 }
@@ -451,7 +454,7 @@ fn penalty(grid: &BitGrid) -> u32 {
 const MAX_WIDTH: usize = 177;
 
 /// The first `n` bits of every word of a line set, the rest clear.
-fn first_bits(n: usize) -> Line {
+fn first_bits<const W: usize>(n: usize) -> [u64; W] {
     std::array::from_fn(|w| match n.saturating_sub(w * 64) {
         0 => 0,
         k if k >= 64 => u64::MAX,
@@ -460,11 +463,11 @@ fn first_bits(n: usize) -> Line {
 }
 
 /// Bit `i` of the result is bit `i + k` of `line` (0 < k < 64): the module `k` places further on. Past
-/// the last word it reads 0.
+/// the last word it reads `past` (all ones or all zeros).
 #[inline(always)]
-fn ahead(line: &Line, k: u32) -> Line {
+fn ahead<const W: usize>(line: &[u64; W], k: u32, past: u64) -> [u64; W] {
     std::array::from_fn(|w| {
-        let next = line.get(w + 1).copied().unwrap_or(0);
+        let next = line.get(w + 1).copied().unwrap_or(past);
         (line[w] >> k) | (next << (64 - k))
     })
 }
@@ -472,7 +475,7 @@ fn ahead(line: &Line, k: u32) -> Line {
 /// Bit `i` of the result is bit `i − k` of `line` (0 < k < 64): the module `k` places back. Before the
 /// line it reads `before` (all ones or all zeros).
 #[inline(always)]
-fn behind(line: &Line, k: u32, before: u64) -> Line {
+fn behind<const W: usize>(line: &[u64; W], k: u32, before: u64) -> [u64; W] {
     std::array::from_fn(|w| {
         let previous = if w == 0 { before } else { line[w - 1] };
         (line[w] << k) | (previous >> (64 - k))
@@ -481,13 +484,13 @@ fn behind(line: &Line, k: u32, before: u64) -> Line {
 
 /// `a & b`, word by word.
 #[inline(always)]
-fn and(a: Line, b: Line) -> Line {
+fn and<const W: usize>(a: [u64; W], b: [u64; W]) -> [u64; W] {
     std::array::from_fn(|w| a[w] & b[w])
 }
 
 /// Set bits of a line.
 #[inline(always)]
-fn count(line: Line) -> u32 {
+fn count<const W: usize>(line: [u64; W]) -> u32 {
     line.iter().map(|w| w.count_ones()).sum()
 }
 
@@ -503,25 +506,28 @@ fn count(line: Line) -> u32 {
 /// area outside the line light. At scale 1 the pattern is a fixed 12-module string, matched at every
 /// position at once. A larger scale needs a dark run of exactly 3n ≥ 6 modules, which few lines have; those
 /// runs are checked one by one.
-fn line_penalty(line: &Line, size: usize) -> u32 {
+///
+/// `W` words hold the line: 2 up to version 27 (the DDCC payload is version 26 or so), else 3; every word
+/// operation is done once per word.
+fn line_penalty<const W: usize>(line: &[u64; W], size: usize) -> u32 {
     const ALL: u64 = u64::MAX;
     let dark = *line;
     // Light: also every module past the end (bits past `size` are 0 in `line`), and before the start.
-    let light: Line = std::array::from_fn(|w| !dark[w]);
+    let light: [u64; W] = std::array::from_fn(|w| !dark[w]);
 
     // N1. Bit i of `same`: module i has the colour of module i − 1 (never at 0, where a run starts).
     let previous = behind(&dark, 1, 0);
-    let mut same: Line = std::array::from_fn(|w| !(dark[w] ^ previous[w]));
+    let mut same: [u64; W] = std::array::from_fn(|w| !(dark[w] ^ previous[w]));
     same[0] &= !1;
     // Bit i: modules i to i + 4 are one colour (i ≤ size − 5).
     let five = and(
-        and(ahead(&same, 1), ahead(&same, 2)),
+        and(ahead(&same, 1, 0), ahead(&same, 2, 0)),
         and(
-            and(ahead(&same, 3), ahead(&same, 4)),
+            and(ahead(&same, 3, 0), ahead(&same, 4, 0)),
             first_bits(size.saturating_sub(4)),
         ),
     );
-    let starts_a_run: Line = std::array::from_fn(|w| five[w] & !same[w]);
+    let starts_a_run: [u64; W] = std::array::from_fn(|w| five[w] & !same[w]);
     let n1 = count(five) + 2 * count(starts_a_run);
 
     // N3 at scale 1. Bit p: modules p − 1 to p + 7 are light, dark, light, dark ×3, light, dark, light
@@ -529,21 +535,24 @@ fn line_penalty(line: &Line, size: usize) -> u32 {
     let core = and(
         and(
             and(behind(&light, 1, ALL), dark),
-            and(ahead(&light, 1), ahead(&dark, 2)),
+            and(ahead(&light, 1, ALL), ahead(&dark, 2, 0)),
         ),
         and(
             and(
-                and(ahead(&dark, 3), ahead(&dark, 4)),
-                and(ahead(&light, 5), ahead(&dark, 6)),
+                and(ahead(&dark, 3, 0), ahead(&dark, 4, 0)),
+                and(ahead(&light, 5, ALL), ahead(&dark, 6, 0)),
             ),
-            and(ahead(&light, 7), first_bits(size.saturating_sub(6))),
+            and(ahead(&light, 7, ALL), first_bits(size.saturating_sub(6))),
         ),
     );
     let light_before = and(
         and(behind(&light, 2, ALL), behind(&light, 3, ALL)),
         behind(&light, 4, ALL),
     );
-    let light_after = and(and(ahead(&light, 8), ahead(&light, 9)), ahead(&light, 10));
+    let light_after = and(
+        and(ahead(&light, 8, ALL), ahead(&light, 9, ALL)),
+        ahead(&light, 10, ALL),
+    );
     let mut patterns = count(and(core, light_before)) + count(and(core, light_after));
 
     // N3 at scale n ≥ 2: the middle dark run is exactly 3n ≥ 6 long. Bit s: a dark run of six or more
@@ -551,9 +560,12 @@ fn line_penalty(line: &Line, size: usize) -> u32 {
     let six_dark = and(
         and(
             and(dark, behind(&light, 1, ALL)),
-            and(ahead(&dark, 1), ahead(&dark, 2)),
+            and(ahead(&dark, 1, 0), ahead(&dark, 2, 0)),
         ),
-        and(and(ahead(&dark, 3), ahead(&dark, 4)), ahead(&dark, 5)),
+        and(
+            and(ahead(&dark, 3, 0), ahead(&dark, 4, 0)),
+            ahead(&dark, 5, 0),
+        ),
     );
     for (word_index, &word) in six_dark.iter().enumerate() {
         let mut bits = word;
@@ -567,10 +579,10 @@ fn line_penalty(line: &Line, size: usize) -> u32 {
 }
 
 /// Finder-like patterns (0, 1 or 2) whose middle dark run starts at `start`, at scale n = its length / 3.
-fn scaled_finder_like_patterns(dark: &Line, size: usize, start: usize) -> u32 {
+fn scaled_finder_like_patterns(dark: &[u64], size: usize, start: usize) -> u32 {
     let size = size as isize;
     // Outside the line is light.
-    let is_dark = |i: isize| (0..size).contains(&i) && bit(dark, i as usize) == 1;
+    let is_dark = |i: isize| (0..size).contains(&i) && (dark[i as usize / 64] >> (i % 64)) & 1 == 1;
     let all = |from: isize, len: isize, want_dark: bool| {
         (from..from + len).all(|i| is_dark(i) == want_dark)
     };
@@ -602,7 +614,7 @@ fn scaled_finder_like_patterns(dark: &Line, size: usize, start: usize) -> u32 {
 /// too, and the upper row's x equals its x + 1.
 fn block_penalty(grid: &BitGrid) -> u32 {
     // A block starts at columns 0 to width − 2.
-    let starts = first_bits(grid.width - 1);
+    let starts: Line = first_bits(grid.width - 1);
     // Bit x of the result: bit x + 1 of `line`.
     let next = |line: &Line| -> Line {
         std::array::from_fn(|w| (line[w] >> 1) | line.get(w + 1).map_or(0, |n| n << 63))
@@ -971,8 +983,16 @@ mod tests {
             }
             let (expected, patterns) = nayuki_line_penalty(&modules);
             found = [found[0] + patterns[0], found[1] + patterns[1]];
+            let line = line_of(&modules);
+            if size <= 128 {
+                assert_eq!(
+                    line_penalty(&[line[0], line[1]], size),
+                    expected,
+                    "two words"
+                );
+            }
             assert_eq!(
-                line_penalty(&line_of(&modules), size),
+                line_penalty(&line, size),
                 expected,
                 "line {:?}",
                 modules

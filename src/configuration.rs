@@ -344,10 +344,15 @@ impl Workers {
                 count,
                 source: "DDCC_WORKERS",
             }),
-            None => Ok(Workers {
-                count: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-                source: "CPUs available (affinity, cgroup quota)",
-            }),
+            None => Ok(Self::available()),
+        }
+    }
+
+    /// The CPUs this process may use.
+    pub fn available() -> Self {
+        Workers {
+            count: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            source: "CPUs available (affinity, cgroup quota)",
         }
     }
 }

@@ -168,15 +168,21 @@ impl FhirStore {
             .await
             .map_err(|e| Self::unavailable(format!("read failed: {}", error_chain(&e))))?;
         match response.status() {
-            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
+            StatusCode::NOT_FOUND | StatusCode::GONE => {
+                drain(response).await;
+                Ok(None)
+            }
             s if s.is_success() => response
                 .json()
                 .await
                 .map(Some)
                 .map_err(|e| Self::unavailable(format!("unreadable {resource_type}: {e}"))),
-            s => Err(Self::unavailable(format!(
-                "read of {resource_type} answered HTTP {s}"
-            ))),
+            s => {
+                drain(response).await;
+                Err(Self::unavailable(format!(
+                    "read of {resource_type} answered HTTP {s}"
+                )))
+            }
         }
     }
 
@@ -224,6 +230,7 @@ impl FhirStore {
             let body: Value = response.json().await.unwrap_or(Value::Null);
             return Err(refused("the revision marker", status, &body));
         }
+        drain(response).await;
         let version =
             version.ok_or_else(|| Self::unavailable("the revision marker has no ETag version"))?;
         Ok((version, status == StatusCode::CREATED))
@@ -371,6 +378,13 @@ fn rewrite_references<'a>(
     let mut copy = resource.into_owned();
     walk(&mut copy, placeholders);
     Cow::Owned(copy)
+}
+
+/// Reads an answer's body to its end, unused: the client keeps a connection for the next call only once
+/// the body it carried was read (an unread 404 OperationOutcome closed it: about one new TCP connection
+/// to HAPI per certificate in `bench/load`).
+async fn drain(response: reqwest::Response) {
+    let _ = response.bytes().await;
 }
 
 /// One FHIR call under a `fhir.http` span; `operation` names the interaction, never an id or a search value.
@@ -562,17 +576,20 @@ impl Store for FhirStore {
             .get(&url)
             .header(reqwest::header::ACCEPT, FHIR_JSON);
         match traced("GET", "readiness probe", request).await {
-            Ok(r)
-                if r.status().is_success()
-                    || r.status() == StatusCode::NOT_FOUND
-                    || r.status() == StatusCode::GONE =>
-            {
-                Ok(())
+            Ok(r) => {
+                let status = r.status();
+                drain(r).await;
+                if status.is_success()
+                    || status == StatusCode::NOT_FOUND
+                    || status == StatusCode::GONE
+                {
+                    Ok(())
+                } else {
+                    Err(Self::unavailable(format!(
+                        "a read answered HTTP {status}"
+                    )))
+                }
             }
-            Ok(r) => Err(Self::unavailable(format!(
-                "a read answered HTTP {}",
-                r.status()
-            ))),
             Err(e) => Err(Self::unavailable(format!(
                 "unreachable: {}",
                 error_chain(&e)
@@ -650,6 +667,7 @@ impl Store for FhirStore {
             .map_err(|e| Self::unavailable(format!("AuditEvent not sent: {}", error_chain(&e))))?;
         let status = response.status();
         if status.is_success() {
+            drain(response).await;
             return Ok(());
         }
         let body: Value = response.json().await.unwrap_or(Value::Null);

@@ -119,13 +119,13 @@ mod tests {
     #[test]
     fn a_standalone_qr_reference_points_at_its_document_instead_of_repeating_it() {
         let reference = json!({"resourceType": "DocumentReference", "id": "qr-1",
-            "meta": {"profile": ["http://smart.who.int/ddcc/StructureDefinition/DDCCDocumentReferenceQR"]},
-            "status": "current", "type": {"coding": [{"code": "who"}]},
-            "content": [
-                {"attachment": {"contentType": "application/json", "data": "e30="},
-                 "format": {"code": "serialized"}},
-                {"attachment": {"contentType": "image/png", "data": "AAEC"}, "format": {"code": "image"}}
-            ]});
+        "meta": {"profile": ["http://smart.who.int/ddcc/StructureDefinition/DDCCDocumentReferenceQR"]},
+        "status": "current", "type": {"coding": [{"code": "who"}]},
+        "content": [
+            {"attachment": {"contentType": "application/json", "data": "e30="},
+             "format": {"code": "serialized"}},
+            {"attachment": {"contentType": "image/png", "data": "AAEC"}, "format": {"code": "image"}}
+        ]});
         let copy = standalone(&reference, "doc-1");
         assert_eq!(attachment(&copy, "image/png"), None);
         assert_eq!(attachment(&copy, "application/json"), None);

@@ -585,9 +585,7 @@ impl Store for FhirStore {
                 {
                     Ok(())
                 } else {
-                    Err(Self::unavailable(format!(
-                        "a read answered HTTP {status}"
-                    )))
+                    Err(Self::unavailable(format!("a read answered HTTP {status}")))
                 }
             }
             Err(e) => Err(Self::unavailable(format!(
@@ -729,12 +727,15 @@ mod tests {
                     "content": [{"attachment": {"contentType": "image/png", "data": "AAEC"}}]}}
             ]}),
             superseded: Vec::new(),
-            extra: vec![json!({"resourceType": "Binary", "id": "pdf-1", "contentType": "application/pdf"})],
+            extra: vec![
+                json!({"resourceType": "Binary", "id": "pdf-1", "contentType": "application/pdf"}),
+            ],
         }
     }
 
     #[test]
-    fn one_transaction_holds_the_patient_create_the_standalone_copies_the_document_and_the_marker() {
+    fn one_transaction_holds_the_patient_create_the_standalone_copies_the_document_and_the_marker()
+    {
         let record = record();
         let transaction = FhirStore::transaction(&record, "7").unwrap();
         let body: Value = serde_json::to_value(&transaction).unwrap();
@@ -766,7 +767,9 @@ mod tests {
         // Patient go to its placeholder.
         let qr = by_type("DocumentReference");
         assert_eq!(qr["request"]["method"], "PUT");
-        assert!(qr["resource"]["content"][0]["attachment"].get("data").is_none());
+        assert!(qr["resource"]["content"][0]["attachment"]
+            .get("data")
+            .is_none());
         assert_eq!(
             qr["resource"]["context"]["related"][0]["reference"],
             "Bundle/doc-1"

@@ -271,7 +271,9 @@ impl LocalStore {
         let tmp_dir = self.tmp_dir();
         let resources = record
             .all_resources()
-            .chain(std::iter::once(std::borrow::Cow::Borrowed(&record.document)));
+            .chain(std::iter::once(std::borrow::Cow::Borrowed(
+                &record.document,
+            )));
         for resource in resources {
             let (rtype, id) = type_and_id(&resource)?;
             let target = self.path(rtype, id);

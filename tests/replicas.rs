@@ -248,6 +248,34 @@ fn replicas_agree_on_one_certificate_per_event_and_one_current_version() {
         );
     }
 
+    // One person's certificates for different events, at once on every replica: all issued, and the person
+    // has one Patient (a conditional create in each certificate's transaction: HAPI lets one through, a
+    // writer refused retries and finds it).
+    let person: Vec<Value> = (0..6)
+        .map(|i| {
+            event(
+                &format!("REPL-PERSON-{i}"),
+                &[("identifier", json!({"valueString": "REPL-ONE-PERSON"}))],
+            )
+        })
+        .collect();
+    let sends: Vec<(usize, &Value)> = person
+        .iter()
+        .enumerate()
+        .map(|(i, qr)| (i % REPLICAS, qr))
+        .collect();
+    let answers = race(&cluster, &sends);
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    signed_and_stored += answers.len();
+    let (status, patients) = fhir.get("Patient?identifier=REPL-ONE-PERSON&_count=50");
+    assert_eq!(status, 200);
+    assert_eq!(
+        patients["entry"].as_array().map(Vec::len),
+        Some(1),
+        "one Patient per person: {patients}"
+    );
+
     // The replicas' own count agrees with the store: as many certificates issued as versions stored.
     let mut issued = 0;
     for service in &cluster.replicas {

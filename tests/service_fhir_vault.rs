@@ -39,6 +39,33 @@ fn who_reference(document: &Value) -> Value {
         .expect("a who DocumentReference")
 }
 
+/// The PNG inline in a QR DocumentReference.
+fn png_of(reference: &Value) -> Vec<u8> {
+    use base64::Engine as _;
+    let data = reference["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["attachment"]["contentType"] == "image/png")
+        .and_then(|c| c["attachment"]["data"].as_str())
+        .unwrap_or_else(|| panic!("no PNG in {reference}"));
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap()
+}
+
+/// `$getQRCode` of a QR DocumentReference.
+fn qr_image(service: &Service, reference: &Value) -> Vec<u8> {
+    let id = reference["id"].as_str().unwrap();
+    let r = service.get(
+        &format!("/ddcc/DocumentReference/{id}/$getQRCode"),
+        Some(API_KEY),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type").as_deref(), Some("image/png"));
+    r.body
+}
+
 #[test]
 fn stores_in_fhir_signs_in_vault_once_per_event() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -77,6 +104,21 @@ fn stores_in_fhir_signs_in_vault_once_per_event() {
         .as_str()
         .unwrap()
         .starts_with("Patient/"));
+    // Stored on its own, it points at the document instead of repeating the document's image and payload;
+    // $getQRCode answers the document's image.
+    assert_eq!(
+        stored_ref["context"]["related"][0]["reference"],
+        format!("Bundle/{id}")
+    );
+    assert!(
+        stored_ref["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["attachment"].get("data").is_none()),
+        "{stored_ref}"
+    );
+    assert_eq!(qr_image(&service, &who), png_of(&who));
     let (_, pdf_refs) = fhir.get("DocumentReference?type=http://loinc.org|82593-5");
     let pdf_ref = &pdf_refs["entry"][0]["resource"];
     assert_eq!(
@@ -154,6 +196,11 @@ fn stores_in_fhir_signs_in_vault_once_per_event() {
         who["id"].as_str().unwrap()
     ));
     assert_eq!(old_ref["status"], "superseded");
+    // The superseded QR is no longer in the current document: it is kept whole, and still answered.
+    assert_eq!(png_of(&old_ref), png_of(&who));
+    assert_eq!(qr_image(&service, &who), png_of(&who));
+    assert_eq!(qr_image(&service, &new_who), png_of(&new_who));
+    assert_ne!(png_of(&new_who), png_of(&who));
     let (_, old_pdf_ref) = fhir.get(&format!(
         "DocumentReference/{}",
         pdf_ref["id"].as_str().unwrap()

@@ -744,7 +744,7 @@ fn batch_entry(outcome: &Result<Issued>, minimal: bool) -> Value {
     entry
 }
 
-/// The QR image (PNG) of a QR DocumentReference.
+/// The QR image (PNG) of a QR DocumentReference (its own or, for the stored standalone copy, its document's).
 async fn get_qr_code(req: HttpRequest, path: web::Path<String>, state: State) -> Reply {
     if let Err(reply) = authenticate(&req, &state, "$getQRCode").await {
         return reply;
@@ -752,17 +752,20 @@ async fn get_qr_code(req: HttpRequest, path: web::Path<String>, state: State) ->
     let id = path.into_inner();
     let issuer = state.issuer.clone();
     let found = state
-        .run(async move { issuer.store.read("DocumentReference", &id).await })
+        .run(async move {
+            match issuer.store.read("DocumentReference", &id).await? {
+                Some(reference) => issuer.qr_image(&reference).await.map(Some),
+                None => Ok(None),
+            }
+        })
         .await;
     match found {
-        Ok(Some(reference)) => match png_of(&reference) {
-            Some(png) => Reply::new(StatusCode::OK, "image/png", png),
-            None => Reply::outcome(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "this DocumentReference holds no QR image",
-            ),
-        },
+        Ok(Some(Some(png))) => Reply::new(StatusCode::OK, "image/png", png),
+        Ok(Some(None)) => Reply::outcome(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "this DocumentReference holds no QR image",
+        ),
         Ok(None) => Reply::outcome(
             StatusCode::NOT_FOUND,
             "not-found",

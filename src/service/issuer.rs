@@ -509,7 +509,7 @@ impl Issuer {
                         .await?,
                 );
             }
-            superseded = self.supersede(previous, &mut document).await?;
+            superseded = supersede(previous, &mut document);
             if let Some(old_key) = version_key_of(previous) {
                 let old_id = pdf_reference_id(bundle_id, &old_key);
                 if let Some(mut old) = self.store.read("DocumentReference", &old_id).await? {
@@ -532,32 +532,20 @@ impl Issuer {
         })
     }
 
-    /// The previous version's QR DocumentReferences, `superseded`, and `relatesTo` on the new ones.
-    async fn supersede(&self, previous: &Value, document: &mut Value) -> Result<Vec<Value>> {
-        let old_refs: Vec<(String, Option<String>)> = qr_references(previous)
-            .map(|r| (id_of(r).unwrap_or_default(), qr_kind(r)))
-            .collect();
-        let mut superseded = Vec::new();
-        for (old_id, _) in &old_refs {
-            let stored = self.store.read("DocumentReference", old_id).await?;
-            let fallback = qr_references(previous)
-                .find(|r| id_of(r).as_deref() == Some(old_id))
-                .cloned();
-            if let Some(mut old) = stored.or(fallback) {
-                mark_superseded(&mut old);
-                superseded.push(old);
-            }
+    /// The QR image (PNG) of a stored QR DocumentReference (`$getQRCode`): its own, or, for a standalone copy
+    /// ([`stored::standalone`]), its document's. `None`: it has none.
+    pub async fn qr_image(&self, reference: &Value) -> Result<Option<Vec<u8>>> {
+        if let Some(png) = stored::attachment(reference, "image/png") {
+            return Ok(Some(png));
         }
-        for new in qr_references_mut(document) {
-            let kind = qr_kind(new);
-            if let Some((old_id, _)) = old_refs.iter().find(|(_, k)| *k == kind) {
-                new["relatesTo"] = json!([{
-                    "code": "replaces",
-                    "target": {"reference": format!("DocumentReference/{old_id}")}
-                }]);
-            }
-        }
-        Ok(superseded)
+        let (Some(bundle_id), Some(id)) = (stored::document_of(reference), id_of(reference)) else {
+            return Ok(None);
+        };
+        let Some(document) = self.store.read("Bundle", bundle_id).await? else {
+            return Ok(None);
+        };
+        Ok(stored::document_reference(&document, &id)
+            .and_then(|r| stored::attachment(r, "image/png")))
     }
 
     /// `Bundle.link`s to the citizen downloads (relation = file name without extension).
@@ -580,6 +568,30 @@ impl Issuer {
             document["link"] = Value::Array(links);
         }
     }
+}
+
+/// The previous version's QR DocumentReferences, `superseded`, and `relatesTo` on the new ones. They are
+/// kept whole, as the previous document held them: stored on their own they only pointed at it
+/// ([`stored::standalone`]), and the current document no longer holds them.
+fn supersede(previous: &Value, document: &mut Value) -> Vec<Value> {
+    let mut old_refs: Vec<(String, Option<String>)> = Vec::new();
+    let mut superseded = Vec::new();
+    for old in qr_references(previous) {
+        old_refs.push((id_of(old).unwrap_or_default(), qr_kind(old)));
+        let mut old = old.clone();
+        mark_superseded(&mut old);
+        superseded.push(old);
+    }
+    for new in qr_references_mut(document) {
+        let kind = qr_kind(new);
+        if let Some((old_id, _)) = old_refs.iter().find(|(_, k)| *k == kind) {
+            new["relatesTo"] = json!([{
+                "code": "replaces",
+                "target": {"reference": format!("DocumentReference/{old_id}")}
+            }]);
+        }
+    }
+    superseded
 }
 
 /// Id of the Binary holding the citizen PDF of a document version (`key`: [`renewal::version_key`]).

@@ -1,14 +1,20 @@
 //! A FHIR R4 server as the store: one `transaction` per certificate. Written for HAPI FHIR (JPA server 8.x),
 //! and tested against it (tests/servers/hapi).
 //!
-//! The Patient is the person, not the certificate: when it has an identifier it is created first, on its
-//! own, as a conditional create (`POST Patient` with `If-None-Exist: identifier=…`), so one person keeps one
-//! Patient across certificates; a failure later leaves at most that Patient, which the retry reuses.
+//! The Patient is the person, not the certificate: when it has an identifier it is a conditional create in
+//! the transaction (`POST Patient` with `ifNoneExist: identifier=…`; the other entries reference it by
+//! placeholder, which HAPI resolves to the Patient it found or created), so one person keeps one Patient
+//! across certificates. HAPI lets one of two concurrent creates of the same person through and refuses the
+//! other (409: a write conflict, retried, which then finds the Patient).
 //!
-//! The transaction then holds every other resource of the document (`PUT <Type>/<id>` with the derived
-//! ids), the superseded DocumentReferences, the document Bundle itself (`PUT Bundle/<id>`), and the
-//! document's **revision marker** (see below). Every entry of the transaction-response must be 2xx or
-//! nothing counts.
+//! The transaction holds every other resource of the document (`PUT <Type>/<id>` with the derived ids; the
+//! QR DocumentReferences as [`crate::document::stored::standalone`] copies), the superseded
+//! DocumentReferences, the document Bundle itself (`PUT Bundle/<id>`), and the document's **revision
+//! marker** (see below). Every entry of the transaction-response must be 2xx or nothing counts.
+//!
+//! **Round trips.** A new certificate takes five: the marker and Bundle reads of [`Store::read_document`],
+//! the marker's creation, the transaction, and the AuditEvent. Writes whose answer is not read ask for
+//! `Prefer: return=minimal` (the marker's version comes from its `ETag`).
 //!
 //! **One writer wins.** FHIR R4 has no "create only if absent" for a client-chosen id (HAPI ignores
 //! `If-None-Match: *` and turns a `PUT` with `If-Match` on a missing resource into a create), so the
@@ -17,6 +23,8 @@
 //! version read before signing; HAPI refuses a stale version (`409`, HAPI-0989) and rolls the whole
 //! transaction back, so of several replicas that read the same revision exactly one stores its certificate.
 //! The marker carries a fresh write id each time: HAPI keeps the version of an update that changes nothing.
+//! A writer that found no marker creates it before its transaction; if that `PUT` was an update (`200`, not
+//! `201`), another writer created it since the read, and the Bundle is read again before going on.
 //!
 //! **What HAPI changes, and how it is undone on read** (observed on HAPI 8.8, tests/servers/hapi/README.md):
 //! - it drops `entry.resource.id` from a stored Bundle whose entries have `urn:uuid:` fullUrls (the id is
@@ -50,6 +58,8 @@ const SERVICE: &str = "FHIR server";
 const FHIR_JSON: &str = "application/fhir+json";
 /// HAPI: replace `meta.tag` on update instead of merging it with the stored version's.
 const SNAPSHOT_TAGS: (&str, &str) = ("X-Meta-Snapshot-Mode", "TAG");
+/// Writes whose answered resource is not read: the server need not serialise it, nor the client parse it.
+const RETURN_MINIMAL: (&str, &str) = ("Prefer", "return=minimal");
 /// `Basic.code` of the revision marker of a document.
 const REVISION_CODE: &str = "certificate-revision";
 const REVISION_SYSTEM: &str = "urn:ddcc-mediator";
@@ -80,97 +90,57 @@ impl FhirStore {
         }
     }
 
-    /// Creates the Patient unless one has its identifier; returns `Patient/<id>` as stored. `None` when the
-    /// Patient has no identifier (it is then written in the transaction under its derived id).
-    async fn ensure_patient(
-        &self,
-        patient: &Value,
-        trace: &Orchestrations,
-    ) -> Result<Option<String>> {
-        let Some(search) = conditional_identifier(patient) else {
-            return Ok(None);
-        };
-        let mut body = patient.clone();
-        if let Some(map) = body.as_object_mut() {
-            map.remove("id");
-        }
-        let url = format!("{}/Patient", self.base);
-        let step = Orchestration::start("FHIR conditional create Patient", "POST", &url);
-        let request = self
-            .http
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
-            .header(reqwest::header::ACCEPT, FHIR_JSON)
-            .header("If-None-Exist", search)
-            .json(&body);
-        let response = traced("POST", "create Patient", request).await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                trace.push(step.failed(&e.to_string()));
-                return Err(Self::unavailable(format!(
-                    "Patient not sent: {}",
-                    error_chain(&e)
-                )));
-            }
-        };
-        let status = response.status();
-        trace.push(step.finished(status.as_u16()));
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        // Two replicas creating the same person at once: HAPI's unique index on the search lets one
-        // through and refuses the other (409/412); the retry finds the Patient.
-        if status == StatusCode::CONFLICT || status == StatusCode::PRECONDITION_FAILED {
-            return Err(Error::WriteConflict(
-                "another writer created the Patient at the same time".into(),
-            ));
-        }
-        if !status.is_success() {
-            return Err(refused("conditional create of the Patient", status, &body));
-        }
-        match body.get("id").and_then(Value::as_str) {
-            Some(id) if valid_id(id) => Ok(Some(format!("Patient/{id}"))),
-            _ => Err(Self::unavailable("the Patient create answered no id")),
-        }
-    }
-
-    /// The transaction Bundle for `record`; `resolved` maps document fullUrls to stored references
-    /// (resources already written, left out of the transaction). The document Bundle goes in borrowed: the
-    /// body is serialised once, straight from it.
-    fn transaction<'a>(
-        record: &'a CertificateRecord,
-        mut resolved: HashMap<String, String>,
-        revision: &str,
-    ) -> Result<Transaction<'a>> {
-        let resources: Vec<&Value> = record.all_resources().collect();
+    /// The transaction Bundle for `record`, saved against the marker's `revision`. The document Bundle goes
+    /// in borrowed: the body is serialised once, straight from it.
+    fn transaction<'a>(record: &'a CertificateRecord, revision: &str) -> Result<Transaction<'a>> {
+        let resources: Vec<Cow<'a, Value>> = record.all_resources().collect();
+        // Every fullUrl gets a fresh placeholder (module documentation); a repeated id is written once.
+        let mut placeholders = HashMap::with_capacity(resources.len());
         let mut pending = Vec::with_capacity(resources.len());
         for resource in resources {
-            let (_, id) = type_and_id(resource)?;
+            let (_, id) = type_and_id(&resource)?;
             let full_url = format!("urn:uuid:{id}");
-            if resolved.contains_key(&full_url) {
+            if placeholders.contains_key(&full_url) {
                 continue;
             }
-            resolved.insert(full_url, uuid::Uuid::new_v4().urn().to_string());
+            placeholders.insert(full_url, uuid::Uuid::new_v4().urn().to_string());
             pending.push(resource);
         }
-        let mut entry = Vec::with_capacity(pending.len() + 2);
-        for resource in pending {
-            let (rtype, id) = type_and_id(resource)?;
-            let full_url = resolved
-                .get(&format!("urn:uuid:{id}"))
-                .cloned()
-                .unwrap_or_default();
-            entry.push(TransactionEntry {
-                full_url: Some(full_url),
-                resource: rewrite_references(resource, &resolved),
-                request: json!({"method": "PUT", "url": format!("{rtype}/{id}")}),
-            });
-        }
         let bundle_id = record.bundle_id()?;
+        // The document first: the standalone QR DocumentReferences reference it (`context.related`), and
+        // HAPI checks a reference when it writes the resource holding it.
+        let mut entry = Vec::with_capacity(pending.len() + 2);
         entry.push(TransactionEntry {
             full_url: None,
             resource: Cow::Borrowed(&record.document),
             request: json!({"method": "PUT", "url": format!("Bundle/{bundle_id}")}),
         });
+        for resource in pending {
+            let (rtype, id) = type_and_id(&resource).map(|(t, i)| (t.to_owned(), i.to_owned()))?;
+            let full_url = placeholders
+                .get(&format!("urn:uuid:{id}"))
+                .cloned()
+                .unwrap_or_default();
+            let patient_search = (rtype == "Patient")
+                .then(|| conditional_identifier(&resource))
+                .flatten();
+            let mut resource = rewrite_references(resource, &placeholders);
+            let request = match patient_search {
+                // The person's Patient, found by identifier or created with an id of the server's.
+                Some(search) => {
+                    if let Some(map) = resource.to_mut().as_object_mut() {
+                        map.remove("id");
+                    }
+                    json!({"method": "POST", "url": "Patient", "ifNoneExist": search})
+                }
+                None => json!({"method": "PUT", "url": format!("{rtype}/{id}")}),
+            };
+            entry.push(TransactionEntry {
+                full_url: Some(full_url),
+                resource,
+                request,
+            });
+        }
         entry.push(TransactionEntry {
             full_url: None,
             resource: Cow::Owned(revision_marker(bundle_id)),
@@ -198,21 +168,32 @@ impl FhirStore {
             .await
             .map_err(|e| Self::unavailable(format!("read failed: {}", error_chain(&e))))?;
         match response.status() {
-            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
+            StatusCode::NOT_FOUND | StatusCode::GONE => {
+                drain(response).await;
+                Ok(None)
+            }
             s if s.is_success() => response
                 .json()
                 .await
                 .map(Some)
                 .map_err(|e| Self::unavailable(format!("unreadable {resource_type}: {e}"))),
-            s => Err(Self::unavailable(format!(
-                "read of {resource_type} answered HTTP {s}"
-            ))),
+            s => {
+                drain(response).await;
+                Err(Self::unavailable(format!(
+                    "read of {resource_type} answered HTTP {s}"
+                )))
+            }
         }
     }
 
     /// Creates the revision marker of a document that has none (or moves it on, if another replica just
-    /// created it), and returns its version. Safe to race: whoever saves against an older version loses.
-    async fn start_revision(&self, bundle_id: &str, trace: &Orchestrations) -> Result<String> {
+    /// created it), and returns its version and whether this call created it. Safe to race: whoever saves
+    /// against an older version loses.
+    async fn start_revision(
+        &self,
+        bundle_id: &str,
+        trace: &Orchestrations,
+    ) -> Result<(String, bool)> {
         let url = format!("{}/Basic/{bundle_id}", self.base);
         let step = Orchestration::start("FHIR revision marker", "PUT", &url);
         let request = self
@@ -220,6 +201,7 @@ impl FhirStore {
             .put(&url)
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
+            .header(RETURN_MINIMAL.0, RETURN_MINIMAL.1)
             .json(&revision_marker(bundle_id));
         let response = match traced("PUT", "revision marker", request).await {
             Ok(r) => r,
@@ -233,16 +215,25 @@ impl FhirStore {
         };
         let status = response.status();
         trace.push(step.finished(status.as_u16()));
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        // FHIR: an update answers its version in `ETag: W/"<versionId>"`.
+        let version = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .and_then(version_of_etag);
         if status == StatusCode::CONFLICT || status == StatusCode::PRECONDITION_FAILED {
             return Err(Error::WriteConflict(
                 "another writer created the document's revision marker at the same time".into(),
             ));
         }
         if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
             return Err(refused("the revision marker", status, &body));
         }
-        version_of(&body).ok_or_else(|| Self::unavailable("the revision marker has no versionId"))
+        drain(response).await;
+        let version =
+            version.ok_or_else(|| Self::unavailable("the revision marker has no ETag version"))?;
+        Ok((version, status == StatusCode::CREATED))
     }
 }
 
@@ -276,6 +267,12 @@ fn revision_marker(bundle_id: &str) -> Value {
             {"system": "urn:ddcc-mediator:write", "value": uuid::Uuid::new_v4().to_string()},
         ],
     })
+}
+
+/// `W/"3"` (or `"3"`) → `3`.
+fn version_of_etag(etag: &str) -> Option<String> {
+    let version = etag.trim().trim_start_matches("W/").trim_matches('"');
+    (!version.is_empty()).then(|| version.to_owned())
 }
 
 fn version_of(resource: &Value) -> Option<String> {
@@ -358,7 +355,7 @@ fn url_escape(s: &str) -> String {
 
 /// Replaces each `reference` that names a document fullUrl by its placeholder.
 fn rewrite_references<'a>(
-    resource: &'a Value,
+    resource: Cow<'a, Value>,
     placeholders: &HashMap<String, String>,
 ) -> Cow<'a, Value> {
     fn walk(value: &mut Value, placeholders: &HashMap<String, String>) {
@@ -378,9 +375,16 @@ fn rewrite_references<'a>(
             _ => {}
         }
     }
-    let mut copy = resource.clone();
+    let mut copy = resource.into_owned();
     walk(&mut copy, placeholders);
     Cow::Owned(copy)
+}
+
+/// Reads an answer's body to its end, unused: the client keeps a connection for the next call only once
+/// the body it carried was read (an unread 404 OperationOutcome closed it: about one new TCP connection
+/// to HAPI per certificate in `bench/load`).
+async fn drain(response: reqwest::Response) {
+    let _ = response.bytes().await;
 }
 
 /// One FHIR call under a `fhir.http` span; `operation` names the interaction, never an id or a search value.
@@ -409,10 +413,12 @@ impl Store for FhirStore {
         let revision = match &seen.0 {
             Some(version) => version.clone(),
             None => {
-                // Nothing was stored when the caller read. Make the marker exist, then check that no
-                // certificate appeared in between: one that did is the caller's to read.
-                let version = self.start_revision(bundle_id, trace).await?;
-                if self.get("Bundle", bundle_id).await?.is_some() {
+                // Nothing was stored when the caller read. Make the marker exist; if it was there already,
+                // another writer made it since: check that no certificate appeared in between (one that did
+                // is the caller's to read). Every certificate moves the marker on, so a marker this call
+                // created means none did.
+                let (version, created) = self.start_revision(bundle_id, trace).await?;
+                if !created && self.get("Bundle", bundle_id).await?.is_some() {
                     return Err(Error::WriteConflict(
                         "another writer stored this document first".into(),
                     ));
@@ -420,17 +426,7 @@ impl Store for FhirStore {
                 version
             }
         };
-        let mut resolved = HashMap::new();
-        if let Some(patient) = record
-            .resources()
-            .find(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
-        {
-            let (_, id) = type_and_id(patient)?;
-            if let Some(stored) = self.ensure_patient(patient, trace).await? {
-                resolved.insert(format!("urn:uuid:{id}"), stored);
-            }
-        }
-        let transaction = Self::transaction(record, resolved, &revision)?;
+        let transaction = Self::transaction(record, &revision)?;
         let expected = transaction.entry.len();
         let body = serde_json::to_vec(&transaction)
             .map_err(|e| Error::Internal(format!("transaction does not serialise: {e}")))?;
@@ -443,6 +439,7 @@ impl Store for FhirStore {
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
             .header(SNAPSHOT_TAGS.0, SNAPSHOT_TAGS.1)
+            .header(RETURN_MINIMAL.0, RETURN_MINIMAL.1)
             .body(body);
         let response = traced("POST", "transaction", request).await;
         let response = match response {
@@ -458,8 +455,8 @@ impl Store for FhirStore {
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         trace.push(step.finished(status.as_u16()));
-        // HAPI-0989 (stale ifMatch) and HAPI-0550 (a concurrent write to the same rows): someone else's
-        // write came first; nothing of ours was kept.
+        // HAPI-0989 (stale ifMatch), HAPI-0550 (a concurrent write to the same rows) and a concurrent
+        // conditional create of the same Patient: someone else's write came first; nothing of ours was kept.
         if status == StatusCode::CONFLICT || status == StatusCode::PRECONDITION_FAILED {
             return Err(Error::WriteConflict(format!(
                 "the document changed since it was read: {}",
@@ -579,17 +576,18 @@ impl Store for FhirStore {
             .get(&url)
             .header(reqwest::header::ACCEPT, FHIR_JSON);
         match traced("GET", "readiness probe", request).await {
-            Ok(r)
-                if r.status().is_success()
-                    || r.status() == StatusCode::NOT_FOUND
-                    || r.status() == StatusCode::GONE =>
-            {
-                Ok(())
+            Ok(r) => {
+                let status = r.status();
+                drain(r).await;
+                if status.is_success()
+                    || status == StatusCode::NOT_FOUND
+                    || status == StatusCode::GONE
+                {
+                    Ok(())
+                } else {
+                    Err(Self::unavailable(format!("a read answered HTTP {status}")))
+                }
             }
-            Ok(r) => Err(Self::unavailable(format!(
-                "a read answered HTTP {}",
-                r.status()
-            ))),
             Err(e) => Err(Self::unavailable(format!(
                 "unreachable: {}",
                 error_chain(&e)
@@ -655,17 +653,19 @@ impl Store for FhirStore {
     /// `POST AuditEvent`, on its own: the audit trail is not part of any certificate's transaction.
     async fn audit(&self, event: &Value) -> Result<()> {
         let url = format!("{}/AuditEvent", self.base);
-        let response = self
+        let request = self
             .http
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
-            .json(event)
-            .send()
+            .header(RETURN_MINIMAL.0, RETURN_MINIMAL.1)
+            .json(event);
+        let response = traced("POST", "create AuditEvent", request)
             .await
             .map_err(|e| Self::unavailable(format!("AuditEvent not sent: {}", error_chain(&e))))?;
         let status = response.status();
         if status.is_success() {
+            drain(response).await;
             return Ok(());
         }
         let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -702,4 +702,100 @@ fn diagnostics(outcome: &Value) -> String {
         .chars()
         .take(300)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> CertificateRecord {
+        let patient = "11111111-1111-4111-8111-111111111111";
+        let qr = "22222222-2222-4222-8222-222222222222";
+        let composition = "33333333-3333-4333-8333-333333333333";
+        CertificateRecord {
+            document: json!({"resourceType": "Bundle", "id": "doc-1", "type": "document", "entry": [
+                {"fullUrl": format!("urn:uuid:{composition}"), "resource": {
+                    "resourceType": "Composition", "id": composition,
+                    "subject": {"reference": format!("urn:uuid:{patient}")},
+                    "section": [{"entry": [{"reference": format!("urn:uuid:{qr}")}]}]}},
+                {"fullUrl": format!("urn:uuid:{patient}"), "resource": {
+                    "resourceType": "Patient", "id": patient,
+                    "identifier": [{"system": "urn:example:id", "value": "A 1"}]}},
+                {"fullUrl": format!("urn:uuid:{qr}"), "resource": {
+                    "resourceType": "DocumentReference", "id": qr, "status": "current",
+                    "subject": {"reference": format!("urn:uuid:{patient}")},
+                    "content": [{"attachment": {"contentType": "image/png", "data": "AAEC"}}]}}
+            ]}),
+            superseded: Vec::new(),
+            extra: vec![
+                json!({"resourceType": "Binary", "id": "pdf-1", "contentType": "application/pdf"}),
+            ],
+        }
+    }
+
+    #[test]
+    fn one_transaction_holds_the_patient_create_the_standalone_copies_the_document_and_the_marker()
+    {
+        let record = record();
+        let transaction = FhirStore::transaction(&record, "7").unwrap();
+        let body: Value = serde_json::to_value(&transaction).unwrap();
+        let entries = body["entry"].as_array().unwrap();
+        let by_type = |t: &str| {
+            entries
+                .iter()
+                .find(|e| e["resource"]["resourceType"] == t)
+                .unwrap()
+        };
+
+        // The person's Patient: a conditional create, without the document's id.
+        let patient = by_type("Patient");
+        assert_eq!(patient["request"]["method"], "POST");
+        assert_eq!(patient["request"]["url"], "Patient");
+        assert_eq!(
+            patient["request"]["ifNoneExist"],
+            "identifier=urn:example:id|A%201"
+        );
+        assert!(patient["resource"].get("id").is_none());
+        let placeholder = patient["fullUrl"].as_str().unwrap();
+        assert!(placeholder.starts_with("urn:uuid:"));
+        assert_ne!(
+            placeholder, "urn:uuid:11111111-1111-4111-8111-111111111111",
+            "a fresh placeholder"
+        );
+
+        // The QR DocumentReference on its own: no image, pointing at the document; references to the
+        // Patient go to its placeholder.
+        let qr = by_type("DocumentReference");
+        assert_eq!(qr["request"]["method"], "PUT");
+        assert!(qr["resource"]["content"][0]["attachment"]
+            .get("data")
+            .is_none());
+        assert_eq!(
+            qr["resource"]["context"]["related"][0]["reference"],
+            "Bundle/doc-1"
+        );
+        assert_eq!(qr["resource"]["subject"]["reference"], placeholder);
+        assert_eq!(
+            by_type("Composition")["resource"]["subject"]["reference"],
+            placeholder
+        );
+
+        // The document as issued, images and all; the marker saved against the version read.
+        let document = entries
+            .iter()
+            .find(|e| e["request"]["url"] == "Bundle/doc-1")
+            .unwrap();
+        assert_eq!(document["resource"], record.document);
+        let marker = entries.last().unwrap();
+        assert_eq!(marker["request"]["url"], "Basic/doc-1");
+        assert_eq!(marker["request"]["ifMatch"], "W/\"7\"");
+        assert_eq!(entries.len(), 6);
+    }
+
+    #[test]
+    fn etag_versions() {
+        assert_eq!(version_of_etag("W/\"3\"").as_deref(), Some("3"));
+        assert_eq!(version_of_etag("\"12\"").as_deref(), Some("12"));
+        assert_eq!(version_of_etag("W/\"\""), None);
+    }
 }

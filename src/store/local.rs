@@ -271,12 +271,14 @@ impl LocalStore {
         let tmp_dir = self.tmp_dir();
         let resources = record
             .all_resources()
-            .chain(std::iter::once(&record.document));
+            .chain(std::iter::once(std::borrow::Cow::Borrowed(
+                &record.document,
+            )));
         for resource in resources {
-            let (rtype, id) = type_and_id(resource)?;
+            let (rtype, id) = type_and_id(&resource)?;
             let target = self.path(rtype, id);
             let tmp = tmp_dir.join(format!("{}.json", uuid::Uuid::new_v4()));
-            let bytes = serde_json::to_vec_pretty(resource)
+            let bytes = serde_json::to_vec_pretty(&*resource)
                 .map_err(|e| Error::Internal(format!("resource does not serialise: {e}")))?;
             // Pushed before writing: a file cut short by a full disk is removed with the rest.
             staged.push((tmp.clone(), target));

@@ -9,6 +9,7 @@
 pub mod fhir;
 pub mod local;
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use serde_json::Value;
@@ -37,7 +38,9 @@ pub const MAX_REVOCATION_RECORDS: usize = 1_000_000;
 pub struct CertificateRecord {
     /// The document Bundle (its `id` is set).
     pub document: Value,
-    /// Earlier QR and PDF DocumentReferences (as stored), now with `status: superseded`.
+    /// Earlier DocumentReferences, now with `status: superseded`: the QR ones whole, as the previous
+    /// document held them (the current document no longer does, so they keep their own images), the PDF's
+    /// as stored.
     pub superseded: Vec<Value>,
     /// Resources kept beside the document: the citizen PDF as a Binary and its DocumentReference.
     pub extra: Vec<Value>,
@@ -51,12 +54,21 @@ impl CertificateRecord {
             .ok_or_else(|| Error::Internal("document Bundle without id".into()))
     }
 
-    /// Every resource to write except the document Bundle itself: the document's entries, the superseded
-    /// DocumentReferences, the extras.
-    pub fn all_resources(&self) -> impl Iterator<Item = &Value> {
+    /// Every resource to write except the document Bundle itself: the document's entries (its QR
+    /// DocumentReferences as [`crate::document::stored::standalone`] copies, pointing at the document
+    /// instead of repeating its images), the superseded DocumentReferences, the extras.
+    pub fn all_resources(&self) -> impl Iterator<Item = Cow<'_, Value>> {
+        let bundle_id = self.bundle_id().unwrap_or_default();
         self.resources()
-            .chain(self.superseded.iter())
-            .chain(self.extra.iter())
+            .map(move |r| {
+                if r.get("resourceType").and_then(Value::as_str) == Some("DocumentReference") {
+                    Cow::Owned(crate::document::stored::standalone(r, bundle_id))
+                } else {
+                    Cow::Borrowed(r)
+                }
+            })
+            .chain(self.superseded.iter().map(Cow::Borrowed))
+            .chain(self.extra.iter().map(Cow::Borrowed))
     }
 
     /// The resources of the document (`entry.resource`), in document order.

@@ -277,11 +277,13 @@ impl<'a> Layout<'a> {
                         Some(match dates.valid_until {
                             Some(until) => format!(
                                 "{} {} {}",
-                                iso(dates.valid_from),
+                                ltr(&iso(dates.valid_from)),
                                 l.validity_to,
-                                iso(until)
+                                ltr(&iso(until))
                             ),
-                            None => format!("{} {}", l.validity_from, iso(dates.valid_from)),
+                            None => {
+                                format!("{} {}", l.validity_from, ltr(&iso(dates.valid_from)))
+                            }
                         }),
                     ),
                     (&l.issued, Some(iso(dates.issued))),
@@ -572,6 +574,14 @@ fn coded(c: &Code) -> String {
 
 fn iso(d: time::Date) -> String {
     FhirDate::Full(d).to_string()
+}
+
+/// `s` as a left-to-right isolate (U+2066 … U+2069), for a date printed in a line with words of the
+/// label's language: beside an Arabic word the bidi algorithm makes digits Arabic numbers, which a hyphen
+/// does not join, and "2022-04-05" would be drawn "05-04-2022". The isolate keeps it left to right
+/// whatever surrounds it; the two marks draw nothing (`text::shape_line` skips them).
+fn ltr(s: &str) -> String {
+    format!("\u{2066}{s}\u{2069}")
 }
 
 /// "Switzerland (CHE)": the English short name from ISO 3166-1 with the code a border officer can check.

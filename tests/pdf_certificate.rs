@@ -350,6 +350,94 @@ fn assert_printed_size_and_quiet_zone(png: &str, dpi: f32, payloads: &[&str], la
     }
 }
 
+/// Both QR codes read back from the PDF file itself, without rendering the page as a viewer does: by
+/// our own reader (`POST /ddcc/verify`, `verify` of a PDF), and by pypdf in the independent checker,
+/// which extracts the page's images (PyMuPDF, its fallback that renders the page, is hidden from it).
+#[test]
+fn pdf_readers_find_both_qr_images_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ddcc, dcc) = hc1_payloads();
+    // Python finds this `fitz` first: the checker's `import fitz` fails and only pypdf is left.
+    let hide = dir.path().join("no-pymupdf");
+    std::fs::create_dir_all(hide.join("fitz")).unwrap();
+    std::fs::write(
+        hide.join("fitz/__init__.py"),
+        "raise ImportError('hidden by the test')\n",
+    )
+    .unwrap();
+    for (paper, language, suffix) in [
+        (Paper::A4, Language::Arabic, "Arabic"),
+        (Paper::Letter, Language::English, "Example"),
+    ] {
+        let pdf = render(&event(suffix), paper, language);
+        let image = ddcc_mediator::credential::pdf_qr::rasterise(&pdf).unwrap();
+        let mut found: Vec<String> = rqrr::PreparedImage::prepare(image)
+            .detect_grids()
+            .into_iter()
+            .map(|g| g.decode().unwrap().1)
+            .collect();
+        found.sort();
+        let mut expected = vec![ddcc.clone(), dcc.clone()];
+        expected.sort();
+        assert_eq!(found, expected, "{paper:?}: our PDF reader");
+        assert_eq!(
+            ddcc_mediator::credential::verify::hc1_of(&pdf).unwrap(),
+            ddcc,
+            "{paper:?}: what /ddcc/verify reads"
+        );
+
+        let path = dir.path().join(format!("{paper:?}.pdf"));
+        std::fs::write(&path, &pdf).unwrap();
+        let out = Command::new("python3")
+            .arg(shared().join("tools/hc1-verify/verify_hc1.py"))
+            .arg(&path)
+            .env("PYTHONPATH", &hide)
+            .output()
+            .expect("python3 (scripts/install-test-deps)");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "hc1-verify printed no JSON report:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        // The first image is the DDCC code; the payload decodes (no --cert: the signature is not checked).
+        assert_eq!(report["hc1"], ddcc.as_str(), "{paper:?}: {report}");
+        assert!(
+            report["result"].as_str().unwrap().starts_with("DECODED"),
+            "{report}"
+        );
+    }
+}
+
+/// A certificate PDF issued before the QR codes were images (each drawn as filled rectangles; stores
+/// keep such files) still reads with our reader.
+#[test]
+fn a_pdf_with_rectangle_qr_codes_still_reads() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let pdf = std::fs::read(data.join("certificate-rectangle-qr.pdf")).unwrap();
+    assert!(!String::from_utf8_lossy(&pdf).contains("/XObject"));
+    let read = |f: &str| {
+        std::fs::read_to_string(data.join(f))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let mut expected = vec![
+        read("certificate-rectangle-qr.ddcc.hc1"),
+        read("certificate-rectangle-qr.dcc.hc1"),
+    ];
+    expected.sort();
+    let image = ddcc_mediator::credential::pdf_qr::rasterise(&pdf).unwrap();
+    let mut found: Vec<String> = rqrr::PreparedImage::prepare(image)
+        .detect_grids()
+        .into_iter()
+        .map(|g| g.decode().unwrap().1)
+        .collect();
+    found.sort();
+    assert_eq!(found, expected);
+}
+
 #[test]
 fn us_letter_is_letter_sized_and_still_scans() {
     let dir = tempfile::tempdir().unwrap();

@@ -320,6 +320,7 @@ fn assert_printed_size_and_quiet_zone(png: &str, dpi: f32, payloads: &[&str], la
         payloads.len(),
         "{language}: rqrr finds every symbol"
     );
+    let mut sides_mm = Vec::new();
     for grid in grids {
         let (meta, content) = grid.decode().unwrap();
         assert!(
@@ -334,6 +335,7 @@ fn assert_printed_size_and_quiet_zone(png: &str, dpi: f32, payloads: &[&str], la
             printed_mm >= 35.0,
             "{language}: QR printed {printed_mm:.1} mm wide"
         );
+        sides_mm.push(printed_mm);
         // The quiet zone: a band 4 modules wide on every side is white (the band starts 2 px out, past
         // the anti-aliased edge of the outermost modules).
         let qz = (4.0 * px_per_module) as i32 - 1;
@@ -348,6 +350,14 @@ fn assert_printed_size_and_quiet_zone(png: &str, dpi: f32, payloads: &[&str], la
             }
         }
     }
+    // The codes print at one size whatever their versions (measured here to a pixel or two).
+    let (small, large) = sides_mm
+        .iter()
+        .fold((f32::MAX, 0.0f32), |(s, l), &v| (s.min(v), l.max(v)));
+    assert!(
+        large <= small * 1.01,
+        "{language}: QR codes printed {sides_mm:.1?} mm wide"
+    );
 }
 
 /// Both QR codes read back from the PDF file itself, without rendering the page as a viewer does: by

@@ -104,9 +104,13 @@ fn stream<'a>(pdf: &'a [u8], id: &str, max: u64) -> Result<(&'a [u8], Vec<u8>)> 
     let mut data = body.get(start + b"stream".len()..).unwrap_or_default();
     data = data.strip_prefix(b"\r").unwrap_or(data);
     data = data.strip_prefix(b"\n").unwrap_or(data);
-    let end = find(data, b"endstream").unwrap_or(data.len());
-    let data = data.get(..end).unwrap_or_default();
     let dictionary = body.get(..start).unwrap_or_default();
+    // Its `/Length` when it has one (binary data may hold the bytes "endstream"), else up to the keyword.
+    let end = dictionary_int(dictionary, b"/Length")
+        .filter(|&n| n <= data.len())
+        .or_else(|| find(data, b"endstream"))
+        .unwrap_or(data.len());
+    let data = data.get(..end).unwrap_or_default();
     if find(dictionary, b"/FlateDecode").is_none() {
         return Ok((dictionary, data.to_vec()));
     }
@@ -123,22 +127,25 @@ fn stream<'a>(pdf: &'a [u8], id: &str, max: u64) -> Result<(&'a [u8], Vec<u8>)> 
     Ok((dictionary, out))
 }
 
-/// The whole number after `key` in a dictionary (`/Width 500`).
+/// The whole number after `key` in a dictionary (`/Width 500`; `/Length` and not `/Length1`).
 fn dictionary_int(dictionary: &[u8], key: &[u8]) -> Option<usize> {
-    let at = find(dictionary, key)?;
-    let rest = dictionary.get(at + key.len()..)?;
-    // `/Width` and not `/Widths`.
-    if rest.first().is_some_and(u8::is_ascii_alphabetic) {
-        return None;
+    let mut from = 0;
+    while let Some(at) = dictionary.get(from..).and_then(|d| find(d, key)) {
+        let rest = dictionary.get(from + at + key.len()..)?;
+        from += at + key.len();
+        if !rest.first().is_some_and(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let digits: String = rest
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace())
+            .take_while(|b| b.is_ascii_digit())
+            .take(9)
+            .map(|&b| char::from(b))
+            .collect();
+        return digits.parse().ok();
     }
-    let digits: String = rest
-        .iter()
-        .skip_while(|b| b.is_ascii_whitespace())
-        .take_while(|b| b.is_ascii_digit())
-        .take(9)
-        .map(|&b| char::from(b))
-        .collect();
-    digits.parse().ok()
+    None
 }
 
 /// The page's XObjects by resource name: `/XObject<</Q1 16 0 R …>>`.
@@ -597,8 +604,21 @@ mod tests {
             .iter()
             .all(|&(x, y)| ((3..9).contains(&x) && (15..21).contains(&y))
                 || ((9..15).contains(&x) && (21..27).contains(&y))));
+        // Its samples are read by the stream's /Length: binary samples may spell "endstream".
+        let binary = replace(
+            pdf,
+            b"BitsPerComponent 1>>stream\n\x40\x80",
+            b"BitsPerComponent 1/Length 2>>stream\n\x40\x80endstream",
+        );
+        assert_eq!(rasterise(&binary).unwrap(), image);
         // A mask that claims more pixels than its stream holds is refused.
-        let short = String::from_utf8_lossy(pdf).replace("Width 2/Height 2", "Width 2/Height 9");
-        assert!(rasterise(short.as_bytes()).is_err());
+        let short = replace(pdf, b"Width 2/Height 2", b"Width 2/Height 9");
+        assert!(rasterise(&short).is_err());
+    }
+
+    /// `data` with the first `from` replaced by `to`.
+    fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = find(data, from).unwrap();
+        [&data[..at], to, &data[at + from.len()..]].concat()
     }
 }

@@ -225,9 +225,10 @@ fn qr_symbols<'a>(items: &'a [Item<'a>]) -> impl Iterator<Item = &'a qr::QrSymbo
     })
 }
 
-/// The image XObject of a QR symbol (dictionary entries, compressed samples): a stencil mask
-/// (`/ImageMask`, sample 0 = a dark module, painted), one pixel per module, the quiet zone included; a few
-/// hundred bytes compressed where its ~1,500 module rectangles took over ten kilobytes.
+/// The image XObject of a QR symbol (dictionary entries, samples): a stencil mask (`/ImageMask`, sample
+/// 0 = a dark module, painted), one pixel per module, the quiet zone included; about 2 kB where its
+/// ~1,500 module rectangles took over ten. Not compressed: deflate gains 6 % on a QR code's samples, and
+/// resetting the compressor alone costs more instructions than the rest of the image.
 ///
 /// Why this form (each tried; rendered with poppler at 150, 200 and 300 dpi, scanned with zbar and
 /// rqrr): poppler paints a stencil mask enlarged sharp, one device pixel taking one module's colour,
@@ -237,14 +238,14 @@ fn qr_symbols<'a>(items: &'a [Item<'a>]) -> impl Iterator<Item = &'a qr::QrSymbo
 /// `/BitsPerComponent 1`, optional for a mask, is written for pypdf (the independent checker's PDF
 /// reader), which refuses a mask without it ("unrecognized image mode"). `/Interpolate false` asks other
 /// viewers not to smooth.
-fn qr_image(code: &qr::QrSymbol) -> Result<(Vec<u8>, Vec<u8>)> {
+fn qr_image(code: &qr::QrSymbol) -> (Vec<u8>, Vec<u8>) {
     let bitmap = qr::bitmap(code, 1);
     let mut dict = b"/Type/XObject/Subtype/Image/Width ".to_vec();
     int(&mut dict, bitmap.side as u64);
     dict.extend_from_slice(b"/Height ");
     int(&mut dict, bitmap.side as u64);
     dict.extend_from_slice(b"/ImageMask true/BitsPerComponent 1/Interpolate false");
-    Ok((dict, deflate(&bitmap.pixels)?))
+    (dict, bitmap.pixels)
 }
 
 /// A PDF text string: literal when it is printable ASCII, else UTF-16BE with a byte order mark.
@@ -330,10 +331,17 @@ impl File {
 
     /// A stream object whose data is already compressed; `dict` goes inside its dictionary.
     fn flate_stream(&mut self, id: usize, dict: &[u8], data: &[u8]) {
+        let mut flate = dict.to_vec();
+        flate.extend_from_slice(b"/Filter/FlateDecode");
+        self.stream(id, &flate, data);
+    }
+
+    /// A stream object; `dict` goes inside its dictionary.
+    fn stream(&mut self, id: usize, dict: &[u8], data: &[u8]) {
         self.begin(id);
         self.out.extend_from_slice(b"<<");
         self.out.extend_from_slice(dict);
-        self.out.extend_from_slice(b"/Filter/FlateDecode/Length ");
+        self.out.extend_from_slice(b"/Length ");
         int(&mut self.out, data.len() as u64);
         self.out.extend_from_slice(b">>\nstream\n");
         self.out.extend_from_slice(data);
@@ -355,9 +363,7 @@ pub(super) fn document(
     info: &Info<'_>,
 ) -> Result<Vec<u8>> {
     let content = deflate(&page_content(items, fonts)?)?;
-    let images = qr_symbols(items)
-        .map(qr_image)
-        .collect::<Result<Vec<_>>>()?;
+    let images: Vec<_> = qr_symbols(items).map(qr_image).collect();
     // The images follow the fonts.
     let first_image = FIXED_OBJECTS + 1 + OBJECTS_PER_FONT * fonts.len();
     let mut f = File {
@@ -484,7 +490,7 @@ pub(super) fn document(
         f.flate_stream(id + 4, b"", &deflate(&to_unicode(map))?);
     }
     for (i, (dict, data)) in images.iter().enumerate() {
-        f.flate_stream(first_image + i, dict, data);
+        f.stream(first_image + i, dict, data);
     }
 
     let xref = f.out.len();

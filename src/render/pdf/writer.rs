@@ -10,7 +10,8 @@
 //! Each QR code is one image XObject (`/Q1`, `/Q2`): a 1-bit stencil mask, one pixel per module, quiet
 //! zone included, module for module the symbol (see [`qr_image`] for why this form), on a white square.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::deflate::deflate;
 use super::fonts::{Embedded, FontKey};
@@ -305,6 +306,30 @@ fn to_unicode(mut map: Vec<(u16, &str)>) -> Vec<u8> {
     out
 }
 
+/// Distinct `/ToUnicode` maps kept compressed at most; the cache starts again when it is full.
+const TO_UNICODE_ENTRIES: usize = 256;
+
+/// A `/ToUnicode` map compressed, once per distinct map: documents printing the same glyphs (every
+/// Latin-only certificate, labels and ASCII values) share it, and compressing even a small stream costs
+/// a compressor reset, several hundred thousand instructions. Keyed by the map itself, so a hit is exact.
+fn compressed_to_unicode(map: Vec<u8>) -> Result<Arc<Vec<u8>>> {
+    /// Uncompressed map → compressed.
+    type Cache = HashMap<Vec<u8>, Arc<Vec<u8>>>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let poisoned = || Error::Internal("ToUnicode cache poisoned".into());
+    if let Some(hit) = cache.lock().map_err(|_| poisoned())?.get(&map) {
+        return Ok(Arc::clone(hit));
+    }
+    let compressed = Arc::new(deflate(&map)?);
+    let mut cache = cache.lock().map_err(|_| poisoned())?;
+    if cache.len() >= TO_UNICODE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(map, Arc::clone(&compressed));
+    Ok(compressed)
+}
+
 /// The file being written: the bytes so far and where each object starts.
 struct File {
     out: Vec<u8>,
@@ -487,7 +512,7 @@ pub(super) fn document(
             .filter(|g| g.font == font.key && !g.text.is_empty())
             .map(|g| (e.gid(g.gid), g.text.as_str()))
             .collect();
-        f.flate_stream(id + 4, b"", &deflate(&to_unicode(map))?);
+        f.flate_stream(id + 4, b"", &compressed_to_unicode(to_unicode(map))?);
     }
     for (i, (dict, data)) in images.iter().enumerate() {
         f.stream(first_image + i, dict, data);

@@ -277,11 +277,13 @@ impl<'a> Layout<'a> {
                         Some(match dates.valid_until {
                             Some(until) => format!(
                                 "{} {} {}",
-                                iso(dates.valid_from),
+                                ltr(&iso(dates.valid_from)),
                                 l.validity_to,
-                                iso(until)
+                                ltr(&iso(until))
                             ),
-                            None => format!("{} {}", l.validity_from, iso(dates.valid_from)),
+                            None => {
+                                format!("{} {}", l.validity_from, ltr(&iso(dates.valid_from)))
+                            }
                         }),
                     ),
                     (&l.issued, Some(iso(dates.issued))),
@@ -349,21 +351,15 @@ impl<'a> Layout<'a> {
         // Right below the data, so no empty band separates them from it.
         let qr_top = y + 12.0;
         let slot_x = |i: usize| left + (right - left - total) / 2.0 + i as f32 * (side + gap);
-        let placed: Vec<(f32, f32, f32)> = qrs
-            .iter()
-            .enumerate()
-            .map(|(i, q)| place_qr(q.symbol, slot_x(i), qr_top, side))
-            .collect();
-        // At the top of the space left, right under the data (no empty band above the codes); the labels
-        // on one line under the largest.
-        let snap = |v: f32| (v / PIXEL_GRID_PT).round() * PIXEL_GRID_PT;
+        let sides = qr_sides(qrs.iter().map(|q| q.symbol.width()), side);
+        // At the top of the space left, right under the data (no empty band above the codes), centred in
+        // their slots; the labels on one line under the largest.
         let top = snap(qr_top);
-        let tallest = placed.iter().map(|p| p.2).fold(0.0, f32::max);
-        for (i, (q, &(qx, _, qside))) in qrs.iter().zip(&placed).enumerate() {
-            let code = q.symbol;
+        let tallest = sides.iter().copied().fold(0.0, f32::max);
+        for (i, (q, &qside)) in qrs.iter().zip(&sides).enumerate() {
             page.items.push(Item::Qr {
-                code,
-                x: qx,
+                code: q.symbol,
+                x: snap(slot_x(i) + (side - qside) / 2.0),
                 y: height - (top + qside),
                 side: qside,
             });
@@ -530,25 +526,47 @@ impl<'a> Layout<'a> {
     }
 }
 
-/// Where a QR goes inside its square slot (left, top from the page top, side): the largest whole multiple
-/// of [`PIXEL_GRID_PT`] per module that fits and keeps it [`MIN_QR_MM`] wide, snapped to the grid; the
-/// exact fit when no multiple does.
-fn place_qr(code: &qr::QrSymbol, slot_x: f32, slot_top: f32, slot: f32) -> (f32, f32, f32) {
-    let modules = (code.width() + 2 * qr::QUIET_ZONE_MODULES as usize) as f32;
-    let fit = slot / modules;
-    let snapped = (fit / PIXEL_GRID_PT).floor() * PIXEL_GRID_PT;
-    let snap = |v: f32| (v / PIXEL_GRID_PT).round() * PIXEL_GRID_PT;
-    if snapped > 0.0 && snapped * modules >= mm(MIN_QR_MM) {
-        let side = snapped * modules;
-        // Centred across, on the slot's bottom edge so the labels below line up.
-        (
-            snap(slot_x + (slot - side) / 2.0),
-            snap(slot_top + slot - side),
-            side,
-        )
-    } else {
-        (slot_x, slot_top, fit * modules)
+/// `v` on the [`PIXEL_GRID_PT`] grid.
+fn snap(v: f32) -> f32 {
+    (v / PIXEL_GRID_PT).round() * PIXEL_GRID_PT
+}
+
+/// Finer grids a module size may sit on when [`PIXEL_GRID_PT`] is too coarse for it: whole pixels at 200,
+/// 300 and 600 dpi (0.72 pt), at 150, 300 and 600 dpi (0.48 pt), at 300 and 600 dpi (0.24 pt).
+const FINER_GRIDS_PT: [f32; 3] = [
+    PIXEL_GRID_PT / 2.0,
+    PIXEL_GRID_PT / 3.0,
+    PIXEL_GRID_PT / 6.0,
+];
+/// How far a symbol's printed side may differ from the others' so its modules sit on a pixel grid.
+const SIDE_TOLERANCE: f32 = 0.005;
+
+/// The printed side (points, quiet zone included) of each QR of `widths` modules (without the quiet
+/// zone) in square slots of `slot` points: all the same side, so the codes look alike whatever their
+/// versions. The symbol with the most modules sets it: the largest whole multiple of [`PIXEL_GRID_PT`]
+/// per module that fits and keeps it [`MIN_QR_MM`] wide. Each other symbol takes the module size on the
+/// coarsest grid (that one, then [`FINER_GRIDS_PT`]) that comes within [`SIDE_TOLERANCE`] of that side,
+/// or exactly that side. When no multiple fits, every symbol fills the slot exactly.
+fn qr_sides(widths: impl Iterator<Item = usize> + Clone, slot: f32) -> Vec<f32> {
+    let modules = |w: usize| (w + 2 * qr::QUIET_ZONE_MODULES as usize) as f32;
+    let most = widths.clone().map(modules).fold(0.0, f32::max);
+    let snapped = (slot / most / PIXEL_GRID_PT).floor() * PIXEL_GRID_PT;
+    if !(snapped > 0.0 && snapped * most >= mm(MIN_QR_MM)) {
+        return widths.map(|_| slot).collect();
     }
+    let side = snapped * most;
+    widths
+        .map(|w| {
+            let n = modules(w);
+            std::iter::once(PIXEL_GRID_PT)
+                .chain(FINER_GRIDS_PT)
+                .map(|grid| (side / n / grid).round() * grid * n)
+                .find(|&s| {
+                    (s - side).abs() <= SIDE_TOLERANCE * side && s <= slot && s >= mm(MIN_QR_MM)
+                })
+                .unwrap_or(side)
+        })
+        .collect()
 }
 
 /// A national label with its English beside it ("Nom / Name"), or alone when there is no English to add
@@ -574,10 +592,51 @@ fn iso(d: time::Date) -> String {
     FhirDate::Full(d).to_string()
 }
 
+/// `s` as a left-to-right isolate (U+2066 … U+2069), for a date printed in a line with words of the
+/// label's language: beside an Arabic word the bidi algorithm makes digits Arabic numbers, which a hyphen
+/// does not join, and "2022-04-05" would be drawn "05-04-2022". The isolate keeps it left to right
+/// whatever surrounds it; the two marks draw nothing (`text::shape_line` skips them).
+fn ltr(s: &str) -> String {
+    format!("\u{2066}{s}\u{2069}")
+}
+
 /// "Switzerland (CHE)": the English short name from ISO 3166-1 with the code a border officer can check.
 fn country_text(country: crate::domain::Country) -> String {
     match crate::codes::iso3166::name_alpha3(country.alpha3()) {
         Some(name) => format!("{name} ({})", country.alpha3()),
         None => country.alpha3().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_codes_print_at_one_size_whatever_their_versions() {
+        // Slots from the smallest that fits a 35 mm code to the largest, and every pair of versions a
+        // certificate can carry (DDCC about 26, EU DCC about 18 in the pipeline).
+        let widths = (10..=40).map(|v: usize| 17 + 4 * v);
+        for slot in [mm(MIN_QR_MM), 140.0, 180.0, 200.0, 215.0, mm(MAX_QR_MM)] {
+            for a in widths.clone() {
+                for b in widths.clone() {
+                    let sides = qr_sides([a, b].into_iter(), slot);
+                    let (small, large) = (sides[0].min(sides[1]), sides[0].max(sides[1]));
+                    assert!(
+                        large <= small * 1.01,
+                        "{a} and {b} modules in {slot} pt: {sides:?}"
+                    );
+                    assert!(small >= mm(MIN_QR_MM) - 1e-3, "{sides:?}");
+                    assert!(large <= slot + 1e-3, "{sides:?}");
+                }
+            }
+        }
+        // The pipeline's pair on A4: the larger symbol's module is 1.44 pt (whole pixels at 150 and 200
+        // dpi), the smaller one's 1.92 pt (whole pixels at 150, 300 and 600 dpi).
+        let (ddcc, dcc) = (17 + 4 * 26, 17 + 4 * 18);
+        let sides = qr_sides([ddcc, dcc].into_iter(), mm(80.0));
+        let module = |side: f32, w: usize| side / (w + 8) as f32;
+        assert!((module(sides[0], ddcc) - 1.44).abs() < 1e-4, "{sides:?}");
+        assert!((module(sides[1], dcc) - 1.92).abs() < 1e-4, "{sides:?}");
     }
 }

@@ -62,19 +62,32 @@ pub(super) fn shape_line(text: &str, bold: bool, size: f32) -> Result<Line> {
     })
 }
 
+/// The bidi formatting characters (embeddings, overrides, isolates, marks): they steer the ordering
+/// (unicode-bidi reads them) and draw nothing, so no glyph, not even .notdef, is shaped for them.
+fn is_bidi_format(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Splits `range` of `text` into pieces of one font each. A character stays in the current piece's font
 /// when that font has it (so spaces, digits and marks do not break an Arabic or CJK word); otherwise the
-/// first font of the fallback chain that has it starts a new piece.
+/// first font of the fallback chain that has it starts a new piece. Bidi formatting characters are left
+/// out: the piece ends before one and the next starts after it.
 fn font_runs(text: &str, range: Range<usize>, bold: bool) -> Result<Vec<(FontKey, Range<usize>)>> {
     let chain = FontKey::fallback_chain(bold);
     let mut out: Vec<(FontKey, Range<usize>)> = Vec::new();
     let Some(slice) = text.get(range.clone()) else {
         return Ok(out);
     };
+    // Whether the last piece may grow (no formatting character since it ended).
+    let mut open = false;
     for (i, c) in slice.char_indices() {
         let at = range.start + i;
         let end = at + c.len_utf8();
-        if let Some((font, r)) = out.last_mut() {
+        if is_bidi_format(c) {
+            open = false;
+            continue;
+        }
+        if let Some((font, r)) = out.last_mut().filter(|_| open) {
             if face(*font)?.glyph_index(c).is_some() {
                 r.end = end;
                 continue;
@@ -88,9 +101,10 @@ fn font_runs(text: &str, range: Range<usize>, bold: bool) -> Result<Vec<(FontKey
             }
         }
         match out.last_mut() {
-            Some((font, r)) if *font == chosen => r.end = end,
+            Some((font, r)) if open && *font == chosen => r.end = end,
             _ => out.push((chosen, at..end)),
         }
+        open = true;
     }
     Ok(out)
 }
@@ -225,6 +239,32 @@ mod tests {
             Some("\u{0633}")
         );
         assert!(line.width > 0.0);
+    }
+
+    #[test]
+    fn an_isolated_date_stays_left_to_right_in_a_right_to_left_line() {
+        // The Arabic validity line: "2021-04-05 إلى 2022-04-05", each date a left-to-right isolate. The
+        // line is right to left, so the second date is drawn leftmost; inside each date the glyphs run
+        // left to right, 2,0,2,2,-,0,4,-,0,5 (without the isolates: 0,5,-,0,4,-,2,0,2,2).
+        let line = shape_line(
+            "\u{2066}2021-04-05\u{2069} \u{0625}\u{0644}\u{0649} \u{2066}2022-04-05\u{2069}",
+            false,
+            10.0,
+        )
+        .unwrap();
+        let visual: String = line.glyphs.iter().map(|g| g.text.as_str()).collect();
+        assert!(visual.starts_with("2022-04-05 "), "{visual:?}");
+        assert!(visual.ends_with(" 2021-04-05"), "{visual:?}");
+        // Drawn left to right: each glyph right of the one before it, except inside the Arabic word.
+        let date: Vec<&Glyph> = line.glyphs.iter().take(10).collect();
+        assert!(date.windows(2).all(|w| w[0].x < w[1].x));
+        // The isolates draw nothing: no glyph for them, no .notdef, and no text of theirs to copy.
+        assert!(line.glyphs.iter().all(|g| g.gid != 0), "no .notdef glyph");
+        assert!(!visual.contains(['\u{2066}', '\u{2069}']));
+        let date_glyphs = line.glyphs.iter().filter(|g| {
+            !g.text.is_empty() && g.text.chars().all(|c| c.is_ascii_digit() || c == '-')
+        });
+        assert_eq!(date_glyphs.count(), 20);
     }
 
     #[test]

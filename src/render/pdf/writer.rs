@@ -6,8 +6,12 @@
 //! Fonts are `/Type0` with `/Identity-H` encoding (a 2-byte code per glyph: its id in the embedded
 //! subset) over a `/CIDFontType2` descendant with `/CIDToGIDMap /Identity`, and a `/ToUnicode` map from
 //! each glyph to the text of its cluster, so text extraction gives back what was typed.
+//!
+//! Each QR code is one image XObject (`/Q1`, `/Q2`): a 1-bit stencil mask, one pixel per module, quiet
+//! zone included, module for module the symbol (see [`qr_image`] for why this form), on a white square.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::deflate::deflate;
 use super::fonts::{Embedded, FontKey};
@@ -81,7 +85,8 @@ fn hex4(out: &mut Vec<u8>, v: u16) {
 
 /// The page content stream (uncompressed).
 pub(super) fn page_content(items: &[Item<'_>], fonts: &[PageFont]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(128 * 1024);
+    let mut out = Vec::with_capacity(16 * 1024);
+    let mut qrs = 0;
     for item in items {
         match item {
             Item::Text { line, x, y, grey } => text(&mut out, line, *x, *y, *grey, fonts)?,
@@ -96,7 +101,10 @@ pub(super) fn page_content(items: &[Item<'_>], fonts: &[PageFont]) -> Result<Vec
                 pos(&mut out, *y);
                 out.extend_from_slice(b" l\nS\n");
             }
-            Item::Qr { code, x, y, side } => qr_symbol(&mut out, code, *x, *y, *side),
+            Item::Qr { x, y, side, .. } => {
+                qrs += 1;
+                qr_image_use(&mut out, qrs, *x, *y, *side);
+            }
         }
     }
     Ok(out)
@@ -193,77 +201,52 @@ fn text(
     Ok(())
 }
 
-/// The QR as one filled path of module rectangles, in a coordinate system of one unit per module (so
-/// every number is a small integer), on a white square that includes the quiet zone. A run of dark
-/// modules in a row is one rectangle, and a run repeated exactly in the rows below it extends that
-/// rectangle downwards. Adjacent rectangles of one fill leave no hairline seams.
-fn qr_symbol(out: &mut Vec<u8>, code: &qr::QrSymbol, x: f32, y: f32, side: f32) {
-    let qz = qr::QUIET_ZONE_MODULES as usize;
-    let total = code.width() + 2 * qz;
-    let module = side / total as f32;
+/// Draws the `n`th QR image (`/Q<n>`) on a white square of `side` points at (`x`, `y`), its lower left
+/// corner as placed, on the pixel grid where it was snapped to one. The mask paints the dark modules in
+/// the fill colour (black) and leaves the rest of the square white.
+fn qr_image_use(out: &mut Vec<u8>, n: usize, x: f32, y: f32, side: f32) {
     out.extend_from_slice(b"q\n");
-    num(out, module, 4);
+    num(out, side, 4);
     out.extend_from_slice(b" 0 0 ");
-    num(out, module, 4);
-    // The corner as placed, on the pixel grid where it was snapped to one.
+    num(out, side, 4);
     out.push(b' ');
     num(out, x, 4);
     out.push(b' ');
     num(out, y, 4);
-    out.extend_from_slice(b" cm\n1 g\n0 0 ");
-    int(out, total as u64);
-    out.push(b' ');
-    int(out, total as u64);
-    out.extend_from_slice(b" re\nf\n0 g\n");
-    // Rectangles still growing downwards: (first column, length, first row).
-    let mut open: Vec<(usize, usize, usize)> = Vec::new();
-    let mut next: Vec<(usize, usize, usize)> = Vec::new();
-    let emit = |out: &mut Vec<u8>, (start, len, first): (usize, usize, usize), end: usize| {
-        // Rows count down from the top; PDF y counts up from the bottom.
-        let bottom = total - (qz + end);
-        int(out, (qz + start) as u64);
-        out.push(b' ');
-        int(out, bottom as u64);
-        out.push(b' ');
-        int(out, len as u64);
-        out.push(b' ');
-        int(out, (end - first) as u64);
-        out.extend_from_slice(b" re\n");
-    };
-    // Rectangles that did not continue into `row`: closed there; the continued ones stay open.
-    let end_row =
-        |out: &mut Vec<u8>, open: &mut Vec<_>, next: &mut Vec<_>, i: usize, row: usize| {
-            for &o in open.get(i..).unwrap_or_default() {
-                emit(out, o, row);
-            }
-            std::mem::swap(open, next);
-            next.clear();
-        };
-    // `i`: the first open rectangle not yet matched against the current row's runs.
-    let (mut row, mut i) = (0, 0);
-    for (run_row, start, len) in code.dark_runs() {
-        while row < run_row {
-            end_row(out, &mut open, &mut next, i, row);
-            (row, i) = (row + 1, 0);
-        }
-        // Open rectangles that end before this run cannot continue: close them.
-        while let Some(&o) = open.get(i).filter(|o| o.0 < start) {
-            emit(out, o, row);
-            i += 1;
-        }
-        match open.get(i) {
-            Some(&o) if o.0 == start && o.1 == len => {
-                next.push(o);
-                i += 1;
-            }
-            _ => next.push((start, len, row)),
-        }
-    }
-    end_row(out, &mut open, &mut next, i, row);
-    for &o in &open {
-        emit(out, o, row + 1);
-    }
-    out.extend_from_slice(b"f\nQ\n");
+    out.extend_from_slice(b" cm\n1 g\n0 0 1 1 re\nf\n0 g\n/Q");
+    int(out, n as u64);
+    out.extend_from_slice(b" Do\nQ\n");
+}
+
+/// The QR symbols of the page, in the order they are drawn (`/Q1`, `/Q2`).
+fn qr_symbols<'a>(items: &'a [Item<'a>]) -> impl Iterator<Item = &'a qr::QrSymbol> {
+    items.iter().filter_map(|item| match item {
+        Item::Qr { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+/// The image XObject of a QR symbol (dictionary entries, samples): a stencil mask (`/ImageMask`, sample
+/// 0 = a dark module, painted), one pixel per module, the quiet zone included; about 2 kB where its
+/// ~1,500 module rectangles took over ten. Not compressed: deflate gains 6 % on a QR code's samples, and
+/// resetting the compressor alone costs more instructions than the rest of the image.
+///
+/// Why this form (each tried; rendered with poppler at 150, 200 and 300 dpi, scanned with zbar and
+/// rqrr): poppler paints a stencil mask enlarged sharp, one device pixel taking one module's colour,
+/// at any module size. A 1-bit `/DeviceGray` image it smooths (bilinear) whenever it enlarges it less than
+/// 4×, whatever its `/Interpolate`, and shrinks it by averaging: at one pixel per module rqrr fails at
+/// 150 dpi, and at 2–12 pixels per module every choice fails at one of the three resolutions. The
+/// `/BitsPerComponent 1`, optional for a mask, is written for pypdf (the independent checker's PDF
+/// reader), which refuses a mask without it ("unrecognized image mode"). `/Interpolate false` asks other
+/// viewers not to smooth.
+fn qr_image(code: &qr::QrSymbol) -> (Vec<u8>, Vec<u8>) {
+    let bitmap = qr::bitmap(code, 1);
+    let mut dict = b"/Type/XObject/Subtype/Image/Width ".to_vec();
+    int(&mut dict, bitmap.side as u64);
+    dict.extend_from_slice(b"/Height ");
+    int(&mut dict, bitmap.side as u64);
+    dict.extend_from_slice(b"/ImageMask true/BitsPerComponent 1/Interpolate false");
+    (dict, bitmap.pixels)
 }
 
 /// A PDF text string: literal when it is printable ASCII, else UTF-16BE with a byte order mark.
@@ -323,6 +306,30 @@ fn to_unicode(mut map: Vec<(u16, &str)>) -> Vec<u8> {
     out
 }
 
+/// Distinct `/ToUnicode` maps kept compressed at most; the cache starts again when it is full.
+const TO_UNICODE_ENTRIES: usize = 256;
+
+/// A `/ToUnicode` map compressed, once per distinct map: documents printing the same glyphs (every
+/// Latin-only certificate, labels and ASCII values) share it, and compressing even a small stream costs
+/// a compressor reset, several hundred thousand instructions. Keyed by the map itself, so a hit is exact.
+fn compressed_to_unicode(map: Vec<u8>) -> Result<Arc<Vec<u8>>> {
+    /// Uncompressed map → compressed.
+    type Cache = HashMap<Vec<u8>, Arc<Vec<u8>>>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let poisoned = || Error::Internal("ToUnicode cache poisoned".into());
+    if let Some(hit) = cache.lock().map_err(|_| poisoned())?.get(&map) {
+        return Ok(Arc::clone(hit));
+    }
+    let compressed = Arc::new(deflate(&map)?);
+    let mut cache = cache.lock().map_err(|_| poisoned())?;
+    if cache.len() >= TO_UNICODE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(map, Arc::clone(&compressed));
+    Ok(compressed)
+}
+
 /// The file being written: the bytes so far and where each object starts.
 struct File {
     out: Vec<u8>,
@@ -349,10 +356,17 @@ impl File {
 
     /// A stream object whose data is already compressed; `dict` goes inside its dictionary.
     fn flate_stream(&mut self, id: usize, dict: &[u8], data: &[u8]) {
+        let mut flate = dict.to_vec();
+        flate.extend_from_slice(b"/Filter/FlateDecode");
+        self.stream(id, &flate, data);
+    }
+
+    /// A stream object; `dict` goes inside its dictionary.
+    fn stream(&mut self, id: usize, dict: &[u8], data: &[u8]) {
         self.begin(id);
         self.out.extend_from_slice(b"<<");
         self.out.extend_from_slice(dict);
-        self.out.extend_from_slice(b"/Filter/FlateDecode/Length ");
+        self.out.extend_from_slice(b"/Length ");
         int(&mut self.out, data.len() as u64);
         self.out.extend_from_slice(b">>\nstream\n");
         self.out.extend_from_slice(data);
@@ -362,7 +376,7 @@ impl File {
 }
 
 /// Per font, five objects follow the fixed ones: `/Type0` font, `/CIDFontType2` descendant, font
-/// descriptor, font program, `/ToUnicode` map.
+/// descriptor, font program, `/ToUnicode` map. The QR images come last.
 const FIXED_OBJECTS: usize = 5;
 const OBJECTS_PER_FONT: usize = 5;
 
@@ -374,6 +388,9 @@ pub(super) fn document(
     info: &Info<'_>,
 ) -> Result<Vec<u8>> {
     let content = deflate(&page_content(items, fonts)?)?;
+    let images: Vec<_> = qr_symbols(items).map(qr_image).collect();
+    // The images follow the fonts.
+    let first_image = FIXED_OBJECTS + 1 + OBJECTS_PER_FONT * fonts.len();
     let mut f = File {
         out: Vec::with_capacity(
             content.len()
@@ -381,9 +398,10 @@ pub(super) fn document(
                     .iter()
                     .map(|f| f.embedded.font_file.len() + 2048)
                     .sum::<usize>()
+                + images.iter().map(|i| i.1.len() + 256).sum::<usize>()
                 + 4096,
         ),
-        offsets: Vec::with_capacity(FIXED_OBJECTS + OBJECTS_PER_FONT * fonts.len()),
+        offsets: Vec::with_capacity(FIXED_OBJECTS + OBJECTS_PER_FONT * fonts.len() + images.len()),
     };
     f.out.extend_from_slice(b"%PDF-1.3\n%\xbb\xad\xc0\xde\n");
 
@@ -417,6 +435,13 @@ pub(super) fn document(
         int(&mut f.out, i as u64 + 1);
         f.out.push(b' ');
         f.reference(FIXED_OBJECTS + 1 + i * OBJECTS_PER_FONT);
+    }
+    f.out.extend_from_slice(b">>/XObject<<");
+    for i in 0..images.len() {
+        f.out.extend_from_slice(b"/Q");
+        int(&mut f.out, i as u64 + 1);
+        f.out.push(b' ');
+        f.reference(first_image + i);
     }
     f.out.extend_from_slice(b">>>>/Contents 4 0 R>>");
     f.end();
@@ -487,7 +512,10 @@ pub(super) fn document(
             .filter(|g| g.font == font.key && !g.text.is_empty())
             .map(|g| (e.gid(g.gid), g.text.as_str()))
             .collect();
-        f.flate_stream(id + 4, b"", &deflate(&to_unicode(map))?);
+        f.flate_stream(id + 4, b"", &compressed_to_unicode(to_unicode(map))?);
+    }
+    for (i, (dict, data)) in images.iter().enumerate() {
+        f.stream(first_image + i, dict, data);
     }
 
     let xref = f.out.len();
@@ -505,9 +533,15 @@ pub(super) fn document(
         let end = at + 10;
         f.out[end - digits.len()..end].copy_from_slice(&digits);
     }
-    // A file identifier from the compressed page content: identical documents get identical files,
-    // and it says nothing the page does not.
-    let id = fingerprint(&content);
+    // A file identifier from the compressed page content and QR images: identical documents get
+    // identical files, and it says nothing the page does not.
+    let id = images.iter().fold(fingerprint(&content), |h, (_, data)| {
+        let g = fingerprint(data);
+        [
+            (h[0] ^ g[0]).wrapping_mul(0x0100_0000_01b3),
+            (h[1] ^ g[1]).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        ]
+    });
     f.out.extend_from_slice(b"trailer\n<</Size ");
     int(&mut f.out, count as u64);
     f.out.extend_from_slice(b"/Root 1 0 R/Info 5 0 R/ID[<");

@@ -14,11 +14,12 @@ mod text;
 mod writer;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use labels::{Labels, Language};
 
 use self::fonts::FontKey;
-use self::text::{shape_line, Line};
+use self::text::{shape_label, shape_line, Line};
 use super::qr;
 use crate::domain::{Code, FhirDate, VaccinationEvent};
 use crate::error::{Error, Result};
@@ -121,7 +122,7 @@ pub fn certificate_pdf(
 enum Item<'a> {
     /// `grey`: 0 black … 1 white.
     Text {
-        line: Line,
+        line: Arc<Line>,
         x: f32,
         y: f32,
         grey: f32,
@@ -312,16 +313,7 @@ impl<'a> Layout<'a> {
                     Align::Left,
                     Some(value_x - left - 6.0),
                 )?;
-                page.text(
-                    value,
-                    false,
-                    10.0,
-                    value_x,
-                    y,
-                    0.0,
-                    Align::Left,
-                    Some(value_width),
-                )?;
+                page.value(value, 10.0, value_x, y, value_width)?;
             }
         }
         y += 10.0;
@@ -434,8 +426,9 @@ impl<'a> Layout<'a> {
         ]
     }
 
-    /// Places one line of text with its baseline `top` points below the top edge. When it is wider than
-    /// `max_width` it is shaped again at a smaller size.
+    /// Places one line of the page's fixed wording (a label, heading or caption: see [`shape_label`])
+    /// with its baseline `top` points below the top edge. When it is wider than `max_width` it is shaped
+    /// again at a smaller size.
     #[allow(clippy::too_many_arguments)]
     fn text(
         &mut self,
@@ -448,13 +441,18 @@ impl<'a> Layout<'a> {
         align: Align,
         max_width: Option<f32>,
     ) -> Result<()> {
-        let mut line = shape_line(s, bold, size)?;
-        if let Some(max) = max_width {
-            if line.width > max {
-                let smaller = (size * max / line.width).max(MIN_VALUE_PT);
-                line = shape_line(s, bold, smaller)?;
-            }
-        }
+        let line = fitted(s, bold, size, max_width, shape_label)?;
+        self.place(line, x, top, grey, align)
+    }
+
+    /// Places one value: the holder's or the vaccination's data, shaped afresh and never remembered.
+    fn value(&mut self, s: &str, size: f32, x: f32, top: f32, max_width: f32) -> Result<()> {
+        let shape = |s: &str, bold, size| shape_line(s, bold, size).map(Arc::new);
+        let line = fitted(s, false, size, Some(max_width), shape)?;
+        self.place(line, x, top, 0.0, Align::Left)
+    }
+
+    fn place(&mut self, line: Arc<Line>, x: f32, top: f32, grey: f32, align: Align) -> Result<()> {
         // Right to left, the page is mirrored: what starts at x from the left ends at x from the right.
         let (x, align) = match align {
             Align::Left if self.rtl => (self.width - x, Align::Right),
@@ -569,6 +567,24 @@ fn qr_sides(widths: impl Iterator<Item = usize> + Clone, slot: f32) -> Vec<f32> 
         .collect()
 }
 
+/// `s` shaped by `shape` at `size`, or again smaller when it is wider than `max_width` (not below
+/// [`MIN_VALUE_PT`]: past that it may run over).
+fn fitted(
+    s: &str,
+    bold: bool,
+    size: f32,
+    max_width: Option<f32>,
+    shape: impl Fn(&str, bool, f32) -> Result<Arc<Line>>,
+) -> Result<Arc<Line>> {
+    let line = shape(s, bold, size)?;
+    match max_width {
+        Some(max) if line.width > max => {
+            shape(s, bold, (size * max / line.width).max(MIN_VALUE_PT))
+        }
+        _ => Ok(line),
+    }
+}
+
 /// A national label with its English beside it ("Nom / Name"), or alone when there is no English to add
 /// (an English certificate) or it reads the same ("DDCC").
 fn both(national: &str, english: Option<&str>) -> String {
@@ -611,6 +627,29 @@ fn country_text(country: crate::domain::Country) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_shaped_once_and_remembered_but_personal_data_never() {
+        let event = crate::credential::core_data_set::tests::eddie_murphy();
+        let symbol = qr::encode("HC1:TEST").unwrap();
+        let qrs = [PdfQr {
+            kind: QrKind::Who,
+            symbol: &symbol,
+        }];
+        let day = time::macros::date!(2022 - 04 - 05);
+        let dates = IssueDates {
+            issued: day,
+            valid_from: day,
+            valid_until: None,
+        };
+        let options = PdfOptions::default();
+        let first = certificate_pdf(&event, &qrs, &dates, &options).unwrap();
+        assert!(text::is_remembered(&options.labels.name), "the Name label");
+        let name = event.holder.name.to_string();
+        assert!(!text::is_remembered(&name), "the holder's name is not kept");
+        // A remembered label draws exactly what a fresh one drew.
+        assert!(certificate_pdf(&event, &qrs, &dates, &options).unwrap() == first);
+    }
 
     #[test]
     fn qr_codes_print_at_one_size_whatever_their_versions() {

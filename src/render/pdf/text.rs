@@ -32,6 +32,43 @@ pub(super) struct Line {
     pub size: f32,
 }
 
+/// Most label lines remembered by [`shape_label`]: six built-in languages' labels, each also beside
+/// English, at two or three sizes, with room for an operator's labels file.
+const MAX_REMEMBERED_LABELS: usize = 2048;
+
+/// Label lines shaped, by text, weight and size (the bits of the `f32`).
+type RememberedLabels = HashMap<(String, bool, u32), Arc<Line>>;
+static REMEMBERED_LABELS: OnceLock<Mutex<RememberedLabels>> = OnceLock::new();
+
+/// [`shape_line`] for the page's fixed wording (labels, headings, captions: never a holder's data, which is
+/// shaped afresh and not kept), remembered per text, weight and size. Every certificate in a language
+/// prints the same labels, and shaping them again was two thirds of the PDF's CPU. When full, the memory
+/// starts over, so it stays bounded whatever labels an operator configures.
+pub(super) fn shape_label(text: &str, bold: bool, size: f32) -> Result<Arc<Line>> {
+    let remembered = REMEMBERED_LABELS.get_or_init(Mutex::default);
+    let key = (text.to_owned(), bold, size.to_bits());
+    if let Some(line) = remembered.lock().ok().and_then(|r| r.get(&key).cloned()) {
+        return Ok(line);
+    }
+    let line = Arc::new(shape_line(text, bold, size)?);
+    if let Ok(mut r) = remembered.lock() {
+        if r.len() >= MAX_REMEMBERED_LABELS {
+            r.clear();
+        }
+        r.insert(key, Arc::clone(&line));
+    }
+    Ok(line)
+}
+
+/// Whether [`shape_label`] remembers a line of `text` (at any weight and size).
+#[cfg(test)]
+pub(super) fn is_remembered(text: &str) -> bool {
+    REMEMBERED_LABELS
+        .get()
+        .and_then(|r| r.lock().ok())
+        .is_some_and(|r| r.keys().any(|(t, _, _)| t == text))
+}
+
 /// Shapes `text` as one line at `size` points. Line breaks and other controls become spaces.
 pub(super) fn shape_line(text: &str, bold: bool, size: f32) -> Result<Line> {
     let text: String = text

@@ -101,6 +101,40 @@ fn stages(c: &mut Criterion) {
             })
         },
     );
+    // Throughput on every CPU: one thread per CPU, each with its own runtime, issuing its share of the
+    // iterations; criterion's time per iteration is then the wall time per certificate with all CPUs
+    // busy, and certificates per second is its inverse.
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    c.bench_function(
+        &format!("whole pipeline on {cpus} CPUs at once (wall time per certificate)"),
+        |b| {
+            b.iter_custom(|iterations| {
+                let share = iterations.div_ceil(cpus as u64);
+                let start = std::time::Instant::now();
+                std::thread::scope(|scope| {
+                    for _ in 0..cpus {
+                        scope.spawn(|| {
+                            let rt = tokio::runtime::Builder::new_current_thread()
+                                .build()
+                                .expect("runtime");
+                            for _ in 0..share {
+                                black_box(
+                                    rt.block_on(pipeline::issue_certificate(
+                                        &event, &config, &signer, now,
+                                    ))
+                                    .expect("issued"),
+                                );
+                            }
+                        });
+                    }
+                });
+                // Every thread did `share` certificates: the time per certificate of the whole run.
+                start
+                    .elapsed()
+                    .mul_f64(iterations as f64 / (share * cpus as u64) as f64)
+            })
+        },
+    );
 }
 
 criterion_group!(benches, stages);

@@ -7,11 +7,11 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 
 use crate::error::{Error, Result};
 
-/// zlib level. The page content is long runs of short, repetitive operators, which the fastest level
-/// compresses nearly as well as the default and in a fraction of the time.
+/// zlib level of the page streams. The page content is long runs of short, repetitive operators, which
+/// the fastest level compresses nearly as well as the default and in a fraction of the time.
 const LEVEL: u32 = 1;
 
-/// `data` compressed as a zlib stream.
+/// `data` compressed as a zlib stream at the fast [`LEVEL`]: for the streams made anew for every document.
 pub(super) fn deflate(data: &[u8]) -> Result<Vec<u8>> {
     thread_local! {
         static COMPRESS: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(LEVEL), true));
@@ -19,19 +19,31 @@ pub(super) fn deflate(data: &[u8]) -> Result<Vec<u8>> {
     COMPRESS.with(|c| {
         let mut c = c.borrow_mut();
         c.reset();
-        let mut out = Vec::with_capacity(data.len() / 3 + 64);
-        loop {
-            let read = usize::try_from(c.total_in()).unwrap_or(data.len());
-            let rest = data.get(read..).unwrap_or_default();
-            match c.compress_vec(rest, &mut out, FlushCompress::Finish) {
-                Ok(Status::StreamEnd) => break,
-                // The output is full (or no progress): give it room and go on.
-                Ok(Status::Ok | Status::BufError) => out.reserve(out.capacity().max(1024)),
-                Err(e) => return Err(Error::Internal(format!("PDF stream compression: {e}"))),
-            }
-        }
-        Ok(out)
+        compress(&mut c, data)
     })
+}
+
+/// `data` compressed as a zlib stream at the best level, for data compressed once and embedded in
+/// many documents (the font subsets, cached per glyph set): every byte saved is stored with every
+/// certificate, and the extra time is paid once. A fresh compressor, as this is rare.
+pub(super) fn deflate_best(data: &[u8]) -> Result<Vec<u8>> {
+    compress(&mut Compress::new(Compression::best(), true), data)
+}
+
+/// All of `data` through the (fresh or reset) compressor `c`.
+fn compress(c: &mut Compress, data: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len() / 3 + 64);
+    loop {
+        let read = usize::try_from(c.total_in()).unwrap_or(data.len());
+        let rest = data.get(read..).unwrap_or_default();
+        match c.compress_vec(rest, &mut out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => break,
+            // The output is full (or no progress): give it room and go on.
+            Ok(Status::Ok | Status::BufError) => out.reserve(out.capacity().max(1024)),
+            Err(e) => return Err(Error::Internal(format!("PDF stream compression: {e}"))),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -39,18 +51,20 @@ mod tests {
     use std::io::Read;
 
     #[test]
-    fn round_trips_through_a_zlib_decoder_and_the_compressor_is_reused() {
+    fn both_levels_round_trip_through_a_zlib_decoder_and_the_compressor_is_reused() {
         for data in [
             Vec::new(),
             b"0 0 1 1 re\n".repeat(10_000),
             (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect(),
         ] {
-            let z = super::deflate(&data).unwrap();
-            let mut back = Vec::new();
-            flate2::read::ZlibDecoder::new(&z[..])
-                .read_to_end(&mut back)
-                .unwrap();
-            assert_eq!(back, data);
+            for z in [super::deflate(&data), super::deflate_best(&data)] {
+                let z = z.unwrap();
+                let mut back = Vec::new();
+                flate2::read::ZlibDecoder::new(&z[..])
+                    .read_to_end(&mut back)
+                    .unwrap();
+                assert_eq!(back, data);
+            }
         }
     }
 }

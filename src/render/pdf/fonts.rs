@@ -213,7 +213,8 @@ fn make_embedded(key: FontKey, ids: Vec<u16>) -> Result<Embedded> {
     let subset_font = subset(&provider, &ids, &profile, CmapTarget::Unicode)
         .map_err(|e| internal("subset", &e))?;
     let bytes = without_instructions(&subset_font).map_err(|e| internal("unhint", &e))?;
-    let font_file = super::deflate::deflate(&bytes)?;
+    // Made once per glyph set and then embedded in every document with it: the best level.
+    let font_file = super::deflate::deflate_best(&bytes)?;
 
     let face = face(key)?;
     let per_em = face.units_per_em().max(1) as f32;

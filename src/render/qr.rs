@@ -672,9 +672,7 @@ pub fn bitmap(symbol: &QrSymbol, scale: usize) -> Bitmap {
     // Draw each module row's first pixel row, then copy it to the others.
     for (y, x, len) in symbol.dark_runs() {
         let row = &mut pixels[(qz + y) * scale * row_bytes..][..row_bytes];
-        for px in (qz + x) * scale..(qz + x + len) * scale {
-            row[px / 8] &= !(0x80 >> (px % 8));
-        }
+        clear_bits(row, (qz + x) * scale, (qz + x + len) * scale);
     }
     for y in 0..symbol.width {
         let first = (qz + y) * scale * row_bytes;
@@ -688,6 +686,25 @@ pub fn bitmap(symbol: &QrSymbol, scale: usize) -> Bitmap {
     }
 }
 
+/// Clears pixels `start..end` of a row (pixel 0 = the first byte's most significant bit) a byte at a
+/// time: pixel by pixel this was most of a PNG's cost.
+fn clear_bits(row: &mut [u8], start: usize, end: usize) {
+    if start >= end {
+        return;
+    }
+    let (first, last) = (start / 8, (end - 1) / 8);
+    // Bits from `start` on in the first byte, bits before `end` in the last.
+    let head = 0xffu8 >> (start % 8);
+    let tail = 0xffu8 << (7 - (end - 1) % 8);
+    if first == last {
+        row[first] &= !(head & tail);
+        return;
+    }
+    row[first] &= !head;
+    row[first + 1..last].fill(0);
+    row[last] &= !tail;
+}
+
 /// PNG of an encoded symbol: one bit per pixel, [`PNG_MODULE_PX`] px per module.
 ///
 /// Written here rather than by the `png` crate because the image's structure allows a far smaller and
@@ -695,7 +712,7 @@ pub fn bitmap(symbol: &QrSymbol, scale: usize) -> Bitmap {
 /// certificate). Every pixel row is stored unfiltered; a row equal to the one above (three in four, and
 /// the quiet zone) becomes an LZ77 match of it, and the other rows are Huffman-coded literals from the
 /// few byte values two modules make, all in one dynamic-Huffman deflate block. That is smaller than zlib
-/// level 9 and cheaper than the `png` crate's fastest mode; see [`png_deflated`]. A bitmap outside its
+/// level 9 and cheaper than the `png` crate's fastest mode. A bitmap outside its
 /// limits (none at [`PNG_MODULE_PX`]) still goes through the `png` crate.
 pub fn png_of(symbol: &QrSymbol) -> Result<Vec<u8>> {
     let bitmap = bitmap(symbol, PNG_MODULE_PX as usize);
@@ -988,7 +1005,7 @@ mod deflate {
             }
             while nodes.len() > 1 {
                 // Heaviest first, so the two lightest are popped.
-                nodes.sort_by(|a, b| b.0.cmp(&a.0));
+                nodes.sort_by_key(|node| std::cmp::Reverse(node.0));
                 let (a_weight, a) = nodes.pop()?;
                 let (b_weight, b) = nodes.pop()?;
                 for &symbol in a.iter().chain(&b) {
@@ -1645,17 +1662,23 @@ mod tests {
     #[test]
     fn the_bitmap_is_the_symbol_with_its_quiet_zone() {
         let code = encode(&real_hc1()[1]).unwrap();
-        let bitmap = bitmap(&code, 1);
         let qz = QUIET_ZONE_MODULES as usize;
-        assert_eq!(bitmap.side, code.width() + 2 * qz);
-        let row_bytes = bitmap.side.div_ceil(8);
-        for y in 0..bitmap.side {
-            for x in 0..bitmap.side {
-                let white = bitmap.pixels[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0;
-                let inside =
-                    (qz..qz + code.width()).contains(&x) && (qz..qz + code.width()).contains(&y);
-                let dark = inside && code.is_dark(x - qz, y - qz);
-                assert_eq!(white, !dark, "pixel ({x}, {y})");
+        // Scales whose module edges fall inside, at and across byte boundaries.
+        for scale in 1..=9 {
+            let bitmap = bitmap(&code, scale);
+            assert_eq!(bitmap.side, (code.width() + 2 * qz) * scale);
+            let row_bytes = bitmap.side.div_ceil(8);
+            assert_eq!(bitmap.pixels.len(), row_bytes * bitmap.side);
+            for y in 0..bitmap.side {
+                for x in 0..row_bytes * 8 {
+                    let white = bitmap.pixels[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0;
+                    let (mx, my) = (x / scale, y / scale);
+                    let inside = (qz..qz + code.width()).contains(&mx)
+                        && (qz..qz + code.width()).contains(&my);
+                    // Padding past the last pixel stays white (1) too.
+                    let dark = inside && code.is_dark(mx - qz, my - qz);
+                    assert_eq!(white, !dark, "scale {scale}, pixel ({x}, {y})");
+                }
             }
         }
     }

@@ -844,7 +844,12 @@ mod deflate {
         let literal_code = Code::new(&literal_lengths, 15)?;
         let distance_code_lengths = Code::new(&distances, 15)?;
 
-        let mut out = BitWriter::default();
+        let mut out = BitWriter {
+            // Three pixel rows in four are matches; the rest take about 2 bits a byte.
+            bytes: Vec::with_capacity(pixels.len() / 12 + 256),
+            pending: 0,
+            count: 0,
+        };
         // zlib header: deflate with a 32 KiB window, no dictionary, "fastest" level; the check bits make
         // 0x7801 a multiple of 31.
         out.bytes.extend_from_slice(&[0x78, 0x01]);
@@ -856,12 +861,14 @@ mod deflate {
             DISTANCE_EXTRA[distance_code],
         );
         let distance_rest = (distance - usize::from(DISTANCE_BASE[distance_code])) as u32;
+        // Indexed by a byte, so the compiler need not check the index in the hot loop.
+        let byte_codes: [(u32, u32); 256] = std::array::from_fn(|b| literal_code.symbol(b));
         for run in &runs {
             match *run {
                 Run::Literals(row) => {
-                    out.put_code(literal_code.symbol(0));
+                    out.put_code(byte_codes[0]);
                     for &byte in row {
-                        out.put_code(literal_code.symbol(usize::from(byte)));
+                        out.put_code(byte_codes[usize::from(byte)]);
                     }
                 }
                 Run::Repeat { bytes } => {
@@ -1050,7 +1057,6 @@ mod deflate {
     }
 
     /// Bits packed from the least significant bit of each byte on.
-    #[derive(Default)]
     struct BitWriter {
         bytes: Vec<u8>,
         pending: u64,

@@ -672,9 +672,7 @@ pub fn bitmap(symbol: &QrSymbol, scale: usize) -> Bitmap {
     // Draw each module row's first pixel row, then copy it to the others.
     for (y, x, len) in symbol.dark_runs() {
         let row = &mut pixels[(qz + y) * scale * row_bytes..][..row_bytes];
-        for px in (qz + x) * scale..(qz + x + len) * scale {
-            row[px / 8] &= !(0x80 >> (px % 8));
-        }
+        clear_bits(row, (qz + x) * scale, (qz + x + len) * scale);
     }
     for y in 0..symbol.width {
         let first = (qz + y) * scale * row_bytes;
@@ -688,26 +686,463 @@ pub fn bitmap(symbol: &QrSymbol, scale: usize) -> Bitmap {
     }
 }
 
-/// PNG of an encoded symbol: one bit per pixel, each pixel row filtered against the one above ("Up") and
-/// fdeflate's fastest compressor. The module rows repeat [`PNG_MODULE_PX`] times, so three rows in four
-/// filter to zeros, which its run-length coding takes almost for free; per-row adaptive filtering cost
-/// twice the time for 4 % fewer bytes, and zlib levels 1–6 a millisecond (20×) for 50–60 % fewer.
+/// Clears pixels `start..end` of a row (pixel 0 = the first byte's most significant bit) a byte at a
+/// time: pixel by pixel this was most of a PNG's cost.
+fn clear_bits(row: &mut [u8], start: usize, end: usize) {
+    if start >= end {
+        return;
+    }
+    let (first, last) = (start / 8, (end - 1) / 8);
+    // Bits from `start` on in the first byte, bits before `end` in the last.
+    let head = 0xffu8 >> (start % 8);
+    let tail = 0xffu8 << (7 - (end - 1) % 8);
+    if first == last {
+        row[first] &= !(head & tail);
+        return;
+    }
+    row[first] &= !head;
+    row[first + 1..last].fill(0);
+    row[last] &= !tail;
+}
+
+/// PNG of an encoded symbol: one bit per pixel, [`PNG_MODULE_PX`] px per module.
+///
+/// Written here rather than by the `png` crate because the image's structure allows a far smaller and
+/// cheaper encoding than a general compressor finds quickly (issue 19: the PNG is stored twice per
+/// certificate). Every pixel row is stored unfiltered; a row equal to the one above (three in four, and
+/// the quiet zone) becomes an LZ77 match of it, and the other rows are Huffman-coded literals from the
+/// few byte values two modules make, all in one dynamic-Huffman deflate block. That is smaller than zlib
+/// level 9 and cheaper than the `png` crate's fastest mode. A bitmap outside its
+/// limits (none at [`PNG_MODULE_PX`]) still goes through the `png` crate.
 pub fn png_of(symbol: &QrSymbol) -> Result<Vec<u8>> {
-    let Bitmap {
-        side: side_px,
-        pixels,
-    } = bitmap(symbol, PNG_MODULE_PX as usize);
-    let side = u32::try_from(side_px).map_err(|_| Error::Internal("QR PNG too large".into()))?;
-    let mut out = Vec::with_capacity(4096);
+    let bitmap = bitmap(symbol, PNG_MODULE_PX as usize);
+    let side =
+        u32::try_from(bitmap.side).map_err(|_| Error::Internal("QR PNG too large".into()))?;
+    match png_deflated(&bitmap, side) {
+        Some(png) => Ok(png),
+        None => png_by_crate(&bitmap, side),
+    }
+}
+
+/// The PNG of `bitmap` written by the `png` crate: each row filtered "Up" and compressed by fdeflate's
+/// fastest mode.
+fn png_by_crate(bitmap: &Bitmap, side: u32) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(8192);
     let mut encoder = png::Encoder::new(&mut out, side, side);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::One);
     encoder.set_compression(png::Compression::Fastest);
     let failed = |e: png::EncodingError| Error::Internal(format!("PNG encoding failed: {e}"));
     let mut writer = encoder.write_header().map_err(failed)?;
-    writer.write_image_data(&pixels).map_err(failed)?;
+    writer.write_image_data(&bitmap.pixels).map_err(failed)?;
     writer.finish().map_err(failed)?;
     Ok(out)
+}
+
+/// The PNG of a square 1-bit greyscale `bitmap` of `side` pixels with its zlib stream written here
+/// (PNG 1.2, RFC 1950, RFC 1951), or `None` if the bitmap is outside what this encoder handles (rows
+/// shorter than a match's 3 bytes or longer than its 32 KiB window, or Huffman codes that would exceed
+/// deflate's length limits, which only more distinct byte values than a QR bitmap has could cause).
+fn png_deflated(bitmap: &Bitmap, side: u32) -> Option<Vec<u8>> {
+    let zlib = deflate::zlib_of_rows(&bitmap.pixels, bitmap.side.div_ceil(8))?;
+    let mut out = Vec::with_capacity(zlib.len() + 64);
+    out.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+    let mut ihdr = [0u8; 13];
+    ihdr[..4].copy_from_slice(&side.to_be_bytes());
+    ihdr[4..8].copy_from_slice(&side.to_be_bytes());
+    // Bit depth 1, colour type 0 (greyscale); deflate, adaptive filtering (type 0 on every row), no
+    // interlace.
+    ihdr[8..].copy_from_slice(&[1, 0, 0, 0, 0]);
+    push_chunk(&mut out, b"IHDR", &ihdr);
+    push_chunk(&mut out, b"IDAT", &zlib);
+    push_chunk(&mut out, b"IEND", &[]);
+    Some(out)
+}
+
+/// One PNG chunk: length, type, data, CRC-32 of type and data.
+fn push_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+}
+
+/// A zlib stream of image rows, each with PNG filter type 0, in one dynamic-Huffman deflate block whose
+/// only back-references repeat the previous row: what a QR bitmap needs, not a general compressor.
+mod deflate {
+    /// Deflate's longest match (RFC 1951 §3.2.5).
+    const MAX_MATCH: usize = 258;
+    /// Deflate's farthest match distance.
+    const WINDOW: usize = 32_768;
+    /// Symbol 256 of the literal/length alphabet ends the block.
+    const END_OF_BLOCK: usize = 256;
+    /// Literal/length and distance alphabets' sizes.
+    const LITERAL_LENGTHS: usize = 286;
+    const DISTANCES: usize = 30;
+    /// First length of length codes 257–285, and their extra bits.
+    const LENGTH_BASE: [u16; 29] = [
+        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115,
+        131, 163, 195, 227, 258,
+    ];
+    const LENGTH_EXTRA: [u8; 29] = [
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+    ];
+    /// First distance of distance codes 0–29, and their extra bits.
+    const DISTANCE_BASE: [u16; 30] = [
+        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
+        2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+    ];
+    const DISTANCE_EXTRA: [u8; 30] = [
+        0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12,
+        13, 13,
+    ];
+    /// The order code length code lengths are sent in (§3.2.7).
+    const CODE_LENGTH_ORDER: [usize; 19] = [
+        16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+    ];
+
+    /// What one run of rows becomes: a row of literals, or `bytes` repeating the previous row.
+    enum Run<'a> {
+        Literals(&'a [u8]),
+        Repeat { bytes: usize },
+    }
+
+    /// The zlib stream of `pixels` cut in rows of `row_bytes`, each row prefixed with filter type 0.
+    pub(super) fn zlib_of_rows(pixels: &[u8], row_bytes: usize) -> Option<Vec<u8>> {
+        // A stored row is its filter byte and its pixels; a repeat copies it from one row back.
+        let distance = row_bytes + 1;
+        if !(3..=WINDOW).contains(&distance) || pixels.is_empty() {
+            return None;
+        }
+        let runs = runs(pixels, row_bytes);
+        let mut literal_lengths = [0u32; LITERAL_LENGTHS];
+        let mut distances = [0u32; DISTANCES];
+        let mut adler = Adler32::default();
+        let distance_code = code_of(&DISTANCE_BASE, distance);
+        for run in &runs {
+            match *run {
+                Run::Literals(row) => {
+                    literal_lengths[0] += 1;
+                    for &byte in row {
+                        literal_lengths[usize::from(byte)] += 1;
+                    }
+                    adler.row(row);
+                }
+                Run::Repeat { bytes } => {
+                    for length in match_lengths(bytes) {
+                        literal_lengths[257 + code_of(&LENGTH_BASE, length)] += 1;
+                        distances[distance_code] += 1;
+                    }
+                    adler.repeat_row(bytes / distance);
+                }
+            }
+        }
+        literal_lengths[END_OF_BLOCK] = 1;
+        let literal_code = Code::new(&literal_lengths, 15)?;
+        let distance_code_lengths = Code::new(&distances, 15)?;
+
+        let mut out = BitWriter {
+            // Three pixel rows in four are matches; the rest take about 2 bits a byte.
+            bytes: Vec::with_capacity(pixels.len() / 12 + 256),
+            pending: 0,
+            count: 0,
+        };
+        // zlib header: deflate with a 32 KiB window, no dictionary, "fastest" level; the check bits make
+        // 0x7801 a multiple of 31.
+        out.bytes.extend_from_slice(&[0x78, 0x01]);
+        // BFINAL = 1, BTYPE = 10 (dynamic Huffman codes).
+        out.put(0b101, 3);
+        write_code_lengths(&mut out, &literal_code, &distance_code_lengths)?;
+        let (distance_bits, distance_extra) = (
+            distance_code_lengths.symbol(distance_code),
+            DISTANCE_EXTRA[distance_code],
+        );
+        let distance_rest = (distance - usize::from(DISTANCE_BASE[distance_code])) as u32;
+        // Indexed by a byte, so the compiler need not check the index in the hot loop.
+        let byte_codes: [(u32, u32); 256] = std::array::from_fn(|b| literal_code.symbol(b));
+        for run in &runs {
+            match *run {
+                Run::Literals(row) => {
+                    out.put_code(byte_codes[0]);
+                    for &byte in row {
+                        out.put_code(byte_codes[usize::from(byte)]);
+                    }
+                }
+                Run::Repeat { bytes } => {
+                    for length in match_lengths(bytes) {
+                        let code = code_of(&LENGTH_BASE, length);
+                        out.put_code(literal_code.symbol(257 + code));
+                        let rest = (length - usize::from(LENGTH_BASE[code])) as u32;
+                        out.put(rest, u32::from(LENGTH_EXTRA[code]));
+                        out.put_code(distance_bits);
+                        out.put(distance_rest, u32::from(distance_extra));
+                    }
+                }
+            }
+        }
+        out.put_code(literal_code.symbol(END_OF_BLOCK));
+        let mut bytes = out.finish();
+        bytes.extend_from_slice(&adler.sum().to_be_bytes());
+        Some(bytes)
+    }
+
+    /// The rows as literal rows and runs of rows equal to the one before.
+    fn runs(pixels: &[u8], row_bytes: usize) -> Vec<Run<'_>> {
+        let mut runs = Vec::new();
+        let mut previous: Option<&[u8]> = None;
+        for row in pixels.chunks(row_bytes) {
+            if previous == Some(row) && row.len() == row_bytes {
+                match runs.last_mut() {
+                    Some(Run::Repeat { bytes }) => *bytes += row_bytes + 1,
+                    _ => runs.push(Run::Repeat {
+                        bytes: row_bytes + 1,
+                    }),
+                }
+            } else {
+                runs.push(Run::Literals(row));
+            }
+            previous = Some(row);
+        }
+        runs
+    }
+
+    /// Match lengths covering `bytes` (at least 3): 258 each but the last, none shorter than 3.
+    fn match_lengths(bytes: usize) -> impl Iterator<Item = usize> {
+        let mut rest = bytes;
+        std::iter::from_fn(move || {
+            let length = match rest {
+                0 => return None,
+                r if r <= MAX_MATCH => r,
+                // Leave at least 3 for the last match.
+                r => MAX_MATCH.min(r - 3),
+            };
+            rest -= length;
+            Some(length)
+        })
+    }
+
+    /// The code whose range starts at or below `value` (length or distance), the last such.
+    fn code_of(bases: &[u16], value: usize) -> usize {
+        bases.partition_point(|&base| usize::from(base) <= value) - 1
+    }
+
+    /// Sends the Huffman code lengths of both alphabets (RFC 1951 §3.2.7): runs of zeros as codes 17
+    /// and 18, themselves Huffman-coded with a code of at most 7 bits.
+    fn write_code_lengths(out: &mut BitWriter, literals: &Code, distances: &Code) -> Option<()> {
+        let used = |lengths: &[u8], at_least: usize| {
+            lengths
+                .iter()
+                .rposition(|&l| l > 0)
+                .map_or(0, |i| i + 1)
+                .max(at_least)
+        };
+        let (hlit, hdist) = (used(&literals.lengths, 257), used(&distances.lengths, 1));
+        let all: Vec<u8> = literals.lengths[..hlit]
+            .iter()
+            .chain(&distances.lengths[..hdist])
+            .copied()
+            .collect();
+        // (symbol, extra bits value, extra bits).
+        let mut items: Vec<(usize, u32, u32)> = Vec::new();
+        let mut i = 0;
+        while i < all.len() {
+            let zeros = all[i..].iter().take_while(|&&l| l == 0).count().min(138);
+            match zeros {
+                11.. => items.push((18, (zeros - 11) as u32, 7)),
+                3..=10 => items.push((17, (zeros - 3) as u32, 3)),
+                _ => {
+                    items.push((usize::from(all[i]), 0, 0));
+                    i += 1;
+                    continue;
+                }
+            }
+            i += zeros;
+        }
+        let mut frequencies = [0u32; 19];
+        for &(symbol, _, _) in &items {
+            frequencies[symbol] += 1;
+        }
+        let code_lengths = Code::new(&frequencies, 7)?;
+        let hclen = CODE_LENGTH_ORDER
+            .iter()
+            .rposition(|&s| code_lengths.lengths[s] > 0)
+            .map_or(0, |i| i + 1)
+            .max(4);
+        out.put((hlit - 257) as u32, 5);
+        out.put((hdist - 1) as u32, 5);
+        out.put((hclen - 4) as u32, 4);
+        for &symbol in &CODE_LENGTH_ORDER[..hclen] {
+            out.put(u32::from(code_lengths.lengths[symbol]), 3);
+        }
+        for (symbol, extra, extra_bits) in items {
+            out.put_code(code_lengths.symbol(symbol));
+            out.put(extra, extra_bits);
+        }
+        Some(())
+    }
+
+    /// A canonical Huffman code (RFC 1951 §3.2.2).
+    struct Code {
+        /// Bits per symbol; 0 = unused.
+        lengths: Vec<u8>,
+        /// Each symbol's code, bit-reversed: deflate sends Huffman codes most significant bit first into
+        /// a stream packed from the least significant bit.
+        codes: Vec<u16>,
+    }
+
+    impl Code {
+        /// The Huffman code of `frequencies`, or `None` if a code would be longer than `limit` bits
+        /// (never with at most `limit` + 1 symbols used). It is always complete, as zlib requires: a
+        /// lone used symbol gets a 1-bit code and an unused neighbour the other.
+        fn new(frequencies: &[u32], limit: u8) -> Option<Self> {
+            let mut lengths = vec![0u8; frequencies.len()];
+            // (weight, symbols under the node); few symbols are used, so plain vectors do.
+            let mut nodes: Vec<(u64, Vec<usize>)> = frequencies
+                .iter()
+                .enumerate()
+                .filter(|(_, &f)| f > 0)
+                .map(|(symbol, &f)| (u64::from(f), vec![symbol]))
+                .collect();
+            let mut unused = (0..frequencies.len()).filter(|&s| frequencies[s] == 0);
+            while nodes.len() < 2 {
+                nodes.push((0, vec![unused.next()?]));
+            }
+            while nodes.len() > 1 {
+                // Heaviest first, so the two lightest are popped.
+                nodes.sort_by_key(|node| std::cmp::Reverse(node.0));
+                let (a_weight, a) = nodes.pop()?;
+                let (b_weight, b) = nodes.pop()?;
+                for &symbol in a.iter().chain(&b) {
+                    lengths[symbol] += 1;
+                }
+                nodes.push((a_weight + b_weight, [a, b].concat()));
+            }
+            if lengths.iter().any(|&l| l > limit) {
+                return None;
+            }
+            let mut per_length = [0u16; 16];
+            for &l in lengths.iter().filter(|&&l| l > 0) {
+                per_length[usize::from(l)] += 1;
+            }
+            let mut next = [0u16; 16];
+            let mut code = 0u16;
+            for bits in 1..16 {
+                code = (code + per_length[bits - 1]) << 1;
+                next[bits] = code;
+            }
+            let codes = lengths
+                .iter()
+                .map(|&l| {
+                    if l == 0 {
+                        return 0;
+                    }
+                    let code = next[usize::from(l)];
+                    next[usize::from(l)] += 1;
+                    code.reverse_bits() >> (16 - l)
+                })
+                .collect();
+            Some(Self { lengths, codes })
+        }
+
+        /// The (bit-reversed code, length) of `symbol`.
+        fn symbol(&self, symbol: usize) -> (u32, u32) {
+            (
+                u32::from(self.codes[symbol]),
+                u32::from(self.lengths[symbol]),
+            )
+        }
+    }
+
+    /// Bits packed from the least significant bit of each byte on.
+    struct BitWriter {
+        bytes: Vec<u8>,
+        pending: u64,
+        count: u32,
+    }
+
+    impl BitWriter {
+        /// The low `bits` (≤ 16) bits of `value`.
+        #[inline(always)]
+        fn put(&mut self, value: u32, bits: u32) {
+            self.pending |= u64::from(value) << self.count;
+            self.count += bits;
+            if self.count >= 32 {
+                self.bytes
+                    .extend_from_slice(&(self.pending as u32).to_le_bytes());
+                self.pending >>= 32;
+                self.count -= 32;
+            }
+        }
+
+        #[inline(always)]
+        fn put_code(&mut self, (code, bits): (u32, u32)) {
+            self.put(code, bits);
+        }
+
+        /// The bytes, the last one padded with zeros.
+        fn finish(mut self) -> Vec<u8> {
+            let tail = self.count.div_ceil(8) as usize;
+            self.bytes
+                .extend_from_slice(&self.pending.to_le_bytes()[..tail]);
+            self.bytes
+        }
+    }
+
+    /// Adler-32 (RFC 1950) of the stored rows, a repeated row added from its sums rather than byte by
+    /// byte.
+    struct Adler32 {
+        a: u64,
+        b: u64,
+        /// The last row's length with its filter byte, byte sum and sum of running byte sums.
+        last: (u64, u64, u64),
+    }
+
+    impl Default for Adler32 {
+        fn default() -> Self {
+            Self {
+                a: 1,
+                b: 0,
+                last: (0, 0, 0),
+            }
+        }
+    }
+
+    const ADLER_MOD: u64 = 65_521;
+
+    impl Adler32 {
+        /// Adds the filter byte 0 and `row`.
+        fn row(&mut self, row: &[u8]) {
+            let (mut sum, mut running) = (0u64, 0u64);
+            // The filter byte adds 0 to the byte sum and 0 to the running sums.
+            for &byte in row {
+                sum += u64::from(byte);
+                running += sum;
+            }
+            self.last = (row.len() as u64 + 1, sum % ADLER_MOD, running % ADLER_MOD);
+            self.add_last();
+        }
+
+        /// Adds the last row `times` more times.
+        fn repeat_row(&mut self, times: usize) {
+            for _ in 0..times {
+                self.add_last();
+            }
+        }
+
+        /// Appending n bytes with byte sum S and running sums R: a += S, b += n·a + R.
+        fn add_last(&mut self) {
+            let (n, sum, running) = self.last;
+            self.b = (self.b + (n % ADLER_MOD) * self.a + running) % ADLER_MOD;
+            self.a = (self.a + sum) % ADLER_MOD;
+        }
+
+        fn sum(&self) -> u32 {
+            ((self.b << 16) | self.a) as u32
+        }
+    }
 }
 
 /// SVG of the symbol: one module is one user unit, so the `viewBox` spans the symbol and its quiet
@@ -1060,20 +1495,196 @@ mod tests {
         }
     }
 
+    /// Payloads whose symbols are of every version, 1 to 40 (as in the placement test above).
+    fn symbols_of_every_version() -> Vec<QrSymbol> {
+        let alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
+        let mut symbols: Vec<QrSymbol> = Vec::new();
+        for n in (1..=2420).step_by(19).chain([2420]) {
+            let text: String = alphabet.chars().cycle().skip(n % 45).take(n).collect();
+            let symbol = encode(&text).unwrap();
+            if symbols
+                .last()
+                .is_none_or(|s| s.version() != symbol.version())
+            {
+                symbols.push(symbol);
+            }
+        }
+        assert_eq!(symbols.len(), 40);
+        symbols
+    }
+
+    /// The IDAT data of a PNG (there is one IDAT chunk), after checking every chunk's CRC.
+    fn idat_of(png: &[u8]) -> Vec<u8> {
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let mut rest = &png[8..];
+        let mut idat = Vec::new();
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            let (kind, data) = (&rest[4..8], &rest[8..8 + len]);
+            let crc = u32::from_be_bytes(rest[8 + len..12 + len].try_into().unwrap());
+            let mut expected = flate2::Crc::new();
+            expected.update(&rest[4..8 + len]);
+            assert_eq!(
+                crc,
+                expected.sum(),
+                "CRC of {}",
+                String::from_utf8_lossy(kind)
+            );
+            if kind == b"IDAT" {
+                idat.extend_from_slice(data);
+            }
+            rest = &rest[12 + len..];
+        }
+        idat
+    }
+
+    fn inflate(zlib: &[u8]) -> Vec<u8> {
+        use std::io::Read as _;
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(zlib)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// Adler-32 byte by byte, as RFC 1950 §9 defines it.
+    fn adler32(data: &[u8]) -> u32 {
+        let (mut a, mut b) = (1u32, 0u32);
+        for &byte in data {
+            a = (a + u32::from(byte)) % 65_521;
+            b = (b + a) % 65_521;
+        }
+        (b << 16) | a
+    }
+
+    /// Each row with filter type 0 before it: the data the zlib stream must hold.
+    fn filtered(pixels: &[u8], row_bytes: usize) -> Vec<u8> {
+        pixels
+            .chunks(row_bytes)
+            .flat_map(|row| std::iter::once(0).chain(row.iter().copied()))
+            .collect()
+    }
+
+    #[test]
+    fn png_holds_exactly_the_bitmap_and_scans_for_every_version() {
+        let mut sizes = Vec::new();
+        for symbol in symbols_of_every_version() {
+            let v = symbol.version();
+            let expected = bitmap(&symbol, PNG_MODULE_PX as usize);
+            let row_bytes = expected.side.div_ceil(8);
+            let png = png_of(&symbol).unwrap();
+
+            // The zlib stream inflates to the unfiltered rows, with a matching Adler-32.
+            let idat = idat_of(&png);
+            let rows = inflate(&idat);
+            assert!(rows == filtered(&expected.pixels, row_bytes), "version {v}");
+            let adler = u32::from_be_bytes(idat[idat.len() - 4..].try_into().unwrap());
+            assert_eq!(adler, adler32(&rows), "version {v}");
+
+            // The png crate reads a 1-bit greyscale image of exactly the bitmap's rows.
+            let mut reader = png::Decoder::new(std::io::Cursor::new(&png))
+                .read_info()
+                .unwrap();
+            let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+            let frame = reader.next_frame(&mut pixels).unwrap();
+            assert_eq!(
+                (frame.color_type, frame.bit_depth),
+                (png::ColorType::Grayscale, png::BitDepth::One),
+            );
+            assert_eq!(frame.width as usize, expected.side);
+            assert_eq!(frame.height as usize, expected.side);
+            assert!(pixels == expected.pixels, "version {v}");
+
+            // The image crate sees the same pixels: white where the bitmap's bit is 1.
+            let luma = image::load_from_memory(&png).unwrap().to_luma8();
+            for (x, y, pixel) in luma.enumerate_pixels() {
+                let (x, y) = (x as usize, y as usize);
+                let white = expected.pixels[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0;
+                assert_eq!(
+                    pixel.0[0],
+                    if white { 255 } else { 0 },
+                    "version {v} ({x}, {y})"
+                );
+            }
+
+            // And a QR reader decodes it, at the symbol's version.
+            let (meta, _) = decode_png(&png);
+            assert_eq!(meta.version.0, v as usize);
+
+            // The `png` crate's encoding (the fallback) holds the same pixels, in more bytes.
+            let side = expected.side as u32;
+            let theirs = png_by_crate(&expected, side).unwrap();
+            let mut reader = png::Decoder::new(std::io::Cursor::new(&theirs))
+                .read_info()
+                .unwrap();
+            let mut their_pixels = vec![0; reader.output_buffer_size().unwrap()];
+            reader.next_frame(&mut their_pixels).unwrap();
+            assert!(their_pixels == expected.pixels, "version {v}");
+            assert!(png.len() < theirs.len(), "version {v}");
+            sizes.push((v, png.len(), theirs.len()));
+        }
+        println!("(version, bytes, png crate's bytes): {sizes:?}");
+    }
+
+    #[test]
+    fn deflated_rows_inflate_back_for_any_bytes_and_repeats() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1951);
+        for case in 0..300 {
+            let row_bytes = rng.gen_range(2..=120);
+            // Few distinct byte values (as in a QR bitmap) up to all 256.
+            let values: Vec<u8> = (0..[2, 4, 16, 256][case % 4]).map(|_| rng.gen()).collect();
+            let mut pixels: Vec<u8> = Vec::new();
+            for _ in 0..rng.gen_range(1..=60) {
+                // Rows repeated up to 200 times, so repeats span several 258-byte matches.
+                let repeats = if rng.gen_bool(0.3) {
+                    rng.gen_range(1..=200)
+                } else {
+                    1
+                };
+                let row: Vec<u8> = (0..row_bytes)
+                    .map(|_| values[rng.gen_range(0..values.len())])
+                    .collect();
+                for _ in 0..repeats {
+                    pixels.extend_from_slice(&row);
+                }
+            }
+            match deflate::zlib_of_rows(&pixels, row_bytes) {
+                Some(zlib) => {
+                    let rows = inflate(&zlib);
+                    assert!(rows == filtered(&pixels, row_bytes), "case {case}");
+                    let adler = u32::from_be_bytes(zlib[zlib.len() - 4..].try_into().unwrap());
+                    assert_eq!(adler, adler32(&rows), "case {case}");
+                }
+                // Only too short a row or too many distinct values for a 15-bit code.
+                None => assert!(row_bytes < 2 || values.len() > 16, "case {case}"),
+            }
+        }
+        // Rows of 1 byte cannot be matched (3 bytes at least); rows past the 32 KiB window neither.
+        assert!(deflate::zlib_of_rows(&[0xff; 10], 1).is_none());
+        assert!(deflate::zlib_of_rows(&vec![0; 32_768 * 2], 32_768).is_none());
+    }
+
     #[test]
     fn the_bitmap_is_the_symbol_with_its_quiet_zone() {
         let code = encode(&real_hc1()[1]).unwrap();
-        let bitmap = bitmap(&code, 1);
         let qz = QUIET_ZONE_MODULES as usize;
-        assert_eq!(bitmap.side, code.width() + 2 * qz);
-        let row_bytes = bitmap.side.div_ceil(8);
-        for y in 0..bitmap.side {
-            for x in 0..bitmap.side {
-                let white = bitmap.pixels[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0;
-                let inside =
-                    (qz..qz + code.width()).contains(&x) && (qz..qz + code.width()).contains(&y);
-                let dark = inside && code.is_dark(x - qz, y - qz);
-                assert_eq!(white, !dark, "pixel ({x}, {y})");
+        // Scales whose module edges fall inside, at and across byte boundaries.
+        for scale in 1..=9 {
+            let bitmap = bitmap(&code, scale);
+            assert_eq!(bitmap.side, (code.width() + 2 * qz) * scale);
+            let row_bytes = bitmap.side.div_ceil(8);
+            assert_eq!(bitmap.pixels.len(), row_bytes * bitmap.side);
+            for y in 0..bitmap.side {
+                for x in 0..row_bytes * 8 {
+                    let white = bitmap.pixels[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0;
+                    let (mx, my) = (x / scale, y / scale);
+                    let inside = (qz..qz + code.width()).contains(&mx)
+                        && (qz..qz + code.width()).contains(&my);
+                    // Padding past the last pixel stays white (1) too.
+                    let dark = inside && code.is_dark(mx - qz, my - qz);
+                    assert_eq!(white, !dark, "scale {scale}, pixel ({x}, {y})");
+                }
             }
         }
     }

@@ -366,14 +366,14 @@ fn openhim_down_registration_retries_and_the_service_keeps_serving() {
 
 #[test]
 fn a_full_disk_is_a_503_naming_the_store_with_whole_audit_lines_and_no_temporary_files() {
-    // Every file limited to 24 kB: the keys and secrets fit, a certificate's PDF does not, and the audit
-    // trail fills up after a few dozen events.
+    // Every file limited to 12 kB: the keys and secrets fit, a certificate's PDF (about 17 kB) and its
+    // document (about 17 kB) do not, and the audit trail fills up after a few dozen events.
     let service = Service::start_with_file_size_limit(
         &[
             ("DDCC_API_KEYS", digest()),
             ("DDCC_AUDIT_REFUSAL_RATE", "off".into()),
         ],
-        24 * 1024,
+        12 * 1024,
     );
     let mut audit_failed = false;
     for i in 0..40 {

@@ -35,18 +35,7 @@ fn int(out: &mut Vec<u8>, n: u64) {
             return;
         }
     }
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(crate::render::decimal(n, &mut [0; 20]).as_bytes());
 }
 
 /// Appends `v` rounded to `decimals` places (at most 4), without trailing zeros: `12.5`, `-3`, `0.35`.

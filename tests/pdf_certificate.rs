@@ -380,13 +380,7 @@ fn pdf_readers_find_both_qr_images_in_the_file() {
         (Paper::Letter, Language::English, "Example"),
     ] {
         let pdf = render(&event(suffix), paper, language);
-        let image = ddcc_mediator::credential::pdf_qr::rasterise(&pdf).unwrap();
-        let mut found: Vec<String> = rqrr::PreparedImage::prepare(image)
-            .detect_grids()
-            .into_iter()
-            .map(|g| g.decode().unwrap().1)
-            .collect();
-        found.sort();
+        let found = codes_read_by_our_pdf_reader(&pdf);
         let mut expected = vec![ddcc.clone(), dcc.clone()];
         expected.sort();
         assert_eq!(found, expected, "{paper:?}: our PDF reader");
@@ -420,6 +414,18 @@ fn pdf_readers_find_both_qr_images_in_the_file() {
     }
 }
 
+/// The QR payloads `credential::pdf_qr` finds in a PDF (its raster, decoded by rqrr), sorted.
+fn codes_read_by_our_pdf_reader(pdf: &[u8]) -> Vec<String> {
+    let image = ddcc_mediator::credential::pdf_qr::rasterise(pdf).unwrap();
+    let mut found: Vec<String> = rqrr::PreparedImage::prepare(image)
+        .detect_grids()
+        .into_iter()
+        .map(|g| g.decode().unwrap().1)
+        .collect();
+    found.sort();
+    found
+}
+
 /// A certificate PDF issued before the QR codes were images (each drawn as filled rectangles; stores
 /// keep such files) still reads with our reader.
 #[test]
@@ -438,13 +444,7 @@ fn a_pdf_with_rectangle_qr_codes_still_reads() {
         read("certificate-rectangle-qr.dcc.hc1"),
     ];
     expected.sort();
-    let image = ddcc_mediator::credential::pdf_qr::rasterise(&pdf).unwrap();
-    let mut found: Vec<String> = rqrr::PreparedImage::prepare(image)
-        .detect_grids()
-        .into_iter()
-        .map(|g| g.decode().unwrap().1)
-        .collect();
-    found.sort();
+    let found = codes_read_by_our_pdf_reader(&pdf);
     assert_eq!(found, expected);
 }
 

@@ -98,7 +98,9 @@ fn issue_on_every_core<S: Signer>(
     let runtime = tokio::runtime::Handle::current();
     let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
     let threads = Workers::available().count.clamp(1, events.len().max(1));
-    let mut results: Vec<(usize, crate::Result<Certificate>)> = std::thread::scope(|scope| {
+    // Each thread's (event index, result) pairs.
+    type Done = Vec<(usize, crate::Result<Certificate>)>;
+    let joined: std::thread::Result<Vec<Done>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -115,15 +117,12 @@ fn issue_on_every_core<S: Signer>(
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| {
-                worker.join().unwrap_or_else(|_| {
-                    vec![(0, Err(Error::Internal("an issuing thread panicked".into())))]
-                })
-            })
-            .collect()
+        workers.into_iter().map(|worker| worker.join()).collect()
     });
+    let Ok(per_thread) = joined else {
+        return vec![Err(Error::Internal("an issuing thread panicked".into()))];
+    };
+    let mut results: Vec<_> = per_thread.into_iter().flatten().collect();
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, result)| result).collect()
 }

@@ -566,15 +566,20 @@ mod tests {
         assert!(image.pixels().all(|p| p.0[0] == 255));
     }
 
+    /// The black pixels of a raster, as (column, row).
+    fn dark_pixels(image: &image::GrayImage) -> Vec<(u32, u32)> {
+        image
+            .enumerate_pixels()
+            .filter(|(_, _, p)| p.0[0] == 0)
+            .map(|(x, y, _)| (x, y))
+            .collect()
+    }
+
     #[test]
     fn rectangles_land_where_the_matrix_puts_them() {
         let pdf = b"%PDF-1.3\n/MediaBox[0 0 10 10]/Contents 4 0 R\n4 0 obj\n<<>>stream\nq 2 0 0 2 1 1 cm 0 g 0 0 1 1 re f Q BT (0 0 5 5 re f) ET\nendstream";
         let image = rasterise(pdf).unwrap();
-        let dark: Vec<(u32, u32)> = image
-            .enumerate_pixels()
-            .filter(|(_, _, p)| p.0[0] == 0)
-            .map(|(x, y, _)| (x, y))
-            .collect();
+        let dark = dark_pixels(&image);
         // Page (1,1)–(3,3) at 3 px/pt: 6×6 pixels at columns 3..9, rows 21..27 of the 30 px page, which is
         // all kept (the margin is wider than the page).
         assert_eq!((image.width(), image.height()), (30, 30));
@@ -593,11 +598,7 @@ mod tests {
             5 0 obj\n<</Type/XObject/Subtype/Image/Width 2/Height 2/ImageMask true/BitsPerComponent 1>>stream\n\x40\x80\nendstream\n\
             6 0 obj\n<</Type/XObject/Subtype/Image/Width 1/Height 1/ColorSpace/DeviceRGB/BitsPerComponent 8>>stream\n\0\0\0\nendstream";
         let image = rasterise(pdf).unwrap();
-        let dark: Vec<(u32, u32)> = image
-            .enumerate_pixels()
-            .filter(|(_, _, p)| p.0[0] == 0)
-            .map(|(x, y, _)| (x, y))
-            .collect();
+        let dark = dark_pixels(&image);
         // At 3 px/pt the square is columns 3..15, rows 15..27; each mask pixel 6×6.
         assert_eq!(dark.len(), 72);
         assert!(dark

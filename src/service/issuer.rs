@@ -989,5 +989,5 @@ impl KeyedLocks {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    crate::configuration::Workers::available().count
 }

@@ -28,8 +28,9 @@ pub struct Certificate {
     pub ddcc: RenderedQr,
     /// The EU DCC, or why none was issued.
     pub dcc: std::result::Result<RenderedQr, String>,
-    /// The DDCC:VS document Bundle, serialised once.
-    pub document_json: Vec<u8>,
+    /// The DDCC:VS document Bundle, not yet serialised: the service edits it as JSON before storing it, the
+    /// CLI writes it to a file (serialising it here and parsing it again in the service cost both).
+    pub document: fhir_models::Bundle,
     /// The citizen PDF.
     pub pdf: Vec<u8>,
 }
@@ -40,8 +41,9 @@ pub struct SignedDocument {
     pub ddcc: RenderedQr,
     /// The EU DCC, or why none was issued.
     pub dcc: std::result::Result<RenderedQr, String>,
-    /// The DDCC:VS document Bundle, serialised once.
-    pub document_json: Vec<u8>,
+    /// The DDCC:VS document Bundle, not yet serialised: the service edits it as JSON before storing it, the
+    /// CLI writes it to a file (serialising it here and parsing it again in the service cost both).
+    pub document: fhir_models::Bundle,
 }
 
 /// Issues the certificate for `event` at time `now`.
@@ -54,7 +56,7 @@ pub async fn issue_certificate<S: Signer>(
     let SignedDocument {
         ddcc,
         dcc,
-        document_json,
+        document,
     } = issue_signed_document(event, config, signer, now).await?;
     let pdf = tracing::info_span!("ddcc.render.pdf").in_scope(|| {
         citizen_pdf(
@@ -68,7 +70,7 @@ pub async fn issue_certificate<S: Signer>(
     Ok(Certificate {
         ddcc,
         dcc,
-        document_json,
+        document,
         pdf,
     })
 }
@@ -92,22 +94,20 @@ pub async fn issue_signed_document<S: Signer>(
     if let Ok(dcc) = &dcc {
         qrs.push(artifact(QrKind::Dcc, dcc));
     }
-    let document_json = tracing::info_span!("ddcc.build").in_scope(|| {
-        let bundle = document::build_document(
+    let document = tracing::info_span!("ddcc.build").in_scope(|| {
+        document::build_document(
             event,
             &DocumentContext {
                 issued_at: now,
                 issuer_name: config.issuer_name.clone(),
                 qrs,
             },
-        );
-        serde_json::to_vec_pretty(&bundle)
-            .map_err(|e| crate::Error::Internal(format!("document Bundle does not serialise: {e}")))
-    })?;
+        )
+    });
     Ok(SignedDocument {
         ddcc,
         dcc,
-        document_json,
+        document,
     })
 }
 

@@ -145,6 +145,7 @@ async fn issued_certificates_verify_here_and_independently() {
         trusted_dscs: vec![identity.dsc_der.clone()],
         at: now,
         revocations: None,
+        checked: None,
     };
     let ours = verify(&issued.ddcc.hc1, &options);
     assert!(ours.valid, "{ours:?}");

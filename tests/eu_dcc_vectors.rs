@@ -107,6 +107,7 @@ fn agrees_with_every_eu_dcc_vector() {
                 trusted_dscs: vec![dsc],
                 at,
                 revocations: None,
+                checked: None,
             },
         );
         let expected = &v["EXPECTEDRESULTS"];
@@ -179,6 +180,7 @@ fn positive_vectors_are_valid_and_expose_the_dcc() {
                 trusted_dscs: vec![dsc.clone()],
                 at: parse_clock(ctx["VALIDATIONCLOCK"].as_str().unwrap()),
                 revocations: None,
+                checked: None,
             },
         );
         let name = file.display();
@@ -216,6 +218,7 @@ fn who_mediator_examples_verify_as_ps256() {
             trusted_dscs: vec![dsc.der().to_vec()],
             at: iat + 7 * 86400,
             revocations: None,
+            checked: None,
         };
         let report = verify(&hc1, &options);
         assert!(report.valid, "{which}: {:?}", report.error);
@@ -273,6 +276,7 @@ fn a_tampered_signature_fails_at_the_signature_stage() {
             trusted_dscs: vec![dsc.der().to_vec()],
             at: 1_640_000_000,
             revocations: None,
+            checked: None,
         },
     );
     assert_eq!(stage(&report), Some(Stage::Signature), "{report:?}");
@@ -298,6 +302,7 @@ fn never_panics_on_corrupted_certificates() {
         trusted_dscs: vec![dsc.der().to_vec()],
         at: 1_640_000_000,
         revocations: None,
+        checked: None,
     };
     let mut rejected = 0;
     for i in 0..cose.len() {

@@ -33,6 +33,7 @@ fn verify(service: &Service, hc1: &str, at: i64) -> ddcc_mediator::credential::V
             trusted_dscs: vec![dsc(service)],
             at,
             revocations: None,
+            checked: None,
         },
     )
 }

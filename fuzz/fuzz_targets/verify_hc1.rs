@@ -28,6 +28,7 @@ fn options() -> &'static VerifyOptions {
             trusted_dscs,
             at: 1_700_000_000,
             revocations: None,
+            checked: None,
         }
     })
 }

@@ -222,8 +222,10 @@ fn stage_certificate(
         ));
     }
     use std::borrow::Cow;
+    let document = serde_json::to_vec_pretty(&cert.document)
+        .map_err(|e| Error::Internal(format!("document Bundle does not serialise: {e}")))?;
     let mut files: Vec<(&str, Cow<[u8]>)> = vec![
-        ("document-bundle.json", Cow::Borrowed(&cert.document_json)),
+        ("document-bundle.json", Cow::Owned(document)),
         ("certificate.pdf", Cow::Borrowed(&cert.pdf)),
         ("ddcc.hc1", Cow::Borrowed(cert.ddcc.signed.hc1.as_bytes())),
         ("ddcc-qr.png", Cow::Borrowed(&cert.ddcc.png)),

@@ -103,6 +103,7 @@ pub fn run(args: &VerifyArgs) -> u8 {
             trusted_dscs: Vec::new(),
             at,
             revocations: None,
+            checked: None,
         },
     );
     if decoded.error.as_ref().is_some_and(|f| f.stage < Stage::Kid) {
@@ -137,6 +138,7 @@ pub fn run(args: &VerifyArgs) -> u8 {
             trusted_dscs,
             at,
             revocations,
+            checked: None,
         },
     );
     print_report(&report);

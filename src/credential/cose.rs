@@ -32,12 +32,19 @@ fn iana_alg(alg: Algorithm) -> iana::Algorithm {
     }
 }
 
-/// Signs `payload` with `identity`'s key and returns the tagged COSE_Sign1 bytes.
+/// A COSE_Sign1 just made: its tagged bytes, and the Sig_structure and signature they carry.
+pub struct Signed {
+    pub bytes: Vec<u8>,
+    pub tbs: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// Signs `payload` with `identity`'s key.
 pub async fn sign<S: Signer>(
     signer: &S,
     identity: &SigningIdentity,
     payload: Vec<u8>,
-) -> Result<Vec<u8>> {
+) -> Result<Signed> {
     let protected = HeaderBuilder::new()
         .algorithm(iana_alg(identity.alg))
         .key_id(identity.kid.to_vec())
@@ -54,12 +61,17 @@ pub async fn sign<S: Signer>(
             signature.len()
         )));
     }
-    CoseSign1 {
-        signature,
+    let bytes = CoseSign1 {
+        signature: signature.clone(),
         ..unsigned
     }
     .to_tagged_vec()
-    .map_err(|e| Error::Internal(format!("encoding COSE_Sign1: {e}")))
+    .map_err(|e| Error::Internal(format!("encoding COSE_Sign1: {e}")))?;
+    Ok(Signed {
+        bytes,
+        tbs,
+        signature,
+    })
 }
 
 /// Parses a COSE_Sign1: tagged 18, tag 18 inside CWT tag 61, or untagged (older issuers).
@@ -136,16 +148,19 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let bytes = rt
+        let signed = rt
             .block_on(sign(&signer, &id, b"payload".to_vec()))
             .unwrap();
+        let bytes = &signed.bytes;
         // d2 = tag 18, 84 = array(4), 4d = bstr(13): a2 01 26 04 48 <kid>, then a0 = {}.
         assert_eq!(&bytes[..3], &[0xd2, 0x84, 0x4d]);
         assert_eq!(&bytes[3..8], &[0xa2, 0x01, 0x26, 0x04, 0x48]);
         assert_eq!(&bytes[8..16], &id.kid);
         assert_eq!(bytes[16], 0xa0);
 
-        let parsed = parse(&bytes).unwrap();
+        let parsed = parse(bytes).unwrap();
+        assert_eq!(tbs(&parsed), signed.tbs);
+        assert_eq!(parsed.signature, signed.signature);
         assert_eq!(algorithm(&parsed).unwrap(), Algorithm::ES256);
         assert_eq!(kid(&parsed), Some(&id.kid[..]));
         let dsc = crate::signer::certificate::Dsc::from_der(&id.dsc_der).unwrap();

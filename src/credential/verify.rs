@@ -54,6 +54,20 @@ pub struct VerifyOptions {
     /// A revocation list (already opened and its signature checked); `None`: revocation is not checked and the
     /// report has no `revoked`.
     pub revocations: Option<std::sync::Arc<super::revocation::RevocationList>>,
+    /// A signature its signer has already verified (see [`CheckedSignature`]); `None` for anything handed
+    /// in from outside.
+    pub checked: Option<CheckedSignature>,
+}
+
+/// A signature its signer verified with `dsc_der` over exactly `tbs`, as the issuer's self-check is told it
+/// ([`crate::signer::Signer::checks_its_signatures`]). When the certificate decodes to these very bytes and
+/// the kid finds this DSC, the ECDSA verification would repeat one already done, so it is skipped; every
+/// other stage still runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedSignature {
+    pub dsc_der: Vec<u8>,
+    pub tbs: Vec<u8>,
+    pub signature: Vec<u8>,
 }
 
 /// The outcome of [`verify`]. Fields are filled as far as decoding got, also on failure.
@@ -151,13 +165,19 @@ fn run(hc1: &str, options: &VerifyOptions, report: &mut VerifyReport) -> Result<
     }
     // kids are short and may collide: any trusted DSC with this kid may have signed (HCERT A.1).
     let tbs = cose::tbs(&sign1);
-    let mut last_error = String::new();
-    let verified = candidates.iter().any(|der| {
-        let outcome = Dsc::from_der(der)
-            .map_err(|e| e.to_string())
-            .and_then(|dsc| dsc.verify_signature(alg, &tbs, &sign1.signature));
-        outcome.map_err(|e| last_error = e).is_ok()
+    let already_checked = options.checked.as_ref().is_some_and(|checked| {
+        checked.tbs == tbs
+            && checked.signature == sign1.signature
+            && candidates.contains(&&checked.dsc_der)
     });
+    let mut last_error = String::new();
+    let verified = already_checked
+        || candidates.iter().any(|der| {
+            let outcome = Dsc::from_der(der)
+                .map_err(|e| e.to_string())
+                .and_then(|dsc| dsc.verify_signature(alg, &tbs, &sign1.signature));
+            outcome.map_err(|e| last_error = e).is_ok()
+        });
     if !verified {
         return Err(Failure::new(Stage::Signature, last_error));
     }
@@ -316,6 +336,67 @@ mod tests {
             assert!(report.error.is_some());
         }
         assert!(decode_qr_png(b"not a png").is_err());
+    }
+
+    /// The self-check's shortcut: a signature its signer already verified is not verified again, but only
+    /// for exactly those bytes; a certificate carrying any other signature is verified in full.
+    #[test]
+    fn a_checked_signature_spares_only_its_own_bytes() {
+        use crate::signer::local::{DscSubject, LocalSigner};
+        use crate::signer::Signer;
+        let dir = tempfile::tempdir().unwrap();
+        let subject = DscSubject {
+            country: "NL".into(),
+            common_name: "test".into(),
+        };
+        let signer = LocalSigner::open_or_create(dir.path(), &subject).unwrap();
+        let identity = signer.current();
+        let at = identity.not_before + 1;
+        let claims = crate::credential::claims::Claims {
+            iss: Some("NL".into()),
+            iat: at,
+            exp: at + 60,
+            hcert: vec![(3, Value::Text("payload".into()))],
+        };
+        let signed = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(cose::sign(&signer, &identity, claims.to_cbor().unwrap()))
+            .unwrap();
+        let checked = CheckedSignature {
+            dsc_der: identity.dsc_der.clone(),
+            tbs: signed.tbs.clone(),
+            signature: signed.signature.clone(),
+        };
+        let options = |checked: Option<CheckedSignature>| VerifyOptions {
+            trusted_dscs: vec![identity.dsc_der.clone()],
+            at,
+            revocations: None,
+            checked,
+        };
+        let genuine = hc1::encode(&signed.bytes).unwrap();
+        let report = verify(&genuine, &options(Some(checked.clone())));
+        assert_eq!(report.error, None);
+
+        // The last byte of a COSE_Sign1 is the signature's: a forged certificate is refused even though
+        // the caller vouches for the genuine signature.
+        let mut forged = signed.bytes.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        let forged = hc1::encode(&forged).unwrap();
+        for vouched in [None, Some(checked.clone())] {
+            let report = verify(&forged, &options(vouched));
+            assert_eq!(report.error.map(|f| f.stage), Some(Stage::Signature));
+        }
+
+        // Vouched for by a DSC that is not trusted: the signature is verified against the trusted one.
+        let other = LocalSigner::open_or_create(tempfile::tempdir().unwrap().path(), &subject)
+            .unwrap()
+            .current();
+        let elsewhere = CheckedSignature {
+            dsc_der: other.dsc_der.clone(),
+            ..checked
+        };
+        assert_eq!(verify(&genuine, &options(Some(elsewhere))).error, None);
     }
 
     #[test]

@@ -190,7 +190,7 @@ async fn authenticate(
             requester: &requester,
             outcome,
             description,
-            document: None,
+            bundle_id: None,
             hcid: None,
         },
     )
@@ -248,7 +248,8 @@ async fn write_audit(state: &AppState, event: &fhir_models::AuditEvent, operatio
 struct Facts {
     outcome: Outcome,
     description: String,
-    document: Option<Value>,
+    /// The id of the document Bundle issued, returned or revoked (all the audit keeps of it).
+    bundle_id: Option<String>,
     hcid: Option<String>,
 }
 
@@ -257,7 +258,7 @@ impl Facts {
         Facts {
             outcome: Outcome::Refused,
             description: description.into(),
-            document: None,
+            bundle_id: None,
             hcid: None,
         }
     }
@@ -270,7 +271,7 @@ impl Facts {
                     Issued::Created(_) => "certificate issued".into(),
                     Issued::Existing(_) => "certificate already issued: returned".into(),
                 },
-                document: Some(issued.document().clone()),
+                bundle_id: bundle_id_of(issued.document()),
                 hcid,
             },
             Err(e) => Facts::failed(e, hcid),
@@ -281,7 +282,7 @@ impl Facts {
         Facts {
             outcome: Outcome::of_error(error),
             description: audit::describe(error),
-            document: None,
+            bundle_id: None,
             hcid,
         }
     }
@@ -294,12 +295,19 @@ impl Facts {
                 requester,
                 outcome: self.outcome,
                 description: self.description.clone(),
-                document: self.document.as_ref(),
+                bundle_id: self.bundle_id.as_deref(),
                 hcid: self.hcid.as_deref(),
             },
         )
         .await;
     }
+}
+
+fn bundle_id_of(document: &Value) -> Option<String> {
+    document
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// The body, if it is FHIR JSON within the size limit.
@@ -541,7 +549,7 @@ async fn revoke(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
         let facts = Facts {
             outcome: Outcome::Success,
             description: description.into(),
-            document: Some(document),
+            bundle_id: bundle_id_of(&document),
             hcid: None,
         };
         (Reply::fhir(StatusCode::OK, &answer).traced(&trace), facts)

@@ -114,6 +114,7 @@ pub(super) async fn verify(
         trusted_dscs: trusted,
         at: time::OffsetDateTime::now_utc().unix_timestamp(),
         revocations: Some(revocations),
+        checked: None,
     };
     // Finding a QR code in an image is CPU work: a blocking thread, under a deadline. A thread past the
     // deadline finishes on its own; the image size bound (MAX_QR_IMAGE_PIXELS) bounds its work.

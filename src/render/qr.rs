@@ -666,16 +666,30 @@ pub fn bitmap(symbol: &QrSymbol, scale: usize) -> Bitmap {
     let side_modules = symbol.width + 2 * QUIET_ZONE_MODULES as usize;
     let side_px = side_modules * scale;
     let row_bytes = side_px.div_ceil(8);
-    // Start all white and clear the dark modules.
+    // All white (1); the quiet zone's rows and the padding past the last pixel stay so.
     let mut pixels = vec![0xffu8; row_bytes * side_px];
     let qz = QUIET_ZONE_MODULES as usize;
-    // Draw each module row's first pixel row, then copy it to the others.
-    for (y, x, len) in symbol.dark_runs() {
-        let row = &mut pixels[(qz + y) * scale * row_bytes..][..row_bytes];
-        clear_bits(row, (qz + x) * scale, (qz + x + len) * scale);
-    }
-    for y in 0..symbol.width {
+    // Each module row's first pixel row is written whole through a bit accumulator, eight modules at a
+    // time where a table spreads them to their pixels (module by module through the dark runs, this was
+    // most of a PNG's cost), then copied to the others.
+    let spread = (scale <= MAX_SPREAD_SCALE).then(|| spread_table(scale));
+    for (y, modules) in symbol.rows().enumerate() {
         let first = (qz + y) * scale * row_bytes;
+        let mut row = PixelRow::new(&mut pixels[first..first + row_bytes]);
+        row.push(true, qz * scale);
+        let mut spread_up_to = 0;
+        if let Some(table) = &spread {
+            spread_up_to = modules.len() / 8 * 8;
+            for eight in modules[..spread_up_to].chunks_exact(8) {
+                let light = !pack_modules(eight);
+                row.push_bits(table[usize::from(light)], (8 * scale) as u32);
+            }
+        }
+        for &module in &modules[spread_up_to..] {
+            row.push(module == 0, scale);
+        }
+        row.push(true, qz * scale);
+        row.finish();
         for copy in 1..scale {
             pixels.copy_within(first..first + row_bytes, first + copy * row_bytes);
         }
@@ -686,23 +700,76 @@ pub fn bitmap(symbol: &QrSymbol, scale: usize) -> Bitmap {
     }
 }
 
-/// Clears pixels `start..end` of a row (pixel 0 = the first byte's most significant bit) a byte at a
-/// time: pixel by pixel this was most of a PNG's cost.
-fn clear_bits(row: &mut [u8], start: usize, end: usize) {
-    if start >= end {
-        return;
+/// The largest scale whose eight modules (8 × scale pixels) fit one push of [`PixelRow::push_bits`].
+const MAX_SPREAD_SCALE: usize = 7;
+
+/// Eight modules (one byte each, 0 or 1 = dark) as one byte, the first module in the most significant
+/// bit: the multiplication moves byte k's bit to bit 63 − k, and no two partial products carry into
+/// each other.
+fn pack_modules(eight: &[u8]) -> u8 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(eight);
+    let modules = u64::from_le_bytes(bytes) & 0x0101_0101_0101_0101;
+    (modules.wrapping_mul(0x8040_2010_0804_0201) >> 56) as u8
+}
+
+/// For each byte of eight module bits, those bits each repeated `scale` times (scale ≤ 7).
+fn spread_table(scale: usize) -> Vec<u64> {
+    let ones = (1u64 << scale) - 1;
+    (0..256u64)
+        .map(|byte| {
+            (0..8).fold(0, |bits, i| {
+                (bits << scale) | (((byte >> (7 - i)) & 1) * ones)
+            })
+        })
+        .collect()
+}
+
+/// Writes one row of 1-bit pixels, most significant bit first, through a 64-bit accumulator.
+struct PixelRow<'a> {
+    out: &'a mut [u8],
+    next: usize,
+    bits: u64,
+    pending: u32,
+}
+
+impl<'a> PixelRow<'a> {
+    fn new(out: &'a mut [u8]) -> Self {
+        Self {
+            out,
+            next: 0,
+            bits: 0,
+            pending: 0,
+        }
     }
-    let (first, last) = (start / 8, (end - 1) / 8);
-    // Bits from `start` on in the first byte, bits before `end` in the last.
-    let head = 0xffu8 >> (start % 8);
-    let tail = 0xffu8 << (7 - (end - 1) % 8);
-    if first == last {
-        row[first] &= !(head & tail);
-        return;
+
+    /// Appends the low `n` bits of `bits` (n ≤ 56), most significant first.
+    fn push_bits(&mut self, bits: u64, n: u32) {
+        self.bits = (self.bits << n) | bits;
+        self.pending += n;
+        while self.pending >= 8 {
+            self.pending -= 8;
+            self.out[self.next] = (self.bits >> self.pending) as u8;
+            self.next += 1;
+        }
     }
-    row[first] &= !head;
-    row[first + 1..last].fill(0);
-    row[last] &= !tail;
+
+    /// Appends `count` pixels, white (1) or dark (0).
+    fn push(&mut self, white: bool, mut count: usize) {
+        while count > 0 {
+            let n = count.min(32) as u32;
+            self.push_bits(u64::from(white) * ((1u64 << n) - 1), n);
+            count -= n as usize;
+        }
+    }
+
+    /// Writes the last partial byte, padded with white.
+    fn finish(self) {
+        if self.pending > 0 {
+            let pad = 8 - self.pending;
+            self.out[self.next] = ((self.bits << pad) | ((1 << pad) - 1)) as u8;
+        }
+    }
 }
 
 /// PNG of an encoded symbol: one bit per pixel, [`PNG_MODULE_PX`] px per module.

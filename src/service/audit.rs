@@ -31,7 +31,6 @@ use fhir_models::{
     AuditEvent, AuditEventAgent, AuditEventEntity, AuditEventNetwork, AuditEventSource, Coding,
     Identifier, Reference,
 };
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::access::Credential;
@@ -124,8 +123,8 @@ pub struct Attempt<'a> {
     pub requester: &'a Requester,
     pub outcome: Outcome,
     pub description: String,
-    /// The document Bundle, when one was issued or returned.
-    pub document: Option<&'a Value>,
+    /// The id of the document Bundle, when one was issued or returned.
+    pub bundle_id: Option<&'a str>,
     /// The hcid, when the input got that far.
     pub hcid: Option<&'a str>,
 }
@@ -158,7 +157,9 @@ impl Auditor {
             outcome_desc: Some(bounded(&attempt.description)),
             agent: agents(attempt.requester),
             source: self.source(),
-            entity: entity(attempt.document, attempt.hcid).into_iter().collect(),
+            entity: entity(attempt.bundle_id, attempt.hcid)
+                .into_iter()
+                .collect(),
             ..Default::default()
         }
     }
@@ -291,8 +292,7 @@ fn agents(requester: &Requester) -> Vec<AuditEventAgent> {
 }
 
 /// The certificate: a reference to its document Bundle and its hcid, nothing else.
-fn entity(document: Option<&Value>, hcid: Option<&str>) -> Option<AuditEventEntity> {
-    let bundle_id = document.and_then(|d| d.get("id")).and_then(Value::as_str);
+fn entity(bundle_id: Option<&str>, hcid: Option<&str>) -> Option<AuditEventEntity> {
     if bundle_id.is_none() && hcid.is_none() {
         return None;
     }
@@ -448,7 +448,7 @@ mod tests {
             requester: &requester,
             outcome: Outcome::of_error(&error),
             description: describe(&error),
-            document: None,
+            bundle_id: None,
             hcid: Some("HC-1"),
         });
         let json = serde_json::to_value(&event).unwrap();
@@ -479,13 +479,12 @@ mod tests {
             openhim_client: Some(huge.clone()),
             address: Some("2001:db8::1".parse().unwrap()),
         };
-        let document = serde_json::json!({"id": huge});
         let event = Auditor::new(huge.clone()).event(&Attempt {
             operation: "$generateHealthCertificate",
             requester: &requester,
             outcome: Outcome::Refused,
             description: huge.clone(),
-            document: Some(&document),
+            bundle_id: Some(&huge),
             hcid: Some(&huge),
         });
         let json = serde_json::to_string(&event).unwrap();

@@ -472,8 +472,8 @@ impl Issuer {
         bundle_id: &str,
         previous: Option<&Value>,
     ) -> Result<CertificateRecord> {
-        let mut document: Value = serde_json::from_slice(&certificate.document_json)
-            .map_err(|e| Error::Internal(format!("document does not parse: {e}")))?;
+        let mut document = serde_json::to_value(&certificate.document)
+            .map_err(|e| Error::Internal(format!("document Bundle does not serialise: {e}")))?;
         // A renewal (same content as `previous`) is the next generation; a new content starts at 0.
         let generation = match previous {
             Some(p) if tag_of(p).as_deref() == Some(content_hash) => renewal::generation(p) + 1,

@@ -130,6 +130,13 @@ impl Signer for ServiceSigner {
         matches!(self, ServiceSigner::Local(_))
     }
 
+    fn checks_its_signatures(&self) -> bool {
+        match self {
+            ServiceSigner::Local(s) => s.checks_its_signatures(),
+            ServiceSigner::Vault { signer, .. } => signer.checks_its_signatures(),
+        }
+    }
+
     async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {
         match self {
             ServiceSigner::Local(s) => s.sign(identity, tbs).await,
@@ -152,6 +159,10 @@ impl Signer for TracedSigner {
 
     fn is_development(&self) -> bool {
         self.inner.is_development()
+    }
+
+    fn checks_its_signatures(&self) -> bool {
+        self.inner.checks_its_signatures()
     }
 
     async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {

@@ -87,6 +87,13 @@ pub trait Signer: Send + Sync {
         false
     }
 
+    /// Whether [`Signer::sign`] verifies every signature with the identity's DSC before returning it (a
+    /// remote signer must: the key behind it can change). The issuer's self-check then need not repeat the
+    /// ECDSA verification for exactly those bytes (see `credential::verify::VerifyOptions::checked`).
+    fn checks_its_signatures(&self) -> bool {
+        false
+    }
+
     /// Signs `tbs` (the COSE Sig_structure bytes) with exactly `identity`'s key version, returning the
     /// COSE signature bytes (raw r||s for ES256). Fails closed: an error, never a partial signature.
     fn sign(

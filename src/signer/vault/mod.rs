@@ -155,6 +155,11 @@ impl Signer for VaultSigner {
         }
     }
 
+    /// `sign_checked` verifies each signature with the DSC of the version that made it.
+    fn checks_its_signatures(&self) -> bool {
+        true
+    }
+
     async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {
         match self.sign_checked(identity, tbs).await {
             Ok(signature) => Ok(signature),

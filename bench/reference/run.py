@@ -274,7 +274,7 @@ def summarise(rounds, n, built, head, argv):
     day = rounds[0]["start"][:10]
     loads = [r["loadavg_start"][0] for r in rounds] + [r["loadavg_end"][0] for r in rounds]
     lines = [
-        f"# The WHO reference mediator and ddcc-mediator, one sitting ({day}, "
+        f"# The WHO reference mediator and ddcc-mediator, one sitting ({day}, rounds started "
         f"{rounds[0]['start'][11:16]}–{rounds[-1]['start'][11:16]} UTC)",
         "",
         f"`bench/reference/run.py {argv}`: method and what each row calls in `bench/reference/README.md`. "

@@ -3,6 +3,8 @@ package org.ddcc.testserver;
 import ca.uhn.fhir.rest.server.RestfulServer;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
+import org.eclipse.jetty.server.CustomRequestLog;
+import org.eclipse.jetty.server.RequestLogWriter;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
@@ -41,6 +43,12 @@ public final class HapiTestServer {
 		holder.setInitOrder(1); // initialise HAPI's servlet before the ready line
 		context.addServlet(holder, "/fhir/*");
 		jetty.setHandler(context);
+		String requestLog = System.getenv("HAPI_REQUEST_LOG");
+		if (requestLog != null && !requestLog.isBlank()) {
+			// One line per request: method, path, status, microseconds. For finding which call costs
+			// (bench/load --keep); paths carry resource ids only, no query strings (search values).
+			jetty.setRequestLog(new CustomRequestLog(new RequestLogWriter(requestLog), "%m %U %s %{us}T"));
+		}
 		jetty.setStopAtShutdown(false);
 
 		Runtime.getRuntime().addShutdownHook(new Thread(() -> {

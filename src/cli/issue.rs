@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use super::{exit, IssuanceArgs, KeyDirArgs, SignerKind};
+use super::{exit, IssuanceArgs, KeyDirArgs};
+use crate::signer::SignerKind;
 use crate::configuration::{IssuanceConfig, Workers};
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Issue};
@@ -27,7 +28,7 @@ pub struct IssueArgs {
     #[command(flatten)]
     pub keys: KeyDirArgs,
     #[command(flatten)]
-    pub vault: super::keys::VaultSettings,
+    pub vault: crate::signer::vault::VaultSettings,
     #[command(flatten)]
     pub issuance: IssuanceArgs,
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::cli::keys::VaultSettings;
+use crate::signer::vault::VaultSettings;
 use crate::error::{Error, Result};
 use crate::keys::PublishedDsc;
 use crate::signer::local::LocalSigner;

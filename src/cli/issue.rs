@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use super::{exit, IssuanceArgs, KeyDirArgs};
-use crate::signer::SignerKind;
 use crate::configuration::{IssuanceConfig, Workers};
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Issue};
@@ -14,6 +13,7 @@ use crate::intake::{self, Submission};
 use crate::pipeline::{self, Certificate};
 use crate::render;
 use crate::signer::Signer;
+use crate::signer::SignerKind;
 
 #[derive(Debug, clap::Args)]
 pub struct IssueArgs {

@@ -274,7 +274,9 @@ pub async fn build_issuer(
         SignerKind::Local => signer::ServiceSigner::Local(Box::new(
             crate::signer::local::LocalSigner::open_or_create(
                 &config.key_dir,
-                &crate::signer::local::development_subject(config.issuance.issuer_country.as_deref()),
+                &crate::signer::local::development_subject(
+                    config.issuance.issuer_country.as_deref(),
+                ),
             )?,
         )),
         SignerKind::Vault => signer::ServiceSigner::vault(

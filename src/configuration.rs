@@ -10,14 +10,30 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::keys::VaultSettings;
-use crate::cli::SignerKind;
 use crate::error::{Error, Result};
 use crate::http::client_address::{ForwardedHeader, TrustedProxies};
 use crate::render::pdf::{Labels, Language, Paper};
 use crate::service::access::Method;
 use crate::service::oidc::OidcSettings;
 use crate::service::ratelimit::Rate;
+use crate::signer::vault::VaultSettings;
+use crate::signer::SignerKind;
+
+/// `--paper` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PaperArg {
+    A4,
+    Letter,
+}
+
+impl From<PaperArg> for Paper {
+    fn from(p: PaperArg) -> Self {
+        match p {
+            PaperArg::A4 => Paper::A4,
+            PaperArg::Letter => Paper::Letter,
+        }
+    }
+}
 
 /// `ddcc-mediator serve` flags; each also reads the environment variable named in its `env`.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,7 +102,7 @@ pub struct ServeArgs {
     pub no_dcc: bool,
     /// Paper size of the citizen PDF (default A4).
     #[arg(long, env = "DDCC_PDF_PAPER", value_enum)]
-    pub paper: Option<crate::cli::PaperArg>,
+    pub paper: Option<PaperArg>,
     /// Translated labels for the citizen PDF (JSON; missing keys stay English), in place of the built-in
     /// labels of DDCC_PDF_LANGUAGE.
     #[arg(long, env = "DDCC_PDF_LABELS")]

@@ -28,3 +28,6 @@ pub mod store;
 pub mod telemetry;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod layers;

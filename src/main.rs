@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ddcc_mediator::cli::{self, exit, issue, keys, Cli, Command, KeysArgs, SignerKind};
+use ddcc_mediator::cli::{self, exit, issue, keys, Cli, Command, KeysArgs};
 use ddcc_mediator::keys::{self as key_export, PublishedDsc};
-use ddcc_mediator::signer::local::LocalSigner;
+use ddcc_mediator::signer::local::{development_subject, LocalSigner};
 use ddcc_mediator::signer::vault::VaultSigner;
-use ddcc_mediator::signer::Signer;
+use ddcc_mediator::signer::{Signer, SignerKind};
 use ddcc_mediator::{Error, Result};
 
 fn main() -> ExitCode {
@@ -60,7 +60,7 @@ async fn run(cli: Cli) -> u8 {
             match args.signer {
                 SignerKind::Local => {
                     let key_dir = args.keys.key_dir.clone();
-                    let subject = cli::development_subject(config.issuer_country.as_deref());
+                    let subject = development_subject(config.issuer_country.as_deref());
                     issue::run(&args, &config, async || {
                         LocalSigner::open_or_create(&key_dir, &subject)
                     })
@@ -96,7 +96,7 @@ async fn run_keys(args: KeysArgs) -> Result<()> {
         }
         (SignerKind::Local, keys::KeysCommand::Withdraw { kid, issuer_country }) => {
             let dir = &args.key_dir.key_dir;
-            let subject = cli::development_subject(issuer_country.as_deref());
+            let subject = development_subject(issuer_country.as_deref());
             let new = ddcc_mediator::signer::local::withdraw(dir, &kid, &subject)?;
             eprintln!(
                 "key {kid} withdrawn: it signs nothing more; its DSC stays published until `ddcc-mediator reissue` has re-signed its certificates"

@@ -381,7 +381,7 @@ fn vault_signer_survives_a_raft_snapshot_restore() {
     runtime.block_on(async {
         use ddcc_mediator::keys::{self, DevCa, DscSubject};
         let mut settings =
-            ddcc_mediator::cli::keys::VaultSettings::with_token(bao.addr(), root_token.clone());
+            ddcc_mediator::signer::vault::VaultSettings::with_token(bao.addr(), root_token.clone());
         settings.key_name = "ddcc-drill".into();
         let transit = settings.transit().await.expect("transit");
         keys::init(&transit, ddcc_mediator::signer::vault::KeyType::EcdsaP256)

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use coset::{iana, CoseSign1Builder, HeaderBuilder};
-use ddcc_mediator::cli::keys::VaultSettings;
 use ddcc_mediator::keys::{self, DevCa, DscSubject, ExportFormat, DSC_EKU_OIDS};
-use ddcc_mediator::signer::vault::{KeyType, Transit, VaultSigner};
+use ddcc_mediator::signer::vault::{KeyType, Transit, VaultSettings, VaultSigner};
 use ddcc_mediator::signer::{kid_of, Algorithm, Signer, SigningIdentity};
 use ddcc_mediator::Error;
 use der::Decode;

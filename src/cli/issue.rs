@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use super::{exit, IssuanceArgs, KeyDirArgs, SignerKind};
+use super::{exit, IssuanceArgs, KeyDirArgs};
 use crate::configuration::{IssuanceConfig, Workers};
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Issue};
@@ -13,6 +13,7 @@ use crate::intake::{self, Submission};
 use crate::pipeline::{self, Certificate};
 use crate::render;
 use crate::signer::Signer;
+use crate::signer::SignerKind;
 
 #[derive(Debug, clap::Args)]
 pub struct IssueArgs {
@@ -27,7 +28,7 @@ pub struct IssueArgs {
     #[command(flatten)]
     pub keys: KeyDirArgs,
     #[command(flatten)]
-    pub vault: super::keys::VaultSettings,
+    pub vault: crate::signer::vault::VaultSettings,
     #[command(flatten)]
     pub issuance: IssuanceArgs,
 }

@@ -22,24 +22,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::configuration::IssuanceConfig;
-use crate::render::pdf::{Labels, Paper};
-
-/// `--paper` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PaperArg {
-    A4,
-    Letter,
-}
-
-impl From<PaperArg> for Paper {
-    fn from(p: PaperArg) -> Self {
-        match p {
-            PaperArg::A4 => Paper::A4,
-            PaperArg::Letter => Paper::Letter,
-        }
-    }
-}
+use crate::configuration::{IssuanceConfig, PaperArg};
+use crate::render::pdf::Labels;
+use crate::signer::SignerKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,21 +52,6 @@ pub enum Command {
     Reissue(reissue::ReissueArgs),
 }
 
-/// Subject of the self-signed development DSC of the local signer. "XX" (user-assigned in ISO 3166)
-/// marks a development DSC of no country when no issuer country is configured.
-pub fn development_subject(issuer_country: Option<&str>) -> crate::signer::local::DscSubject {
-    crate::signer::local::DscSubject::development(issuer_country.unwrap_or("XX"))
-}
-
-/// Which key signs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SignerKind {
-    /// A development key and self-signed DSC in the key directory.
-    Local,
-    /// A Vault/OpenBao transit key; the private key never leaves Vault.
-    Vault,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct KeysArgs {
     #[command(subcommand)]
@@ -98,7 +68,7 @@ pub struct KeysArgs {
     #[command(flatten)]
     pub key_dir: KeyDirArgs,
     #[command(flatten)]
-    pub vault: keys::VaultSettings,
+    pub vault: crate::signer::vault::VaultSettings,
 }
 
 /// Issuance settings shared by every command that signs.

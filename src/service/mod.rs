@@ -267,14 +267,16 @@ pub async fn build_issuer(
     config: &crate::configuration::ServiceConfig,
     metrics: std::sync::Arc<metrics::Metrics>,
 ) -> crate::Result<issuer::Issuer> {
-    use crate::cli::SignerKind;
+    use crate::signer::SignerKind;
     use crate::store::{fhir::FhirStore, local::LocalStore, AnyStore};
 
     let signer = match config.signer {
         SignerKind::Local => signer::ServiceSigner::Local(Box::new(
             crate::signer::local::LocalSigner::open_or_create(
                 &config.key_dir,
-                &crate::cli::development_subject(config.issuance.issuer_country.as_deref()),
+                &crate::signer::local::development_subject(
+                    config.issuance.issuer_country.as_deref(),
+                ),
             )?,
         )),
         SignerKind::Vault => signer::ServiceSigner::vault(

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::cli::keys::VaultSettings;
 use crate::error::{Error, Result};
 use crate::keys::PublishedDsc;
 use crate::signer::local::LocalSigner;
+use crate::signer::vault::VaultSettings;
 use crate::signer::vault::VaultSigner;
 use crate::signer::{Signer, SigningIdentity};
 

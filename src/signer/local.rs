@@ -54,6 +54,12 @@ impl DscSubject {
     }
 }
 
+/// Subject of the self-signed development DSC of the local signer. "XX" (user-assigned in ISO 3166)
+/// marks a development DSC of no country when no issuer country is configured.
+pub fn development_subject(issuer_country: Option<&str>) -> DscSubject {
+    DscSubject::development(issuer_country.unwrap_or("XX"))
+}
+
 /// A P-256 key on local disk that signs as ES256.
 pub struct LocalSigner {
     identity: Arc<SigningIdentity>,

@@ -103,5 +103,14 @@ pub trait Signer: Send + Sync {
     ) -> impl Future<Output = Result<Vec<u8>>> + Send;
 }
 
+/// Which key signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignerKind {
+    /// A development key and self-signed DSC in the key directory.
+    Local,
+    /// A Vault/OpenBao transit key; the private key never leaves Vault.
+    Vault,
+}
+
 pub mod certificate;
 pub mod vault;

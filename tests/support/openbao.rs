@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ddcc_mediator::cli::keys::VaultSettings;
+use ddcc_mediator::signer::vault::VaultSettings;
 use serde_json::Value;
 
 pub const ROOT_TOKEN: &str = "root";

@@ -12,12 +12,14 @@
 //! re-created or replaced behind our back cannot produce a certificate that verifiers reject.
 
 pub mod client;
+pub mod settings;
 pub mod transit;
 
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 pub use client::{Auth, ClientConfig, Secret, VaultClient, VaultError};
+pub use settings::VaultSettings;
 pub use transit::{CertifiedVersion, KeyType, KeyVersion, Transit, TransitKey};
 
 use crate::error::{Error, Result};

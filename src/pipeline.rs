@@ -28,8 +28,7 @@ pub struct Certificate {
     pub ddcc: RenderedQr,
     /// The EU DCC, or why none was issued.
     pub dcc: std::result::Result<RenderedQr, String>,
-    /// The DDCC:VS document Bundle, not yet serialised: the service edits it as JSON before storing it, the
-    /// CLI writes it to a file (serialising it here and parsing it again in the service cost both).
+    /// The DDCC:VS document Bundle, not yet serialised (see [`SignedDocument::document`]).
     pub document: fhir_models::Bundle,
     /// The citizen PDF.
     pub pdf: Vec<u8>,

@@ -134,23 +134,14 @@ pub fn tbs(sign1: &CoseSign1) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signer::local::{DscSubject, LocalSigner};
+    use crate::credential::tests::{run, signer};
 
     #[test]
     fn protected_header_is_alg_then_kid_and_unprotected_is_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let subject = DscSubject {
-            country: "NL".into(),
-            common_name: "test".into(),
-        };
-        let signer = LocalSigner::open_or_create(dir.path(), &subject).unwrap();
+        let signer = signer(dir.path());
         let id = signer.current();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let signed = rt
-            .block_on(sign(&signer, &id, b"payload".to_vec()))
-            .unwrap();
+        let signed = run(sign(&signer, &id, b"payload".to_vec())).unwrap();
         let bytes = &signed.bytes;
         // d2 = tag 18, 84 = array(4), 4d = bstr(13): a2 01 26 04 48 <kid>, then a0 = {}.
         assert_eq!(&bytes[..3], &[0xd2, 0x84, 0x4d]);

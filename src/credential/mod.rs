@@ -152,11 +152,12 @@ async fn sign_payload<S: Signer>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::signer::local::{DscSubject, LocalSigner};
 
-    fn signer(dir: &std::path::Path) -> LocalSigner {
+    /// A development signer whose key lives in `dir` (the credential modules' tests share it).
+    pub(crate) fn signer(dir: &std::path::Path) -> LocalSigner {
         let subject = DscSubject {
             country: "US".into(),
             common_name: "test".into(),
@@ -164,7 +165,8 @@ mod tests {
         LocalSigner::open_or_create(dir, &subject).unwrap()
     }
 
-    fn run<F: std::future::Future>(f: F) -> F::Output {
+    /// Runs `f` to completion on a runtime of this thread.
+    pub(crate) fn run<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()

@@ -342,14 +342,10 @@ mod tests {
     /// for exactly those bytes; a certificate carrying any other signature is verified in full.
     #[test]
     fn a_checked_signature_spares_only_its_own_bytes() {
-        use crate::signer::local::{DscSubject, LocalSigner};
+        use crate::credential::tests::{run, signer};
         use crate::signer::Signer;
         let dir = tempfile::tempdir().unwrap();
-        let subject = DscSubject {
-            country: "NL".into(),
-            common_name: "test".into(),
-        };
-        let signer = LocalSigner::open_or_create(dir.path(), &subject).unwrap();
+        let signer = signer(dir.path());
         let identity = signer.current();
         let at = identity.not_before + 1;
         let claims = crate::credential::claims::Claims {
@@ -358,11 +354,7 @@ mod tests {
             exp: at + 60,
             hcert: vec![(3, Value::Text("payload".into()))],
         };
-        let signed = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(cose::sign(&signer, &identity, claims.to_cbor().unwrap()))
-            .unwrap();
+        let signed = run(cose::sign(&signer, &identity, claims.to_cbor().unwrap())).unwrap();
         let checked = CheckedSignature {
             dsc_der: identity.dsc_der.clone(),
             tbs: signed.tbs.clone(),
@@ -389,9 +381,8 @@ mod tests {
         }
 
         // Vouched for by a DSC that is not trusted: the signature is verified against the trusted one.
-        let other = LocalSigner::open_or_create(tempfile::tempdir().unwrap().path(), &subject)
-            .unwrap()
-            .current();
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = crate::credential::tests::signer(other_dir.path()).current();
         let elsewhere = CheckedSignature {
             dsc_der: other.dsc_der.clone(),
             ..checked

@@ -33,7 +33,7 @@ public final class H2IdLookupRewrite implements StatementInspector {
 			return sql;
 		}
 		String matched = m.group();
-		if (matched.chars().filter(c -> c == '(').count() != matched.chars().filter(c -> c == ')').count()) {
+		if (!isOneGroup(matched)) {
 			return sql;
 		}
 		String alias = m.group(1);
@@ -55,5 +55,28 @@ public final class H2IdLookupRewrite implements StatementInspector {
 			System.err.println("H2IdLookupRewrite: " + sql + "\n  -> " + rewritten);
 		}
 		return rewritten;
+	}
+
+	/**
+	 * Whether {@code text} is one parenthesised group: its first '(' closes at its last character. Only then
+	 * is the whole OR replaced, never part of a larger {@code x and p1 or p2}, where AND binds tighter.
+	 */
+	private static boolean isOneGroup(String text) {
+		if (!text.startsWith("(") || !text.endsWith(")")) {
+			return false;
+		}
+		int depth = 0;
+		for (int i = 0; i < text.length(); i++) {
+			char c = text.charAt(i);
+			if (c == '(') {
+				depth++;
+			} else if (c == ')') {
+				depth--;
+			}
+			if (depth == 0 && i < text.length() - 1) {
+				return false;
+			}
+		}
+		return depth == 0;
 	}
 }

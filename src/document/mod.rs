@@ -70,6 +70,18 @@ pub struct DocumentContext {
     pub qrs: Vec<QrArtifact>,
 }
 
+/// The id [`build_document`] gives the document Bundle of `event`, without building it: the key a certificate
+/// is found and stored under.
+pub fn bundle_id(event: &VaccinationEvent) -> String {
+    DocumentIds::new(
+        event.certificate.hcid.as_str(),
+        event.vaccination.dose.get(),
+        event.certificate.issuer.as_str(),
+    )
+    .bundle
+    .id
+}
+
 /// Builds the DDCC:VS document Bundle. Issuing the same event again yields the same resource ids.
 pub fn build_document(event: &VaccinationEvent, ctx: &DocumentContext) -> Bundle {
     let hcid = event.certificate.hcid.as_str();

@@ -189,6 +189,15 @@ fn ids_are_uuids_shared_by_fullurl_and_resource() {
 }
 
 #[test]
+fn bundle_id_is_the_built_documents_id_without_building_it() {
+    for (hcid, dose) in [("h-1", 1), ("h-1", 2), ("hcid-b", 1)] {
+        let event = full_event(hcid, dose);
+        let doc = json(&event, &ctx(vec![qr(QrKind::Who)]));
+        assert_eq!(doc["id"].as_str(), Some(super::bundle_id(&event).as_str()));
+    }
+}
+
+#[test]
 fn a_different_hcid_gives_different_ids() {
     let a = json(&full_event("hcid-a", 1), &ctx(vec![qr(QrKind::Who)]));
     let b = json(&full_event("hcid-b", 1), &ctx(vec![qr(QrKind::Who)]));

@@ -45,7 +45,7 @@ use super::signer::ServiceSigner;
 use super::Orchestrations;
 use crate::clock::Clock;
 use crate::configuration::IssuanceConfig;
-use crate::document::{self, DocumentContext};
+use crate::document;
 use crate::domain::EventVersion;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
@@ -209,7 +209,7 @@ impl Issuer {
             .await
             .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
         let _guard = self.locks.lock(event.certificate.hcid.as_str()).await;
-        let bundle_id = document_id(&event)?;
+        let bundle_id = document::bundle_id(&event);
 
         let mut signed: Option<pipeline::Certificate> = None;
         let mut conflict = String::new();
@@ -722,21 +722,6 @@ fn version_of(document: &Value) -> EventVersion {
             .iter()
             .any(|(system, code)| *system == STATUS_TAG_SYSTEM && *code == "amended"),
     }
-}
-
-/// The document Bundle id of `event` (derived from hcid and dose; no signing needed to know it).
-fn document_id(event: &VaccinationEvent) -> Result<String> {
-    let probe = document::build_document(
-        event,
-        &DocumentContext {
-            issued_at: OffsetDateTime::UNIX_EPOCH,
-            issuer_name: None,
-            qrs: Vec::new(),
-        },
-    );
-    probe
-        .id
-        .ok_or_else(|| Error::Internal("document Bundle without id".into()))
 }
 
 /// The content hash a stored document was issued for.

@@ -75,17 +75,21 @@ pub async fn issue<S: Signer>(
     };
 
     let ddcc_json = core_data_set::core_data_set(event);
-    let ddcc = sign_payload(signer, &envelope, ddcc_key, &ddcc_json).await?;
-
-    let dcc = if !config.emit_dcc {
-        Err("the EU DCC is disabled by configuration (emit_dcc = false)".to_string())
+    let dcc_json = if config.emit_dcc {
+        dcc::build(event, &iss)
     } else {
-        match dcc::build(event, &iss) {
-            Ok(dcc_json) => {
-                Ok(sign_payload(signer, &envelope, claims::HCERT_EU_DCC_V1, &dcc_json).await?)
-            }
-            Err(reason) => Err(reason),
+        Err("the EU DCC is disabled by configuration (emit_dcc = false)".to_string())
+    };
+    let ddcc_signing = sign_payload(signer, &envelope, ddcc_key, &ddcc_json);
+    // Both payloads at once: with Vault, two round trips overlap instead of following each other.
+    let (ddcc, dcc) = match dcc_json {
+        Ok(dcc_json) => {
+            let dcc_signing =
+                sign_payload(signer, &envelope, claims::HCERT_EU_DCC_V1, &dcc_json);
+            let (ddcc, dcc) = futures_util::future::try_join(ddcc_signing, dcc_signing).await?;
+            (ddcc, Ok(dcc))
         }
+        Err(reason) => (ddcc_signing.await?, Err(reason)),
     };
     Ok(IssuedCredentials { ddcc, dcc })
 }

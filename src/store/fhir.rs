@@ -237,6 +237,23 @@ impl FhirStore {
     }
 }
 
+/// What is read of a `transaction-response` Bundle: each entry's `response.status`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct TransactionResponse {
+    #[serde(default)]
+    entry: Vec<TransactionOutcome>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TransactionOutcome {
+    response: EntryStatus,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct EntryStatus {
+    status: String,
+}
+
 /// A FHIR `transaction` Bundle; its document entry borrows the document instead of copying it.
 #[derive(Serialize)]
 struct Transaction<'a> {
@@ -453,40 +470,41 @@ impl Store for FhirStore {
             }
         };
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body = response.bytes().await.unwrap_or_default();
         trace.push(step.finished(status.as_u16()));
         // HAPI-0989 (stale ifMatch), HAPI-0550 (a concurrent write to the same rows) and a concurrent
         // conditional create of the same Patient: someone else's write came first; nothing of ours was kept.
         if status == StatusCode::CONFLICT || status == StatusCode::PRECONDITION_FAILED {
             return Err(Error::WriteConflict(format!(
                 "the document changed since it was read: {}",
-                diagnostics(&body)
+                diagnostics(&serde_json::from_slice(&body).unwrap_or(Value::Null))
             )));
         }
         if !status.is_success() {
-            return Err(refused("the transaction", status, &body));
+            let outcome = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            return Err(refused("the transaction", status, &outcome));
         }
-        let entries = body.get("entry").and_then(Value::as_array);
-        match entries {
-            Some(entries) if entries.len() == expected => {
-                for (i, entry) in entries.iter().enumerate() {
-                    let code = entry
-                        .pointer("/response/status")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.split_whitespace().next())
-                        .and_then(|s| s.parse::<u16>().ok());
-                    if !matches!(code, Some(200..=299)) {
-                        return Err(Self::unavailable(format!(
-                            "transaction entry {i} answered {code:?}: the certificate was not stored"
-                        )));
-                    }
-                }
-                Ok(())
-            }
-            _ => Err(Self::unavailable(format!(
+        // Only each entry's status is read: no tree of HAPI's informational outcomes is built.
+        let answer: TransactionResponse = serde_json::from_slice(&body).unwrap_or_default();
+        if answer.entry.len() != expected {
+            return Err(Self::unavailable(format!(
                 "transaction-response has no entry per request (expected {expected})"
-            ))),
+            )));
         }
+        for (i, entry) in answer.entry.iter().enumerate() {
+            let code = entry
+                .response
+                .status
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse::<u16>().ok());
+            if !matches!(code, Some(200..=299)) {
+                return Err(Self::unavailable(format!(
+                    "transaction entry {i} answered {code:?}: the certificate was not stored"
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn read_document(&self, id: &str) -> Result<StoredDocument> {

@@ -84,8 +84,7 @@ pub async fn issue<S: Signer>(
     // Both payloads at once: with Vault, two round trips overlap instead of following each other.
     let (ddcc, dcc) = match dcc_json {
         Ok(dcc_json) => {
-            let dcc_signing =
-                sign_payload(signer, &envelope, claims::HCERT_EU_DCC_V1, &dcc_json);
+            let dcc_signing = sign_payload(signer, &envelope, claims::HCERT_EU_DCC_V1, &dcc_json);
             let (ddcc, dcc) = futures_util::future::try_join(ddcc_signing, dcc_signing).await?;
             (ddcc, Ok(dcc))
         }

@@ -620,31 +620,29 @@ impl Unmasked {
         }
         // The codewords, most significant bit first, up and down two-column strips from the right,
         // skipping the vertical timing column; modules left over (remainder bits) stay light.
-        let codeword_bit = |k: usize| {
-            codewords
-                .get(k / 8)
-                .map_or(0, |&byte| u64::from(byte >> (7 - k % 8)) & 1)
-        };
-        let mut next = 0;
+        let mut bits = CodewordBits::new(codewords);
         let mut right = width - 1;
         loop {
             if right == 6 {
                 right = 5;
             }
             let upward = (right + 1) & 2 == 0;
-            for vertical in 0..width {
-                let y = if upward {
-                    width - 1 - vertical
-                } else {
-                    vertical
-                };
-                for x in [right, right - 1] {
-                    let (word, shift) = (x / 64, x % 64);
-                    if (function[y][word] >> shift) & 1 == 0 {
-                        dark[y][word] |= codeword_bit(next) << shift;
-                        next += 1;
-                    }
-                }
+            let [(right_word, right_shift), (left_word, left_shift)] =
+                [right, right - 1].map(|x| (x / 64, x % 64));
+            // One row of the strip: the right module's bit, then the left's, each unless it is a
+            // function module (both bits taken at once).
+            let mut place = |function: &Line, dark: &mut Line| {
+                let right_free = !(function[right_word] >> right_shift) & 1;
+                let left_free = !(function[left_word] >> left_shift) & 1;
+                let taken = bits.take((right_free + left_free) as u32);
+                dark[right_word] |= ((taken >> left_free) & right_free) << right_shift;
+                dark[left_word] |= (taken & left_free) << left_shift;
+            };
+            let rows = function.iter().zip(dark.iter_mut());
+            if upward {
+                rows.rev().for_each(|(f, d)| place(f, d));
+            } else {
+                rows.for_each(|(f, d)| place(f, d));
             }
             if right < 3 {
                 break;
@@ -709,6 +707,38 @@ fn periodic(inverts: impl Fn(usize) -> bool) -> Line {
     }
     // Word w starts at module 64w, which is module 64w mod 12 of the period.
     std::array::from_fn(|w| (repeated >> (64 * w % MASK_PERIOD)) as u64)
+}
+
+/// The bits of codewords, most significant first, read 64 at a time; 0 after the last.
+struct CodewordBits<'a> {
+    rest: &'a [u8],
+    /// The last `left` bits are the next ones.
+    buffer: u128,
+    left: u32,
+}
+
+impl<'a> CodewordBits<'a> {
+    fn new(codewords: &'a [u8]) -> Self {
+        Self {
+            rest: codewords,
+            buffer: 0,
+            left: 0,
+        }
+    }
+
+    /// The next `n` bits (n ≤ 64), the first the most significant.
+    fn take(&mut self, n: u32) -> u64 {
+        if self.left < n {
+            let mut eight = [0u8; 8];
+            let read = self.rest.len().min(8);
+            eight[..read].copy_from_slice(&self.rest[..read]);
+            self.rest = &self.rest[read..];
+            self.buffer = (self.buffer << 64) | u128::from(u64::from_be_bytes(eight));
+            self.left += 64;
+        }
+        self.left -= n;
+        (self.buffer >> self.left) as u64 & (((1u128 << n) - 1) as u64)
+    }
 }
 
 /// Draws both copies of the 15-bit format information (ISO/IEC 18004 §7.9: level Q and the mask,
@@ -841,13 +871,17 @@ fn runs_penalty_of_64(dark: &[u64], size: usize, valid: u64) -> u32 {
     let mut patterns = 0;
     for (p, m) in dark.windows(LIGHT_BEFORE + 1 + LIGHT_AFTER).enumerate() {
         // At scale 1: modules p − 1 to p + 7 are light, dark, light, dark ×3, light, dark, light.
-        let core = !m[3] & m[4] & !m[5] & m[6] & m[7] & m[8] & !m[9] & m[10] & !m[11];
-        let light_before = !(m[0] | m[1] | m[2]);
-        let light_after = !(m[12] | m[13] | m[14]);
-        patterns += (core & light_before).count_ones() + (core & light_after).count_ones();
-        // At scale n ≥ 2 the middle dark run is exactly 3n ≥ 6 long: bit j, a dark run of six or more
-        // starts at p in line j.
-        let mut six_dark = !m[3] & m[4] & m[5] & m[6] & m[7] & m[8] & m[9];
+        let middle = m[6] & m[7] & m[8];
+        let core = m[4] & middle & m[10] & !(m[3] | m[5] | m[9] | m[11]);
+        // Rare (one line in several hundred at any position), so the counting is skipped otherwise.
+        if core != 0 {
+            let light_before = !(m[0] | m[1] | m[2]);
+            let light_after = !(m[12] | m[13] | m[14]);
+            patterns += (core & light_before).count_ones() + (core & light_after).count_ones();
+        }
+        // At scale n ≥ 2 the middle dark run is exactly 3n ≥ 6 long and has n ≥ 2 light modules
+        // before it: bit j, such a run may start at p in line j.
+        let mut six_dark = !(m[2] | m[3]) & m[4] & m[5] & middle & m[9];
         while six_dark != 0 {
             let line = six_dark.trailing_zeros();
             six_dark &= six_dark - 1;
@@ -1008,11 +1042,13 @@ fn spread_table(scale: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Writes one row of 1-bit pixels, most significant bit first, through a 64-bit accumulator.
+/// Writes one row of 1-bit pixels, most significant bit first, through a 128-bit accumulator emptied
+/// eight bytes at a time (a byte at a time, this was most of a bitmap's cost).
 struct PixelRow<'a> {
     out: &'a mut [u8],
     next: usize,
-    bits: u64,
+    /// The last `pending` bits are not written yet (those above them are).
+    bits: u128,
     pending: u32,
 }
 
@@ -1026,14 +1062,15 @@ impl<'a> PixelRow<'a> {
         }
     }
 
-    /// Appends the low `n` bits of `bits` (n ≤ 56), most significant first.
+    /// Appends the low `n` bits of `bits` (n ≤ 64), most significant first.
     fn push_bits(&mut self, bits: u64, n: u32) {
-        self.bits = (self.bits << n) | bits;
+        self.bits = (self.bits << n) | u128::from(bits);
         self.pending += n;
-        while self.pending >= 8 {
-            self.pending -= 8;
-            self.out[self.next] = (self.bits >> self.pending) as u8;
-            self.next += 1;
+        if self.pending >= 64 {
+            self.pending -= 64;
+            let word = (self.bits >> self.pending) as u64;
+            self.out[self.next..self.next + 8].copy_from_slice(&word.to_be_bytes());
+            self.next += 8;
         }
     }
 
@@ -1046,8 +1083,13 @@ impl<'a> PixelRow<'a> {
         }
     }
 
-    /// Writes the last partial byte, padded with white.
-    fn finish(self) {
+    /// Writes the pending bits, the last partial byte padded with white.
+    fn finish(mut self) {
+        while self.pending >= 8 {
+            self.pending -= 8;
+            self.out[self.next] = (self.bits >> self.pending) as u8;
+            self.next += 1;
+        }
         if self.pending > 0 {
             let pad = 8 - self.pending;
             self.out[self.next] = ((self.bits << pad) | ((1 << pad) - 1)) as u8;

@@ -74,7 +74,7 @@ impl QrSymbol {
 /// The QR alphanumeric character set (ISO/IEC 18004 table 5); base45 uses exactly these 45 characters.
 /// A character's value, 0–44, or `None` outside the set.
 fn alphanumeric_value(b: u8) -> Option<u16> {
-    Some(match b {
+    let value = match b {
         b'0'..=b'9' => b - b'0',
         b'A'..=b'Z' => b - b'A' + 10,
         b' ' => 36,
@@ -87,8 +87,8 @@ fn alphanumeric_value(b: u8) -> Option<u16> {
         b'/' => 43,
         b':' => 44,
         _ => return None,
-    })
-    .map(u16::from)
+    };
+    Some(u16::from(value))
 }
 
 /// The smallest version whose data capacity at level Q holds `text` as one alphanumeric segment, and
@@ -627,22 +627,16 @@ impl Unmasked {
                 right = 5;
             }
             let upward = (right + 1) & 2 == 0;
-            let [(right_word, right_shift), (left_word, left_shift)] =
-                [right, right - 1].map(|x| (x / 64, x % 64));
-            // One row of the strip: the right module's bit, then the left's, each unless it is a
-            // function module (both bits taken at once).
-            let mut place = |function: &Line, dark: &mut Line| {
-                let right_free = !(function[right_word] >> right_shift) & 1;
-                let left_free = !(function[left_word] >> left_shift) & 1;
-                let taken = bits.take((right_free + left_free) as u32);
-                dark[right_word] |= ((taken >> left_free) & right_free) << right_shift;
-                dark[left_word] |= (taken & left_free) << left_shift;
-            };
+            let columns = [right, right - 1].map(|x| (x / 64, x % 64));
             let rows = function.iter().zip(dark.iter_mut());
             if upward {
-                rows.rev().for_each(|(f, d)| place(f, d));
+                for (function, dark) in rows.rev() {
+                    place_row_of_strip(function, dark, columns, &mut bits);
+                }
             } else {
-                rows.for_each(|(f, d)| place(f, d));
+                for (function, dark) in rows {
+                    place_row_of_strip(function, dark, columns, &mut bits);
+                }
             }
             if right < 3 {
                 break;
@@ -709,11 +703,26 @@ fn periodic(inverts: impl Fn(usize) -> bool) -> Line {
     std::array::from_fn(|w| (repeated >> (64 * w % MASK_PERIOD)) as u64)
 }
 
+/// One row of a two-column strip of codeword modules: the next bit in each of `columns` (word and bit
+/// of the line), right then left, unless it is a function module.
+#[inline(always)]
+fn place_row_of_strip(
+    function: &Line,
+    dark: &mut Line,
+    columns: [(usize, usize); 2],
+    bits: &mut CodewordBits,
+) {
+    for (word, shift) in columns {
+        if (function[word] >> shift) & 1 == 0 {
+            dark[word] |= bits.next() << shift;
+        }
+    }
+}
+
 /// The bits of codewords, most significant first, read 64 at a time; 0 after the last.
 struct CodewordBits<'a> {
     rest: &'a [u8],
-    /// The last `left` bits are the next ones.
-    buffer: u128,
+    buffer: u64,
     left: u32,
 }
 
@@ -726,18 +735,21 @@ impl<'a> CodewordBits<'a> {
         }
     }
 
-    /// The next `n` bits (n ≤ 64), the first the most significant.
-    fn take(&mut self, n: u32) -> u64 {
-        if self.left < n {
+    /// The next bit, 0 or 1.
+    #[inline(always)]
+    fn next(&mut self) -> u64 {
+        if self.left == 0 {
             let mut eight = [0u8; 8];
             let read = self.rest.len().min(8);
             eight[..read].copy_from_slice(&self.rest[..read]);
             self.rest = &self.rest[read..];
-            self.buffer = (self.buffer << 64) | u128::from(u64::from_be_bytes(eight));
-            self.left += 64;
+            self.buffer = u64::from_be_bytes(eight);
+            self.left = 64;
         }
-        self.left -= n;
-        (self.buffer >> self.left) as u64 & (((1u128 << n) - 1) as u64)
+        let bit = self.buffer >> 63;
+        self.buffer <<= 1;
+        self.left -= 1;
+        bit
     }
 }
 

@@ -94,7 +94,7 @@ fn alphanumeric_value(b: u8) -> Option<u16> {
 /// The smallest version whose data capacity at level Q holds `text` as one alphanumeric segment, and
 /// that version's data codewords: the segment (ISO/IEC 18004 §7.4.4: mode, character count, 11 bits a
 /// pair, 6 for an odd one), the terminator, and pad codewords (§7.4.9, §7.4.10).
-pub(crate) fn data_codewords(text: &str) -> Result<(i16, Vec<u8>)> {
+fn data_codewords(text: &str) -> Result<(i16, Vec<u8>)> {
     let values = text
         .bytes()
         .enumerate()

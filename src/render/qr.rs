@@ -1,16 +1,14 @@
-//! QR symbols for `HC1:` payloads (HCERT §4): alphanumeric mode, error correction Q, the smallest version
-//! that fits, a 4-module quiet zone, black on white.
+//! QR symbols for `HC1:` payloads (HCERT §4): alphanumeric mode, error correction level Q (25 %
+//! recovery, as HCERT §4 recommends for printed and displayed codes), the smallest version that fits, a
+//! 4-module quiet zone, black on white.
 //!
-//! The `qrcode` crate's automatic encoder picks an "optimal" mix of segments (numeric runs for digits),
-//! which HCERT forbids: the payload MUST be one alphanumeric segment. So the bit stream is built here
-//! explicitly. The crate then does the error correction and module placement; the choice of data mask
-//! (ISO/IEC 18004:2015 §7.8.3) is made here, because the crate's penalty scoring took about 8 ms per
-//! symbol, most of an issuance (see BENCHMARKS.md). Any of the eight masks gives a valid symbol; the
-//! penalty only prefers the one that scans most reliably, and [`penalty`] scores it exactly as the
-//! standard does, every rule with word operations on rows and columns of 64-bit words.
-
-use qrcode::bits::Bits;
-use qrcode::{ec, EcLevel, Version};
+//! Encoded here from the bit stream up rather than by a QR crate: the `qrcode` crate's automatic encoder
+//! picks an "optimal" mix of segments (numeric runs for digits), which HCERT forbids (the payload MUST
+//! be one alphanumeric segment), and its Reed–Solomon coding, module placement and penalty scoring cost
+//! most of an issuance (issue 19, BENCHMARKS.md). Any of the eight data masks (ISO/IEC 18004:2015
+//! §7.8.3) gives a valid symbol; the penalty only prefers the one that scans most reliably, and
+//! [`penalty`] scores it exactly as the standard does, every rule with word operations on 64-bit words.
+//! `tests/qr_reference.rs` checks every module against Project Nayuki's reference encoder.
 
 use crate::error::{Error, Result};
 
@@ -18,8 +16,6 @@ use crate::error::{Error, Result};
 pub const QUIET_ZONE_MODULES: u32 = 4;
 /// Pixels per module in the PNG: 4 px keeps a version-25 symbol under 600 px and scans from a screen.
 pub const PNG_MODULE_PX: u32 = 4;
-/// Error correction level Q (25 % recovery), as HCERT §4 recommends for printed and displayed codes.
-pub const EC_LEVEL: EcLevel = EcLevel::Q;
 
 /// An encoded QR symbol: which modules are dark, row by row, without the quiet zone.
 ///
@@ -76,73 +72,354 @@ impl QrSymbol {
 }
 
 /// The QR alphanumeric character set (ISO/IEC 18004 table 5); base45 uses exactly these 45 characters.
-fn is_qr_alphanumeric(b: u8) -> bool {
-    matches!(b, b'0'..=b'9' | b'A'..=b'Z' | b' ' | b'$' | b'%' | b'*' | b'+' | b'-' | b'.' | b'/' | b':')
+/// A character's value, 0–44, or `None` outside the set.
+fn alphanumeric_value(b: u8) -> Option<u16> {
+    let value = match b {
+        b'0'..=b'9' => b - b'0',
+        b'A'..=b'Z' => b - b'A' + 10,
+        b' ' => 36,
+        b'$' => 37,
+        b'%' => 38,
+        b'*' => 39,
+        b'+' => 40,
+        b'-' => 41,
+        b'.' => 42,
+        b'/' => 43,
+        b':' => 44,
+        _ => return None,
+    };
+    Some(u16::from(value))
 }
 
-/// The data bit stream of `text` in the smallest version whose capacity at level Q holds it as one
-/// alphanumeric segment.
-pub(crate) fn alphanumeric_bits(text: &str) -> Result<Bits> {
-    if let Some(pos) = text.bytes().position(|b| !is_qr_alphanumeric(b)) {
-        return Err(Error::invalid(
-            "value",
-            None,
-            format!(
-                "QR payload has a character outside the QR alphanumeric set at byte {pos}; \
-                 an HC1 payload is `HC1:` followed by base45 text"
-            ),
-        ));
-    }
-    if text.is_empty() {
+/// The smallest version whose data capacity at level Q holds `text` as one alphanumeric segment, and
+/// that version's data codewords: the segment (ISO/IEC 18004 §7.4.4: mode, character count, 11 bits a
+/// pair, 6 for an odd one), the terminator, and pad codewords (§7.4.9, §7.4.10).
+fn data_codewords(text: &str) -> Result<(i16, Vec<u8>)> {
+    let values = text
+        .bytes()
+        .enumerate()
+        .map(|(pos, b)| {
+            alphanumeric_value(b).ok_or_else(|| {
+                Error::invalid(
+                    "value",
+                    None,
+                    format!(
+                        "QR payload has a character outside the QR alphanumeric set at byte {pos}; \
+                         an HC1 payload is `HC1:` followed by base45 text"
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<u16>>>()?;
+    if values.is_empty() {
         return Err(Error::invalid("required", None, "QR payload is empty"));
     }
-    // Size the segment arithmetically (ISO/IEC 18004 §7.4.4: mode, character count, 11 bits a pair, 6
-    // for an odd one) and build the bit stream once, in the first version that holds it.
     let n = text.len();
-    let segment_bits = |v: i16| {
-        let count_bits = match v {
-            1..=9 => 9,
-            10..=26 => 11,
-            _ => 13,
-        };
-        4 + count_bits + 11 * (n / 2) + 6 * (n % 2)
+    let count_bits = |v: i16| match v {
+        1..=9 => 9,
+        10..=26 => 11,
+        _ => 13,
     };
-    (1..=40)
-        .find(|&v| {
-            Bits::new(Version::Normal(v))
-                .max_len(EC_LEVEL)
-                .is_ok_and(|capacity| segment_bits(v) <= capacity)
-        })
-        .and_then(|v| {
-            let mut bits = Bits::new(Version::Normal(v));
-            bits.push_alphanumeric_data(text.as_bytes()).ok()?;
-            bits.push_terminator(EC_LEVEL).ok()?;
-            Some(bits)
-        })
-        .ok_or_else(|| {
-            Error::invalid(
-                "too-long",
-                None,
-                format!(
-                    "QR payload of {} characters does not fit a version-40 QR code at error correction Q",
-                    text.len()
-                ),
-            )
-        })
+    let segment_bits = |v: i16| 4 + count_bits(v) + 11 * (n / 2) + 6 * (n % 2);
+    let too_long = || {
+        Error::invalid(
+            "too-long",
+            None,
+            format!(
+                "QR payload of {n} characters does not fit a version-40 QR code at error correction Q"
+            ),
+        )
+    };
+    let version = (1..=40)
+        .find(|&v| segment_bits(v) <= 8 * blocks(v).data_codewords())
+        .ok_or_else(too_long)?;
+    let capacity = blocks(version).data_codewords();
+    let mut out = BitWriter::with_capacity(capacity);
+    out.push(0b0010, 4);
+    out.push(n as u64, count_bits(version));
+    for pair in values.chunks(2) {
+        match *pair {
+            [first, second] => out.push(u64::from(first * 45 + second), 11),
+            [last] => out.push(u64::from(last), 6),
+            _ => {}
+        }
+    }
+    // Up to four terminator zeros, zeros to the byte boundary, then 0xEC and 0x11 in turn.
+    let bits = segment_bits(version);
+    out.push(0, (8 * capacity - bits).min(4));
+    out.push(0, out.pending_to_byte());
+    let mut bytes = out.into_bytes();
+    bytes.extend(
+        [0xEC, 0x11]
+            .into_iter()
+            .cycle()
+            .take(capacity - bytes.len()),
+    );
+    Ok((version, bytes))
+}
+
+/// Bits appended most significant first, whole bytes out.
+struct BitWriter {
+    bytes: Vec<u8>,
+    bits: u64,
+    pending: usize,
+}
+
+impl BitWriter {
+    fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            bits: 0,
+            pending: 0,
+        }
+    }
+
+    /// Appends the low `n` bits of `value` (n ≤ 32).
+    fn push(&mut self, value: u64, n: usize) {
+        self.bits = (self.bits << n) | (value & ((1 << n) - 1));
+        self.pending += n;
+        while self.pending >= 8 {
+            self.pending -= 8;
+            self.bytes.push((self.bits >> self.pending) as u8);
+        }
+    }
+
+    /// Zero bits that complete the last byte.
+    fn pending_to_byte(&self) -> usize {
+        (8 - self.pending) % 8
+    }
+
+    /// The whole bytes written (any partial byte is dropped: complete it first).
+    fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// Level Q's error correction codewords per block and blocks, versions 1–40 (ISO/IEC 18004 table 9,
+/// tabulated as in `qrcodegen`).
+const Q_BLOCKS: [(u8, u8); 40] = [
+    (13, 1),
+    (22, 1),
+    (18, 2),
+    (26, 2),
+    (18, 4),
+    (24, 4),
+    (18, 6),
+    (22, 6),
+    (20, 8),
+    (24, 8),
+    (28, 8),
+    (26, 10),
+    (24, 12),
+    (20, 16),
+    (30, 12),
+    (24, 17),
+    (28, 16),
+    (28, 18),
+    (26, 21),
+    (30, 20),
+    (28, 23),
+    (30, 23),
+    (30, 25),
+    (30, 27),
+    (30, 29),
+    (28, 34),
+    (30, 34),
+    (30, 35),
+    (30, 38),
+    (30, 40),
+    (30, 43),
+    (30, 45),
+    (30, 48),
+    (30, 51),
+    (30, 53),
+    (30, 56),
+    (30, 59),
+    (30, 62),
+    (30, 65),
+    (30, 68),
+];
+
+/// How a version's codewords divide into blocks at level Q.
+struct Blocks {
+    /// Codewords of data and error correction (whole bytes of the modules left by the function patterns).
+    total: usize,
+    /// Error correction codewords of each block.
+    ec: usize,
+    count: usize,
+}
+
+/// The block structure of `version` (1–40) at level Q.
+fn blocks(version: i16) -> Blocks {
+    let v = version as usize;
+    let (ec, count) = Q_BLOCKS[v - 1];
+    // The modules outside the function patterns (`qrcodegen`'s getNumRawDataModules).
+    let mut modules = (16 * v + 128) * v + 64;
+    if v >= 2 {
+        let alignments = v / 7 + 2;
+        modules -= (25 * alignments - 10) * alignments - 55;
+        if v >= 7 {
+            modules -= 36;
+        }
+    }
+    Blocks {
+        total: modules / 8,
+        ec: usize::from(ec),
+        count: usize::from(count),
+    }
+}
+
+impl Blocks {
+    fn data_codewords(&self) -> usize {
+        self.total - self.ec * self.count
+    }
+}
+
+/// The codewords as placed (ISO/IEC 18004 §7.5, §7.6): `data` (all of `version`'s data codewords)
+/// cut into blocks, the shorter first, then the blocks' bytes interleaved, then their Reed–Solomon
+/// error correction codewords interleaved.
+fn with_error_correction(version: i16, data: &[u8]) -> Result<Vec<u8>> {
+    let blocks = blocks(version);
+    if data.len() != blocks.data_codewords() {
+        return Err(Error::Internal(format!(
+            "{} data codewords for a version-{version} QR code, which holds {}",
+            data.len(),
+            blocks.data_codewords()
+        )));
+    }
+    let table = rs_table(blocks.ec)?;
+    let short_blocks = blocks.count - blocks.total % blocks.count;
+    let short_data = blocks.total / blocks.count - blocks.ec;
+    let mut out = vec![0u8; blocks.total];
+    let (placed_data, placed_ec) = out.split_at_mut(data.len());
+    let mut rest = data;
+    for b in 0..blocks.count {
+        let (block, after) = rest.split_at(short_data + usize::from(b >= short_blocks));
+        rest = after;
+        for (i, &byte) in block.iter().enumerate() {
+            // A long block's last byte comes after every block's first `short_data`.
+            let at = if i < short_data {
+                i * blocks.count + b
+            } else {
+                short_data * blocks.count + b - short_blocks
+            };
+            placed_data[at] = byte;
+        }
+        let ec = rs_remainder(block, table);
+        for (i, &byte) in ec[..blocks.ec].iter().enumerate() {
+            placed_ec[i * blocks.count + b] = byte;
+        }
+    }
+    Ok(out)
+}
+
+/// Powers of α = 2 in GF(2⁸) modulo x⁸ + x⁴ + x³ + x² + 1 (the QR code's field), and their logarithms.
+const GF_EXP: [u8; 255] = {
+    let mut table = [0u8; 255];
+    let mut x: u16 = 1;
+    let mut i = 0;
+    while i < 255 {
+        table[i] = x as u8;
+        x <<= 1;
+        if x & 0x100 != 0 {
+            x ^= 0x11D;
+        }
+        i += 1;
+    }
+    table
+};
+const GF_LOG: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 255 {
+        table[GF_EXP[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+const fn gf_mul(a: u8, b: u8) -> u8 {
+    if a == 0 || b == 0 {
+        return 0;
+    }
+    GF_EXP[(GF_LOG[a as usize] as usize + GF_LOG[b as usize] as usize) % 255]
+}
+
+/// Room for the longest error correction code (30 codewords), a whole number of vector registers.
+const RS_WIDTH: usize = 32;
+
+/// The error correction lengths level Q uses, each with its [`RsTable`].
+const RS_DEGREES: [usize; 8] = [13, 18, 20, 22, 24, 26, 28, 30];
+
+/// For each value f of a remainder's leading term, f × the generator polynomial: what one data byte
+/// XORs into the remainder, so a byte costs one table row rather than a multiplication per coefficient.
+type RsTable = [[u8; RS_WIDTH]; 256];
+
+/// Computed at compile time.
+static RS_TABLES: [RsTable; RS_DEGREES.len()] = {
+    let mut tables = [[[0u8; RS_WIDTH]; 256]; RS_DEGREES.len()];
+    let mut t = 0;
+    while t < RS_DEGREES.len() {
+        let degree = RS_DEGREES[t];
+        // The generator ∏ (x − αⁱ), i < degree, highest coefficient first, its leading 1 left out
+        // (`qrcodegen`'s reedSolomonComputeDivisor).
+        let mut divisor = [0u8; RS_WIDTH];
+        divisor[degree - 1] = 1;
+        let mut root = 1u8;
+        let mut i = 0;
+        while i < degree {
+            let mut j = 0;
+            while j < degree {
+                divisor[j] = gf_mul(divisor[j], root);
+                if j + 1 < degree {
+                    divisor[j] ^= divisor[j + 1];
+                }
+                j += 1;
+            }
+            root = gf_mul(root, 2);
+            i += 1;
+        }
+        let mut factor = 0;
+        while factor < 256 {
+            let mut j = 0;
+            while j < degree {
+                tables[t][factor][j] = gf_mul(divisor[j], factor as u8);
+                j += 1;
+            }
+            factor += 1;
+        }
+        t += 1;
+    }
+    tables
+};
+
+fn rs_table(degree: usize) -> Result<&'static RsTable> {
+    RS_DEGREES
+        .iter()
+        .position(|&d| d == degree)
+        .map(|t| &RS_TABLES[t])
+        .ok_or_else(|| Error::Internal(format!("no Reed–Solomon table of degree {degree}")))
+}
+
+/// The Reed–Solomon remainder of `block` divided by the generator whose `table` is given: the error
+/// correction codewords, first the table's degree of them (the rest are 0).
+fn rs_remainder(block: &[u8], table: &RsTable) -> [u8; RS_WIDTH] {
+    let mut remainder = [0u8; RS_WIDTH];
+    for &byte in block {
+        let row = &table[usize::from(byte ^ remainder[0])];
+        remainder.copy_within(1.., 0);
+        remainder[RS_WIDTH - 1] = 0;
+        for (r, t) in remainder.iter_mut().zip(row) {
+            *r ^= t;
+        }
+    }
+    remainder
 }
 
 /// The QR symbol of an `HC1:` string (or any QR-alphanumeric text).
 pub fn encode(hc1: &str) -> Result<QrSymbol> {
-    let bits = alphanumeric_bits(hc1)?;
-    let version = bits.version();
-    let internal = |e| Error::Internal(format!("QR symbol construction failed: {e}"));
-    let (data, ec) =
-        ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).map_err(internal)?;
-    let number = match version {
-        Version::Normal(v) => v,
-        Version::Micro(_) => return Err(Error::Internal("micro QR is never used".into())),
-    };
-    let unmasked = Unmasked::draw(number, &data, &ec);
+    let (version, data) = data_codewords(hc1)?;
+    let unmasked = Unmasked::draw(version, &with_error_correction(version, &data)?);
     let mut best: Option<(u32, BitGrid)> = None;
     for mask in 0..8 {
         let grid = unmasked.masked(mask);
@@ -154,7 +431,7 @@ pub fn encode(hc1: &str) -> Result<QrSymbol> {
     }
     let (_, grid) = best.ok_or_else(|| Error::Internal("no QR mask".into()))?;
     Ok(QrSymbol {
-        version: number,
+        version,
         width: grid.width,
         modules: grid.to_bytes(),
     })
@@ -167,11 +444,6 @@ const LINE_WORDS: usize = MAX_WIDTH.div_ceil(64);
 /// the symbol's width are 0.
 type Line = [u64; LINE_WORDS];
 
-/// Module `i` of a line.
-fn bit(line: &Line, i: usize) -> u8 {
-    ((line[i / 64] >> (i % 64)) & 1) as u8
-}
-
 /// A symbol as bit lines, by row and by column (columns scored as rows need no transposing per mask).
 #[derive(Clone)]
 struct BitGrid {
@@ -181,12 +453,10 @@ struct BitGrid {
 }
 
 impl BitGrid {
-    fn new(width: usize) -> Self {
-        Self {
-            width,
-            rows: vec![[0; LINE_WORDS]; width],
-            cols: vec![[0; LINE_WORDS]; width],
-        }
+    /// A grid of `rows`, its columns transposed from them.
+    fn from_rows(width: usize, rows: Vec<Line>) -> Self {
+        let cols = transpose(&rows, width);
+        Self { width, rows, cols }
     }
 
     fn set(&mut self, x: usize, y: usize, dark: u8) {
@@ -197,26 +467,72 @@ impl BitGrid {
         *col = (*col & !(1 << (y % 64))) | (dark << (y % 64));
     }
 
-    /// A grid of `modules` (row-major, one byte each, 1 = set).
-    fn from_modules(width: usize, modules: &[u8]) -> Self {
-        let mut grid = Self::new(width);
-        for (y, row) in modules.chunks_exact(width).enumerate() {
-            for (x, &module) in row.iter().enumerate() {
-                let module = u64::from(module);
-                grid.rows[y][x / 64] |= module << (x % 64);
-                grid.cols[x][y / 64] |= module << (y % 64);
-            }
-        }
-        grid
-    }
-
-    /// The modules row-major, one byte each (the shape [`QrSymbol`] keeps).
+    /// The modules row-major, one byte each (the shape [`QrSymbol`] keeps), eight at a time.
     fn to_bytes(&self) -> Vec<u8> {
-        let mut modules = Vec::with_capacity(self.width * self.width);
-        for row in &self.rows {
-            modules.extend((0..self.width).map(|x| bit(row, x)));
+        let width = self.width;
+        // Room for the last row's whole eight-module groups; the excess is cut off.
+        let mut modules = Vec::with_capacity(width * width + 8);
+        for (y, row) in self.rows.iter().enumerate() {
+            for x in (0..width).step_by(8) {
+                let eight = (row[x / 64] >> (x % 64)) as u8;
+                modules.extend_from_slice(&BYTE_PER_BIT[usize::from(eight)].to_le_bytes());
+            }
+            modules.truncate((y + 1) * width);
         }
         modules
+    }
+}
+
+/// For each byte, its eight bits as eight bytes of 0 or 1, bit 0 in the lowest byte.
+const BYTE_PER_BIT: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut i = 0;
+        while i < 8 {
+            table[byte] |= ((byte as u64 >> i) & 1) << (8 * i);
+            i += 1;
+        }
+        byte += 1;
+    }
+    table
+};
+
+/// The columns of a square grid of `rows` (`width` modules a side): bit y of column x is bit x of row
+/// y. Transposed 64 × 64 modules at a time, a few word operations each, rather than module by module.
+fn transpose(rows: &[Line], width: usize) -> Vec<Line> {
+    let mut cols = vec![[0; LINE_WORDS]; width];
+    let words = width.div_ceil(64);
+    for row_block in 0..words {
+        for col_block in 0..words {
+            let mut block = [0u64; 64];
+            for (slot, row) in block.iter_mut().zip(&rows[64 * row_block..]) {
+                *slot = row[col_block];
+            }
+            transpose_64(&mut block);
+            for (col, &word) in cols[64 * col_block..].iter_mut().zip(&block) {
+                col[row_block] = word;
+            }
+        }
+    }
+    cols
+}
+
+/// Transposes a 64 × 64 bit matrix in place (bit j of word i moves to bit i of word j) by swapping
+/// ever smaller off-diagonal blocks, 32 words at a time (Hacker's Delight §7-3).
+fn transpose_64(block: &mut [u64; 64]) {
+    let mut half = 32;
+    let mut low: u64 = 0x0000_0000_ffff_ffff;
+    while half != 0 {
+        let mut k = 0;
+        while k < 64 {
+            let swap = ((block[k] >> half) ^ block[k + half]) & low;
+            block[k] ^= swap << half;
+            block[k + half] ^= swap;
+            k = (k + half + 1) & !half;
+        }
+        half >>= 1;
+        low ^= low << half;
     }
 }
 
@@ -235,16 +551,19 @@ struct Unmasked {
 const MASK_PERIOD: usize = 12;
 
 impl Unmasked {
-    /// The function patterns of `version` and the codewords (`data`, then `ec`, both interleaved) in their
-    /// zigzag (ISO/IEC 18004 §6.3 and §7.7.3), placed as Project Nayuki's `qrcodegen` places them; the
-    /// format information areas are reserved, to be drawn per mask.
-    fn draw(version: i16, data: &[u8], ec: &[u8]) -> Self {
+    /// The function patterns of `version` and the `codewords` (data, then error correction, both
+    /// interleaved) in their zigzag (ISO/IEC 18004 §6.3 and §7.7.3), placed as Project Nayuki's
+    /// `qrcodegen` places them, on bit rows; the format information areas are reserved, to be drawn per
+    /// mask.
+    fn draw(version: i16, codewords: &[u8]) -> Self {
         let width = 17 + 4 * version as usize;
-        let mut dark = vec![0u8; width * width];
-        let mut function = vec![false; width * width];
+        let mut dark = vec![[0u64; LINE_WORDS]; width];
+        let mut function = vec![[0u64; LINE_WORDS]; width];
         let mut set = |x: usize, y: usize, is_dark: bool| {
-            dark[y * width + x] = u8::from(is_dark);
-            function[y * width + x] = true;
+            let bit = 1u64 << (x % 64);
+            function[y][x / 64] |= bit;
+            let word = &mut dark[y][x / 64];
+            *word = (*word & !bit) | (u64::from(is_dark) << (x % 64));
         };
         // Timing patterns.
         for i in 0..width {
@@ -301,26 +620,22 @@ impl Unmasked {
         }
         // The codewords, most significant bit first, up and down two-column strips from the right,
         // skipping the vertical timing column; modules left over (remainder bits) stay light.
-        let mut codeword_bits = data
-            .iter()
-            .chain(ec)
-            .flat_map(|&byte| (0..8).rev().map(move |i| (byte >> i) & 1));
+        let mut bits = CodewordBits::new(codewords);
         let mut right = width - 1;
         loop {
             if right == 6 {
                 right = 5;
             }
             let upward = (right + 1) & 2 == 0;
-            for vertical in 0..width {
-                let y = if upward {
-                    width - 1 - vertical
-                } else {
-                    vertical
-                };
-                for x in [right, right - 1] {
-                    if !function[y * width + x] {
-                        dark[y * width + x] = codeword_bits.next().unwrap_or(0);
-                    }
+            let columns = [right, right - 1].map(|x| (x / 64, x % 64));
+            let rows = function.iter().zip(dark.iter_mut());
+            if upward {
+                for (function, dark) in rows.rev() {
+                    place_row_of_strip(function, dark, columns, &mut bits);
+                }
+            } else {
+                for (function, dark) in rows {
+                    place_row_of_strip(function, dark, columns, &mut bits);
                 }
             }
             if right < 3 {
@@ -328,60 +643,113 @@ impl Unmasked {
             }
             right -= 2;
         }
-        let maskable: Vec<u8> = function.iter().map(|&f| u8::from(!f)).collect();
+        let inside: Line = first_bits(width);
+        let maskable = function
+            .iter()
+            .map(|f| std::array::from_fn(|w| !f[w] & inside[w]))
+            .collect();
         Self {
-            colours: BitGrid::from_modules(width, &dark),
-            maskable: BitGrid::from_modules(width, &maskable),
+            colours: BitGrid::from_rows(width, dark),
+            maskable: BitGrid::from_rows(width, maskable),
         }
     }
 
     /// The modules with data mask `mask` (0–7) applied and its format information drawn.
     fn masked(&self, mask: u8) -> BitGrid {
-        // One function per mask (ISO/IEC 18004 table 10), so its arithmetic is inlined, not matched per module.
-        let mut grid = match mask {
-            0 => self.apply(|x, y| (x + y).is_multiple_of(2)),
-            1 => self.apply(|_, y| y.is_multiple_of(2)),
-            2 => self.apply(|x, _| x.is_multiple_of(3)),
-            3 => self.apply(|x, y| (x + y).is_multiple_of(3)),
-            4 => self.apply(|x, y| (y / 2 + x / 3).is_multiple_of(2)),
-            5 => self.apply(|x, y| (x * y) % 2 + (x * y) % 3 == 0),
-            6 => self.apply(|x, y| ((x * y) % 2 + (x * y) % 3).is_multiple_of(2)),
-            _ => self.apply(|x, y| ((x + y) % 2 + (x * y) % 3).is_multiple_of(2)),
+        // ISO/IEC 18004 table 10: whether the mask inverts the module in column x, row y.
+        let inverts: fn(usize, usize) -> bool = match mask {
+            0 => |x, y| (x + y).is_multiple_of(2),
+            1 => |_, y| y.is_multiple_of(2),
+            2 => |x, _| x.is_multiple_of(3),
+            3 => |x, y| (x + y).is_multiple_of(3),
+            4 => |x, y| (y / 2 + x / 3).is_multiple_of(2),
+            5 => |x, y| (x * y) % 2 + (x * y) % 3 == 0,
+            6 => |x, y| ((x * y) % 2 + (x * y) % 3).is_multiple_of(2),
+            _ => |x, y| ((x + y) % 2 + (x * y) % 3).is_multiple_of(2),
+        };
+        // The pattern of the first MASK_PERIOD rows and columns, each repeated along its line.
+        let row_patterns: [Line; MASK_PERIOD] =
+            std::array::from_fn(|y| periodic(|x| inverts(x, y)));
+        let col_patterns: [Line; MASK_PERIOD] =
+            std::array::from_fn(|x| periodic(|y| inverts(x, y)));
+        let lines = |colours: &[Line], maskable: &[Line], patterns: &[Line; MASK_PERIOD]| {
+            colours
+                .iter()
+                .zip(maskable)
+                .zip(patterns.iter().cycle())
+                .map(|((c, m), p)| std::array::from_fn(|w| c[w] ^ (m[w] & p[w])))
+                .collect()
+        };
+        let mut grid = BitGrid {
+            width: self.colours.width,
+            rows: lines(&self.colours.rows, &self.maskable.rows, &row_patterns),
+            cols: lines(&self.colours.cols, &self.maskable.cols, &col_patterns),
         };
         let width = grid.width;
         draw_format_information(width, mask, |x, y, dark| grid.set(x, y, dark));
         grid
     }
+}
 
-    /// The modules with every maskable one inverted where `inverts(x, y)`, a word at a time: the mask's
-    /// pattern is computed for the first [`MASK_PERIOD`] rows and columns only.
+/// The line whose module i is `inverts(i % MASK_PERIOD)`, with bits past any symbol's width set too
+/// (the maskable lines they are combined with have those clear).
+fn periodic(inverts: impl Fn(usize) -> bool) -> Line {
+    let mut repeated = (0..MASK_PERIOD).fold(0u128, |bits, i| bits | (u128::from(inverts(i)) << i));
+    // 12, 24, 48, 96 and then all 128 bits.
+    for shift in [12, 24, 48, 96] {
+        repeated |= repeated << shift;
+    }
+    // Word w starts at module 64w, which is module 64w mod 12 of the period.
+    std::array::from_fn(|w| (repeated >> (64 * w % MASK_PERIOD)) as u64)
+}
+
+/// One row of a two-column strip of codeword modules: the next bit in each of `columns` (word and bit
+/// of the line), right then left, unless it is a function module.
+#[inline(always)]
+fn place_row_of_strip(
+    function: &Line,
+    dark: &mut Line,
+    columns: [(usize, usize); 2],
+    bits: &mut CodewordBits,
+) {
+    for (word, shift) in columns {
+        if (function[word] >> shift) & 1 == 0 {
+            dark[word] |= bits.next() << shift;
+        }
+    }
+}
+
+/// The bits of codewords, most significant first, read 64 at a time; 0 after the last.
+struct CodewordBits<'a> {
+    rest: &'a [u8],
+    buffer: u64,
+    left: u32,
+}
+
+impl<'a> CodewordBits<'a> {
+    fn new(codewords: &'a [u8]) -> Self {
+        Self {
+            rest: codewords,
+            buffer: 0,
+            left: 0,
+        }
+    }
+
+    /// The next bit, 0 or 1.
     #[inline(always)]
-    fn apply(&self, inverts: impl Fn(usize, usize) -> bool) -> BitGrid {
-        let width = self.colours.width;
-        let mut row_patterns = [[0u64; LINE_WORDS]; MASK_PERIOD];
-        let mut col_patterns = [[0u64; LINE_WORDS]; MASK_PERIOD];
-        for k in 0..MASK_PERIOD {
-            for i in 0..width {
-                row_patterns[k][i / 64] |= u64::from(inverts(i, k)) << (i % 64);
-                col_patterns[k][i / 64] |= u64::from(inverts(k, i)) << (i % 64);
-            }
+    fn next(&mut self) -> u64 {
+        if self.left == 0 {
+            let mut eight = [0u8; 8];
+            let read = self.rest.len().min(8);
+            eight[..read].copy_from_slice(&self.rest[..read]);
+            self.rest = &self.rest[read..];
+            self.buffer = u64::from_be_bytes(eight);
+            self.left = 64;
         }
-        let lines = |colours: &[Line], maskable: &[Line], patterns: &[Line; MASK_PERIOD]| {
-            colours
-                .iter()
-                .zip(maskable)
-                .enumerate()
-                .map(|(i, (c, m))| {
-                    let p = &patterns[i % MASK_PERIOD];
-                    std::array::from_fn(|w| c[w] ^ (m[w] & p[w]))
-                })
-                .collect()
-        };
-        BitGrid {
-            width,
-            rows: lines(&self.colours.rows, &self.maskable.rows, &row_patterns),
-            cols: lines(&self.colours.cols, &self.maskable.cols, &col_patterns),
-        }
+        let bit = self.buffer >> 63;
+        self.buffer <<= 1;
+        self.left -= 1;
+        bit
     }
 }
 
@@ -432,22 +800,18 @@ fn alignment_positions(version: i16, width: usize) -> Vec<usize> {
 }
 
 /// The penalty score of a masked symbol (ISO/IEC 18004:2015 §7.8.3.1, table 11): the lower, the
-/// easier to scan. Rows and columns are scored alike, each from its own bit lines.
+/// easier to scan.
 ///
 /// The rules are read as Project Nayuki's reference encoder reads them (a finder-like pattern is
 /// 1:1:3:1:1 at any module scale, with a light run four times that wide on one side; the area outside
 /// the symbol is light), and `tests/qr_reference.rs` checks that we choose the mask it chooses.
 fn penalty(grid: &BitGrid) -> u32 {
-    let lines: u32 = grid
-        .rows
-        .iter()
-        .chain(&grid.cols)
-        .map(|line| match line {
-            [first, second, _] if grid.width <= 128 => line_penalty(&[*first, *second], grid.width),
-            _ => line_penalty(line, grid.width),
-        })
-        .sum();
-    lines + block_penalty(grid) + balance_penalty(grid)
+    // The runs along the rows are scored from the columns' words, and those along the columns from the
+    // rows' words: see [`runs_penalty`].
+    runs_penalty(&grid.cols, grid.width)
+        + runs_penalty(&grid.rows, grid.width)
+        + block_penalty(grid)
+        + balance_penalty(grid)
 }
 
 /// Most modules a line has (version 40).
@@ -462,41 +826,15 @@ fn first_bits<const W: usize>(n: usize) -> [u64; W] {
     })
 }
 
-/// Bit `i` of the result is bit `i + k` of `line` (0 < k < 64): the module `k` places further on. Past
-/// the last word it reads `past` (all ones or all zeros).
-#[inline(always)]
-fn ahead<const W: usize>(line: &[u64; W], k: u32, past: u64) -> [u64; W] {
-    std::array::from_fn(|w| {
-        let next = line.get(w + 1).copied().unwrap_or(past);
-        (line[w] >> k) | (next << (64 - k))
-    })
-}
+/// Light modules [`runs_penalty`] reads before a line's first module, and after its last.
+const LIGHT_BEFORE: usize = 4;
+const LIGHT_AFTER: usize = 10;
 
-/// Bit `i` of the result is bit `i − k` of `line` (0 < k < 64): the module `k` places back. Before the
-/// line it reads `before` (all ones or all zeros).
-#[inline(always)]
-fn behind<const W: usize>(line: &[u64; W], k: u32, before: u64) -> [u64; W] {
-    std::array::from_fn(|w| {
-        let previous = if w == 0 { before } else { line[w - 1] };
-        (line[w] << k) | (previous >> (64 - k))
-    })
-}
-
-/// `a & b`, word by word.
-#[inline(always)]
-fn and<const W: usize>(a: [u64; W], b: [u64; W]) -> [u64; W] {
-    std::array::from_fn(|w| a[w] & b[w])
-}
-
-/// Set bits of a line.
-#[inline(always)]
-fn count<const W: usize>(line: [u64; W]) -> u32 {
-    line.iter().map(|w| w.count_ones()).sum()
-}
-
-/// N1 and N3 of one row or column of `size` modules, found with word operations rather than by walking
-/// the line's runs (a masked symbol changes colour at every other module, so a run walk is a loop of
-/// mispredicted branches; it was two thirds of the encoding).
+/// N1 and N3 of the `size` parallel lines of a `size` × `size` symbol whose modules at position `i`
+/// are the bits of `across[i]` (line `j` is bit `j`): the rows' runs from the columns' words, and the
+/// columns' runs from the rows'. Every rule is then a few word operations on neighbouring words,
+/// scoring 64 lines at once with no shifts (scoring each line on its own words took two thirds of the
+/// encoding).
 ///
 /// N1: a run of 5 + i modules of one colour scores 3 + i. A run of L ≥ 5 holds L − 4 windows of five
 /// equal modules, so its score L − 2 is the number of such windows plus 2 for the window that starts it.
@@ -504,85 +842,77 @@ fn count<const W: usize>(line: [u64; W]) -> u32 {
 /// N3: 40 for each finder-like pattern, dark-light-dark-light-dark in 1:1:3:1:1 at any module scale n,
 /// with light n modules wide on one side and 4n on the other (both counted when both are 4n wide), the
 /// area outside the line light. At scale 1 the pattern is a fixed 12-module string, matched at every
-/// position at once. A larger scale needs a dark run of exactly 3n ≥ 6 modules, which few lines have; those
+/// position. A larger scale needs a dark run of exactly 3n ≥ 6 modules, which few lines have; those
 /// runs are checked one by one.
-///
-/// `W` words hold the line: 2 up to version 27 (the DDCC payload is version 26 or so), else 3; every word
-/// operation is done once per word.
-fn line_penalty<const W: usize>(line: &[u64; W], size: usize) -> u32 {
-    const ALL: u64 = u64::MAX;
-    let dark = *line;
-    // Light: also every module past the end (bits past `size` are 0 in `line`), and before the start.
-    let light: [u64; W] = std::array::from_fn(|w| !dark[w]);
+fn runs_penalty(across: &[Line], size: usize) -> u32 {
+    let mut score = 0;
+    for w in 0..size.div_ceil(64) {
+        // Module i of the 64 lines of word `w` at `dark[LIGHT_BEFORE + i]`, light beyond the line.
+        let mut dark = [0u64; LIGHT_BEFORE + MAX_WIDTH + LIGHT_AFTER];
+        for (slot, line) in dark[LIGHT_BEFORE..].iter_mut().zip(&across[..size]) {
+            *slot = line[w];
+        }
+        let dark = &dark[..LIGHT_BEFORE + size + LIGHT_AFTER];
+        let lines = (size - 64 * w).min(64);
+        let valid = u64::MAX >> (64 - lines);
+        score += runs_penalty_of_64(dark, size, valid);
+    }
+    score
+}
 
-    // N1. Bit i of `same`: module i has the colour of module i − 1 (never at 0, where a run starts).
-    let previous = behind(&dark, 1, 0);
-    let mut same: [u64; W] = std::array::from_fn(|w| !(dark[w] ^ previous[w]));
-    same[0] &= !1;
-    // Bit i: modules i to i + 4 are one colour (i ≤ size − 5).
-    let five = and(
-        and(ahead(&same, 1, 0), ahead(&same, 2, 0)),
-        and(
-            and(ahead(&same, 3, 0), ahead(&same, 4, 0)),
-            first_bits(size.saturating_sub(4)),
-        ),
-    );
-    let starts_a_run: [u64; W] = std::array::from_fn(|w| five[w] & !same[w]);
-    let n1 = count(five) + 2 * count(starts_a_run);
+/// [`runs_penalty`] of up to 64 lines (`valid` has their bits set), module `i` of each at
+/// `dark[LIGHT_BEFORE + i]`, `size` modules long, light before and after.
+fn runs_penalty_of_64(dark: &[u64], size: usize, valid: u64) -> u32 {
+    let module = &dark[LIGHT_BEFORE..LIGHT_BEFORE + size];
+    // N1. `same[i]`: module i has the colour of module i − 1 (never at 0, where a run starts).
+    let mut same = [0u64; MAX_WIDTH];
+    for (i, pair) in module.windows(2).enumerate() {
+        same[i + 1] = !(pair[0] ^ pair[1]) & valid;
+    }
+    let mut windows = 0;
+    let mut starts = 0;
+    // Windows of five at p = 0 ..= size − 5: modules p to p + 4 are one colour.
+    for (p, next) in same[..size].windows(5).enumerate() {
+        let five = next[1] & next[2] & next[3] & next[4];
+        windows += five.count_ones();
+        starts += (five & !same[p]).count_ones();
+    }
+    let n1 = windows + 2 * starts;
 
-    // N3 at scale 1. Bit p: modules p − 1 to p + 7 are light, dark, light, dark ×3, light, dark, light
-    // (the core starting at p, p ≤ size − 7).
-    let core = and(
-        and(
-            and(behind(&light, 1, ALL), dark),
-            and(ahead(&light, 1, ALL), ahead(&dark, 2, 0)),
-        ),
-        and(
-            and(
-                and(ahead(&dark, 3, 0), ahead(&dark, 4, 0)),
-                and(ahead(&light, 5, ALL), ahead(&dark, 6, 0)),
-            ),
-            and(ahead(&light, 7, ALL), first_bits(size.saturating_sub(6))),
-        ),
-    );
-    let light_before = and(
-        and(behind(&light, 2, ALL), behind(&light, 3, ALL)),
-        behind(&light, 4, ALL),
-    );
-    let light_after = and(
-        and(ahead(&light, 8, ALL), ahead(&light, 9, ALL)),
-        ahead(&light, 10, ALL),
-    );
-    let mut patterns = count(and(core, light_before)) + count(and(core, light_after));
-
-    // N3 at scale n ≥ 2: the middle dark run is exactly 3n ≥ 6 long. Bit s: a dark run of six or more
-    // starts at s.
-    let six_dark = and(
-        and(
-            and(dark, behind(&light, 1, ALL)),
-            and(ahead(&dark, 1, 0), ahead(&dark, 2, 0)),
-        ),
-        and(
-            and(ahead(&dark, 3, 0), ahead(&dark, 4, 0)),
-            ahead(&dark, 5, 0),
-        ),
-    );
-    for (word_index, &word) in six_dark.iter().enumerate() {
-        let mut bits = word;
-        while bits != 0 {
-            let start = word_index * 64 + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            patterns += scaled_finder_like_patterns(&dark, size, start);
+    // N3. Window p holds modules p − 4 to p + 10.
+    let mut patterns = 0;
+    for (p, m) in dark.windows(LIGHT_BEFORE + 1 + LIGHT_AFTER).enumerate() {
+        // At scale 1: modules p − 1 to p + 7 are light, dark, light, dark ×3, light, dark, light.
+        let middle = m[6] & m[7] & m[8];
+        let core = m[4] & middle & m[10] & !(m[3] | m[5] | m[9] | m[11]);
+        // Rare (one line in several hundred at any position), so the counting is skipped otherwise.
+        if core != 0 {
+            let light_before = !(m[0] | m[1] | m[2]);
+            let light_after = !(m[12] | m[13] | m[14]);
+            patterns += (core & light_before).count_ones() + (core & light_after).count_ones();
+        }
+        // At scale n ≥ 2 the middle dark run is exactly 3n ≥ 6 long and has n ≥ 2 light modules
+        // before it: bit j, such a run may start at p in line j.
+        let mut six_dark = !(m[2] | m[3]) & m[4] & m[5] & middle & m[9];
+        while six_dark != 0 {
+            let line = six_dark.trailing_zeros();
+            six_dark &= six_dark - 1;
+            let is_dark = |i: isize| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| module.get(i))
+                    .is_some_and(|word| (word >> line) & 1 == 1)
+            };
+            patterns += scaled_finder_like_patterns(is_dark, size, p);
         }
     }
     n1 + 40 * patterns
 }
 
-/// Finder-like patterns (0, 1 or 2) whose middle dark run starts at `start`, at scale n = its length / 3.
-fn scaled_finder_like_patterns(dark: &[u64], size: usize, start: usize) -> u32 {
+/// Finder-like patterns (0, 1 or 2) of a line of `size` modules (`is_dark`, light outside) whose
+/// middle dark run starts at `start`, at scale n = its length / 3.
+fn scaled_finder_like_patterns(is_dark: impl Fn(isize) -> bool, size: usize, start: usize) -> u32 {
     let size = size as isize;
-    // Outside the line is light.
-    let is_dark = |i: isize| (0..size).contains(&i) && (dark[i as usize / 64] >> (i % 64)) & 1 == 1;
     let all = |from: isize, len: isize, want_dark: bool| {
         (from..from + len).all(|i| is_dark(i) == want_dark)
     };
@@ -608,7 +938,6 @@ fn scaled_finder_like_patterns(dark: &[u64], size: usize, start: usize) -> u32 {
     u32::from(light_before(4 * n) && light_after(n))
         + u32::from(light_after(4 * n) && light_before(n))
 }
-
 /// N2: 3 for each 2×2 block of one colour (overlapping blocks count each), 64 blocks at a time: the
 /// block at column x of two rows is one colour when each row's module x equals the other's, module x + 1
 /// too, and the upper row's x equals its x + 1.
@@ -725,11 +1054,13 @@ fn spread_table(scale: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Writes one row of 1-bit pixels, most significant bit first, through a 64-bit accumulator.
+/// Writes one row of 1-bit pixels, most significant bit first, through a 128-bit accumulator emptied
+/// eight bytes at a time (a byte at a time, this was most of a bitmap's cost).
 struct PixelRow<'a> {
     out: &'a mut [u8],
     next: usize,
-    bits: u64,
+    /// The last `pending` bits are not written yet (those above them are).
+    bits: u128,
     pending: u32,
 }
 
@@ -743,14 +1074,15 @@ impl<'a> PixelRow<'a> {
         }
     }
 
-    /// Appends the low `n` bits of `bits` (n ≤ 56), most significant first.
+    /// Appends the low `n` bits of `bits` (n ≤ 64), most significant first.
     fn push_bits(&mut self, bits: u64, n: u32) {
-        self.bits = (self.bits << n) | bits;
+        self.bits = (self.bits << n) | u128::from(bits);
         self.pending += n;
-        while self.pending >= 8 {
-            self.pending -= 8;
-            self.out[self.next] = (self.bits >> self.pending) as u8;
-            self.next += 1;
+        if self.pending >= 64 {
+            self.pending -= 64;
+            let word = (self.bits >> self.pending) as u64;
+            self.out[self.next..self.next + 8].copy_from_slice(&word.to_be_bytes());
+            self.next += 8;
         }
     }
 
@@ -763,8 +1095,13 @@ impl<'a> PixelRow<'a> {
         }
     }
 
-    /// Writes the last partial byte, padded with white.
-    fn finish(self) {
+    /// Writes the pending bits, the last partial byte padded with white.
+    fn finish(mut self) {
+        while self.pending >= 8 {
+            self.pending -= 8;
+            self.out[self.next] = (self.bits >> self.pending) as u8;
+            self.next += 1;
+        }
         if self.pending > 0 {
             let pad = 8 - self.pending;
             self.out[self.next] = ((self.bits << pad) | ((1 << pad) - 1)) as u8;
@@ -1252,8 +1589,76 @@ pub fn svg_of(symbol: &QrSymbol) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qrcode::{Color, QrCode};
+    use qrcode::bits::Bits;
+    use qrcode::{ec, Color, EcLevel, QrCode, Version};
     use std::path::Path;
+
+    /// The `qrcode` crate's data bit stream of `text`: one alphanumeric segment, terminator and padding
+    /// at level Q, in the smallest version that holds it (the reference for [`data_codewords`]).
+    fn qrcode_bits(text: &str) -> Bits {
+        (1..=40)
+            .find_map(|v| {
+                let mut bits = Bits::new(Version::Normal(v));
+                bits.push_alphanumeric_data(text.as_bytes()).ok()?;
+                bits.push_terminator(EcLevel::Q).ok()?;
+                Some(bits)
+            })
+            .expect("fits version 40")
+    }
+
+    /// Module `i` of a line.
+    fn bit(line: &Line, i: usize) -> u8 {
+        ((line[i / 64] >> (i % 64)) & 1) as u8
+    }
+
+    /// Texts of 1 to 2,420 characters (the most version 40-Q holds), finely enough that every version
+    /// is the smallest for some of them.
+    fn texts_of_every_version() -> impl Iterator<Item = String> {
+        let alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
+        (1..=2420)
+            .step_by(19)
+            .chain([2419, 2420])
+            .map(move |n| alphabet.chars().cycle().skip(n % 45).take(n).collect())
+    }
+
+    /// Our data codewords and error correction against the `qrcode` crate's, for every version: on
+    /// real bit streams and on random data codewords (every leading term of the remainder occurs).
+    #[test]
+    fn codewords_equal_the_qrcode_crates_for_every_version() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7_5);
+        let mut versions = std::collections::BTreeSet::new();
+        for text in texts_of_every_version() {
+            let (version, data) = data_codewords(&text).unwrap();
+            let theirs = qrcode_bits(&text);
+            assert_eq!(
+                Version::Normal(version),
+                theirs.version(),
+                "{} chars",
+                text.len()
+            );
+            let theirs = theirs.into_bytes();
+            assert!(data == theirs, "data codewords of {} chars", text.len());
+            versions.insert(version);
+        }
+        assert_eq!(versions.len(), 40, "every version: {versions:?}");
+        for version in 1..=40 {
+            for case in 0..4 {
+                let data: Vec<u8> = (0..blocks(version).data_codewords())
+                    .map(|_| if case == 0 { 0xff } else { rng.gen() })
+                    .collect();
+                let (their_data, their_ec) =
+                    ec::construct_codewords(&data, Version::Normal(version), EcLevel::Q).unwrap();
+                let ours = with_error_correction(version, &data).unwrap();
+                assert!(
+                    ours == [their_data, their_ec].concat(),
+                    "version {version}, case {case}"
+                );
+            }
+            let short = vec![0; blocks(version).data_codewords() - 1];
+            assert!(with_error_correction(version, &short).is_err());
+        }
+    }
 
     fn shared(rel: &str) -> String {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1331,13 +1736,9 @@ mod tests {
     fn the_payload_is_one_alphanumeric_segment_even_with_long_digit_runs() {
         // qrcode's optimiser would code the digit run in numeric mode (and may choose a smaller version).
         let text = format!("HC1:{}", "1234567890".repeat(40));
-        let bits = alphanumeric_bits(&text).unwrap();
-        let version = match bits.version() {
-            Version::Normal(v) => v,
-            Version::Micro(_) => panic!("micro QR"),
-        };
+        let (version, data) = data_codewords(&text).unwrap();
         // Mode indicator 0010 = alphanumeric.
-        assert_eq!(bits.into_bytes()[0] >> 4, 0b0010);
+        assert_eq!(data[0] >> 4, 0b0010);
         let optimal = QrCode::with_error_correction_level(&text, EcLevel::Q).unwrap();
         let ours = encode(&text).unwrap();
         assert_eq!(ours.version(), version);
@@ -1370,24 +1771,20 @@ mod tests {
             MaskPattern::Diamonds,
             MaskPattern::Meadow,
         ];
-        let alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
         let mut versions = std::collections::BTreeSet::new();
-        // Lengths from 1 to the largest level-Q alphanumeric payload (2,420 characters), finely enough
-        // that every version is the smallest for one of them.
-        for n in (1..=2420).step_by(19).chain([2420]) {
-            let text: String = alphabet.chars().cycle().skip(n % 45).take(n).collect();
-            let bits = alphanumeric_bits(&text).unwrap();
+        for text in texts_of_every_version() {
+            let bits = qrcode_bits(&text);
             let version = bits.version();
             let Version::Normal(number) = version else {
                 unreachable!("normal versions only")
             };
             versions.insert(number);
             let (data, ec) =
-                ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).unwrap();
-            let mut canvas = Canvas::new(version, EC_LEVEL);
+                ec::construct_codewords(&bits.into_bytes(), version, EcLevel::Q).unwrap();
+            let mut canvas = Canvas::new(version, EcLevel::Q);
             canvas.draw_all_functional_patterns();
             canvas.draw_data(&data, &ec);
-            let unmasked = Unmasked::draw(number, &data, &ec);
+            let unmasked = Unmasked::draw(number, &[data.as_slice(), &ec].concat());
             for (mask, pattern) in patterns.into_iter().enumerate() {
                 let mut theirs = canvas.clone();
                 theirs.apply_mask(pattern);
@@ -1453,16 +1850,8 @@ mod tests {
         (score, found)
     }
 
-    fn line_of(modules: &[bool]) -> Line {
-        let mut line = [0; LINE_WORDS];
-        for (i, &dark) in modules.iter().enumerate() {
-            line[i / 64] |= u64::from(dark) << (i % 64);
-        }
-        line
-    }
-
     #[test]
-    fn line_penalty_equals_nayukis_on_random_and_finder_like_lines() {
+    fn runs_penalty_equals_nayukis_on_random_and_finder_like_lines() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(18004);
         // Finder-like patterns at scales 1 to 6, to plant in lines.
@@ -1474,43 +1863,51 @@ mod tests {
         };
         // Patterns the reference found, at scale 1 and at larger scales.
         let mut found = [0; 2];
-        for case in 0..20_000 {
-            let size = rng.gen_range(1..=MAX_WIDTH);
-            // Light-heavy, dark-heavy and even lines, so long runs of both colours occur.
-            let dark_share = [0.5, 0.2, 0.8, 0.05][case % 4];
-            let mut modules: Vec<bool> = (0..size).map(|_| rng.gen_bool(dark_share)).collect();
-            if case % 3 == 0 {
-                let pattern = finder(rng.gen_range(1..=6));
-                if pattern.len() <= size {
-                    let at = rng.gen_range(0..=size - pattern.len());
-                    modules[at..at + pattern.len()].copy_from_slice(&pattern);
-                    // Sometimes clear a margin on one side, so the 4n light run exists.
-                    let margin = rng.gen_range(0..=4 * pattern.len() / 7);
-                    let before = at.saturating_sub(margin)..at;
-                    let after = at + pattern.len()..(at + pattern.len() + margin).min(size);
-                    for i in if rng.gen_bool(0.5) { before } else { after } {
-                        modules[i] = false;
+        for case in 0..400 {
+            // Square grids of every width up to version 40's (and narrower, down to one module).
+            let size = if case < MAX_WIDTH {
+                case + 1
+            } else {
+                rng.gen_range(1..=MAX_WIDTH)
+            };
+            let mut lines = Vec::with_capacity(size);
+            for line in 0..size {
+                // Light-heavy, dark-heavy and even lines, so long runs of both colours occur.
+                let dark_share = [0.5, 0.2, 0.8, 0.05][(case + line) % 4];
+                let mut modules: Vec<bool> = (0..size).map(|_| rng.gen_bool(dark_share)).collect();
+                if line % 3 == 0 {
+                    let pattern = finder(rng.gen_range(1..=6));
+                    if pattern.len() <= size {
+                        let at = rng.gen_range(0..=size - pattern.len());
+                        modules[at..at + pattern.len()].copy_from_slice(&pattern);
+                        // Sometimes clear a margin on one side, so the 4n light run exists.
+                        let margin = rng.gen_range(0..=4 * pattern.len() / 7);
+                        let before = at.saturating_sub(margin)..at;
+                        let after = at + pattern.len()..(at + pattern.len() + margin).min(size);
+                        for i in if rng.gen_bool(0.5) { before } else { after } {
+                            modules[i] = false;
+                        }
                     }
                 }
+                lines.push(modules);
             }
-            let (expected, patterns) = nayuki_line_penalty(&modules);
-            found = [found[0] + patterns[0], found[1] + patterns[1]];
-            let line = line_of(&modules);
-            if size <= 128 {
-                assert_eq!(
-                    line_penalty(&[line[0], line[1]], size),
-                    expected,
-                    "two words"
-                );
+            let mut expected = 0;
+            for modules in &lines {
+                let (score, patterns) = nayuki_line_penalty(modules);
+                expected += score;
+                found = [found[0] + patterns[0], found[1] + patterns[1]];
+            }
+            // Across: word i holds module i of every line.
+            let mut across = vec![[0u64; LINE_WORDS]; size];
+            for (j, modules) in lines.iter().enumerate() {
+                for (i, &dark) in modules.iter().enumerate() {
+                    across[i][j / 64] |= u64::from(dark) << (j % 64);
+                }
             }
             assert_eq!(
-                line_penalty(&line, size),
+                runs_penalty(&across, size),
                 expected,
-                "line {:?}",
-                modules
-                    .iter()
-                    .map(|&d| if d { '1' } else { '0' })
-                    .collect::<String>()
+                "case {case}, size {size}"
             );
         }
         assert!(
@@ -1520,39 +1917,45 @@ mod tests {
     }
 
     #[test]
-    fn row_and_column_bit_lines_agree_for_every_mask() {
-        let text = real_hc1()[0].clone();
-        let bits = alphanumeric_bits(&text).unwrap();
-        let version = bits.version();
-        let (data, ec) = ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).unwrap();
-        let Version::Normal(number) = version else {
-            unreachable!("normal versions only")
-        };
-        let unmasked = Unmasked::draw(number, &data, &ec);
-        for mask in 0..8 {
-            let grid = unmasked.masked(mask);
-            let w = grid.width;
-            for x in 0..w {
-                for y in 0..w {
-                    assert_eq!(bit(&grid.rows[y], x), bit(&grid.cols[x], y), "mask {mask}");
+    fn row_and_column_bit_lines_agree_for_every_version_and_mask() {
+        let mut versions = std::collections::BTreeSet::new();
+        for text in texts_of_every_version() {
+            let (version, data) = data_codewords(&text).unwrap();
+            if !versions.insert(version) {
+                continue;
+            }
+            let unmasked = Unmasked::draw(version, &with_error_correction(version, &data).unwrap());
+            let grids = (0..8).map(|mask| unmasked.masked(mask));
+            for grid in [unmasked.colours.clone(), unmasked.maskable.clone()]
+                .into_iter()
+                .chain(grids)
+            {
+                let w = grid.width;
+                for x in 0..w {
+                    for y in 0..w {
+                        assert_eq!(
+                            bit(&grid.rows[y], x),
+                            bit(&grid.cols[x], y),
+                            "version {version}"
+                        );
+                    }
+                }
+                // Nothing past the symbol's edge: the penalty reads whole words.
+                for line in grid.rows.iter().chain(&grid.cols) {
+                    assert!(
+                        (w..LINE_WORDS * 64).all(|i| bit(line, i) == 0),
+                        "version {version}"
+                    );
                 }
             }
-            // Nothing past the symbol's edge: the penalty reads whole words.
-            for line in grid.rows.iter().chain(&grid.cols) {
-                assert!(
-                    (w..LINE_WORDS * 64).all(|i| bit(line, i) == 0),
-                    "mask {mask}"
-                );
-            }
         }
+        assert_eq!(versions.len(), 40);
     }
 
     /// Payloads whose symbols are of every version, 1 to 40 (as in the placement test above).
     fn symbols_of_every_version() -> Vec<QrSymbol> {
-        let alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
         let mut symbols: Vec<QrSymbol> = Vec::new();
-        for n in (1..=2420).step_by(19).chain([2420]) {
-            let text: String = alphabet.chars().cycle().skip(n % 45).take(n).collect();
+        for text in texts_of_every_version() {
             let symbol = encode(&text).unwrap();
             if symbols
                 .last()

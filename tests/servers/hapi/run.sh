@@ -17,6 +17,8 @@
 #   HAPI_SKIP_BUILD  1 = do not run build.sh first
 #   HAPI_VALIDATE    1 = validate every resource a request carries (RequestValidatingInterceptor; 422 on errors)
 #   HAPI_CDS         0 = do not use (or record) the class-data-sharing archive
+#   HAPI_DB_URL      a PostgreSQL JDBC URL (jdbc:postgresql://127.0.0.1:5433/hapi; postgres.sh starts one), with
+#                    HAPI_DB_USER (default postgres) and HAPI_DB_PASSWORD; default: H2 in memory, empty at start
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [[ "${HAPI_SKIP_BUILD:-0}" != 1 ]]; then

@@ -14,6 +14,7 @@ import ca.uhn.fhir.jpa.config.util.HapiEntityManagerFactoryUtil;
 import ca.uhn.fhir.jpa.model.config.PartitionSettings;
 import ca.uhn.fhir.jpa.model.config.SubscriptionSettings;
 import ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect;
+import ca.uhn.fhir.jpa.model.dialect.HapiFhirPostgresDialect;
 import ca.uhn.fhir.jpa.model.entity.StorageSettings;
 import ca.uhn.fhir.jpa.provider.IJpaSystemProvider;
 import ca.uhn.fhir.jpa.provider.JpaCapabilityStatementProvider;
@@ -98,13 +99,29 @@ public class ServerConfig {
 		return new NullNarrativeGenerator();
 	}
 
+	/** {@code HAPI_DB_URL}: a PostgreSQL JDBC URL, else H2 in memory (empty at every start). */
+	static String databaseUrl() {
+		String url = System.getenv("HAPI_DB_URL");
+		return url == null || url.isBlank() ? "jdbc:h2:mem:hapi;DB_CLOSE_DELAY=-1" : url;
+	}
+
+	static boolean postgres() {
+		return databaseUrl().startsWith("jdbc:postgresql:");
+	}
+
 	@Bean(destroyMethod = "close")
 	public BasicDataSource dataSource() {
 		BasicDataSource ds = new BasicDataSource();
-		ds.setDriver(new org.h2.Driver());
-		ds.setUrl("jdbc:h2:mem:hapi;DB_CLOSE_DELAY=-1");
-		ds.setUsername("sa");
-		ds.setPassword("");
+		if (postgres()) {
+			ds.setDriver(new org.postgresql.Driver());
+			ds.setUsername(System.getenv().getOrDefault("HAPI_DB_USER", "postgres"));
+			ds.setPassword(System.getenv().getOrDefault("HAPI_DB_PASSWORD", ""));
+		} else {
+			ds.setDriver(new org.h2.Driver());
+			ds.setUsername("sa");
+			ds.setPassword("");
+		}
+		ds.setUrl(databaseUrl());
 		ds.setMaxTotal(Integer.getInteger("hapi.db.maxConnections", 10));
 		ds.setMaxWait(java.time.Duration.ofSeconds(30));
 		return ds;
@@ -122,7 +139,7 @@ public class ServerConfig {
 		emf.setPersistenceUnitName("HAPI_PU");
 		emf.setDataSource(dataSource);
 		Properties p = new Properties();
-		p.put("hibernate.dialect", HapiFhirH2Dialect.class.getName());
+		p.put("hibernate.dialect", (postgres() ? HapiFhirPostgresDialect.class : HapiFhirH2Dialect.class).getName());
 		p.put("hibernate.hbm2ddl.auto", "update");
 		p.put("hibernate.format_sql", "false");
 		p.put("hibernate.show_sql", "false");
@@ -133,8 +150,10 @@ public class ServerConfig {
 		p.put("hibernate.cache.use_minimal_puts", "false");
 		p.put("hibernate.archive.scanner", "org.hibernate.boot.archive.scan.internal.DisabledScanner");
 		p.put("hibernate.search.enabled", "false");
-		// H2 cannot use an index for HAPI's ORed id lookups: see H2IdLookupRewrite.
-		p.put("hibernate.session_factory.statement_inspector", H2IdLookupRewrite.class.getName());
+		if (!postgres()) {
+			// H2 cannot use an index for HAPI's ORed id lookups: see H2IdLookupRewrite.
+			p.put("hibernate.session_factory.statement_inspector", H2IdLookupRewrite.class.getName());
+		}
 		emf.setJpaProperties(p);
 		return emf;
 	}

@@ -28,7 +28,11 @@ struct Chains {
 
 impl Chains {
     fn new(len: usize) -> Self {
-        let bits = len.next_power_of_two().trailing_zeros().clamp(8, 14);
+        let bits = len
+            .next_power_of_two()
+            .trailing_zeros()
+            .saturating_sub(1)
+            .clamp(8, 14);
         // Positions never wrap when the input fits the window: no link is overwritten while in use.
         let window = len.next_power_of_two().clamp(1, WINDOW);
         Self {
@@ -51,7 +55,12 @@ impl Chains {
     /// Adds position `i` (with at least 3 bytes from it) to its chain.
     #[inline(always)]
     fn insert(&mut self, data: &[u8], i: usize) {
-        let h = self.hash(data, i);
+        self.insert_hashed(i, self.hash(data, i));
+    }
+
+    /// Adds position `i`, of hash `h`, to its chain.
+    #[inline(always)]
+    fn insert_hashed(&mut self, i: usize, h: usize) {
         let last = self.head[h] as usize;
         let step = if last == 0 { 0 } else { i + 1 - last };
         self.prev[i & self.mask] = if step <= self.mask { step as u16 } else { 0 };
@@ -62,13 +71,26 @@ impl Chains {
     /// hash, nearest first, up to `chain` of them, stopping at `nice` bytes; length 0 if none.
     #[inline(always)]
     fn longest(&self, data: &[u8], i: usize, chain: usize, nice: usize) -> (usize, usize) {
+        if data.len() - i < MIN_MATCH {
+            return (0, 0);
+        }
+        self.longest_hashed(data, i, self.hash(data, i), chain, nice)
+    }
+
+    /// [`Chains::longest`] of a position with 3 bytes from it, of hash `h`.
+    #[inline(always)]
+    fn longest_hashed(
+        &self,
+        data: &[u8],
+        i: usize,
+        h: usize,
+        chain: usize,
+        nice: usize,
+    ) -> (usize, usize) {
         let max = (data.len() - i).min(MAX_MATCH);
         let mut found = (0, 0);
-        if max < MIN_MATCH {
-            return found;
-        }
         let mut best = MIN_MATCH - 1;
-        let mut p = self.head[self.hash(data, i)] as usize;
+        let mut p = self.head[h] as usize;
         if p == 0 {
             return found;
         }
@@ -120,29 +142,35 @@ fn match_length(data: &[u8], a: usize, b: usize, max: usize) -> usize {
 
 /// Each position's longest match, taken when found: fast, about zlib level 1's size.
 pub(super) fn greedy(data: &[u8]) -> Vec<Token> {
-    let mut chains = Chains::new(data.len());
-    let mut tokens = Vec::with_capacity(data.len() / 4 + 16);
+    let n = data.len();
+    let mut chains = Chains::new(n);
+    let mut tokens = Vec::with_capacity(n / 4 + 16);
+    // Positions with the 3 bytes a hash (and a match) needs.
+    let hashable = n.saturating_sub(MIN_MATCH - 1);
     let mut i = 0;
-    while i < data.len() {
-        let (length, distance) = chains.longest(data, i, FAST_CHAIN, FAST_NICE);
+    while i < hashable {
+        let h = chains.hash(data, i);
+        let (length, distance) = chains.longest_hashed(data, i, h, FAST_CHAIN, FAST_NICE);
+        chains.insert_hashed(i, h);
         if length >= MIN_MATCH && !(length == MIN_MATCH && distance > FAR_THREE) {
             tokens.push(Token::matched(length, distance));
             if length <= FAST_INSERT {
-                for p in i..(i + length).min(data.len() - (MIN_MATCH - 1)) {
+                for p in i + 1..(i + length).min(hashable) {
                     chains.insert(data, p);
                 }
-            } else {
-                chains.insert(data, i);
             }
             i += length;
         } else {
             tokens.push(Token::literal(data[i]));
-            if i + MIN_MATCH <= data.len() {
-                chains.insert(data, i);
-            }
             i += 1;
         }
     }
+    tokens.extend(
+        data.get(i..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&b| Token::literal(b)),
+    );
     tokens
 }
 

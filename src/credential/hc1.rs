@@ -235,6 +235,14 @@ mod tests {
     fn refuses_a_zlib_bomb() {
         let huge = vec![0u8; MAX_INFLATED_LEN + 10];
         let hc1 = encode(&huge).unwrap();
-        assert_eq!(decode(&hc1).unwrap_err().stage, Stage::Zlib);
+        let failure = decode(&hc1).unwrap_err();
+        assert_eq!(failure.stage, Stage::Zlib);
+        assert!(failure.message.contains("more than"), "{}", failure.message);
+        // Exactly the bound still inflates; a stream cut short does not.
+        let at_bound = vec![0u8; MAX_INFLATED_LEN];
+        assert_eq!(decode(&encode(&at_bound).unwrap()).unwrap(), at_bound);
+        let z = deflate::zlib(b"a certificate", Effort::Best);
+        let cut = format!("{PREFIX}{}", base45::encode(&z[..z.len() - 3]));
+        assert_eq!(decode(&cut).unwrap_err().stage, Stage::Zlib);
     }
 }

@@ -140,7 +140,7 @@ fn match_length(data: &[u8], a: usize, b: usize, max: usize) -> usize {
     n
 }
 
-/// Each position's longest match, taken when found: fast, about zlib level 1's size.
+/// Each position's longest match over short chains, taken when found: fast ([`super::Effort::Fast`]).
 pub(super) fn greedy(data: &[u8]) -> Vec<Token> {
     let n = data.len();
     let mut chains = Chains::new(n);

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod codes;
 pub mod configuration;
 pub mod credential;
+pub mod deflate;
 pub mod document;
 pub mod domain;
 pub mod error;

@@ -1,26 +1,17 @@
-//! zlib compression of the PDF streams (`/FlateDecode`), with one compressor per thread: a deflate
-//! state is a few hundred kilobytes, too much to allocate and clear for every stream of every document.
-
-use std::cell::RefCell;
+//! zlib compression of the PDF streams (`/FlateDecode`): the page streams made anew for every document
+//! by the crate's own deflate writer in its fast mode (no deflate state of a few hundred kilobytes to
+//! allocate and clear per stream), the font subsets once each by flate2 at its best level.
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
+use crate::deflate::{self, Effort};
 use crate::error::{Error, Result};
 
-/// zlib level of the page streams. The page content is long runs of short, repetitive operators, which
-/// the fastest level compresses nearly as well as the default and in a fraction of the time.
-const LEVEL: u32 = 1;
-
-/// `data` compressed as a zlib stream at the fast [`LEVEL`]: for the streams made anew for every document.
+/// `data` compressed as a zlib stream, fast: for the streams made anew for every document. The page
+/// content is long runs of short, repetitive operators, which greedy matching over short hash chains
+/// compresses better than zlib level 1 did (by a fifth on the page streams of `bench` batches).
 pub(super) fn deflate(data: &[u8]) -> Result<Vec<u8>> {
-    thread_local! {
-        static COMPRESS: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(LEVEL), true));
-    }
-    COMPRESS.with(|c| {
-        let mut c = c.borrow_mut();
-        c.reset();
-        compress(&mut c, data)
-    })
+    Ok(deflate::zlib(data, Effort::Fast))
 }
 
 /// `data` compressed as a zlib stream at the best level, for data compressed once and embedded in

@@ -82,16 +82,21 @@ const DISTANCE_EXTRA: [u8; 30] = [
     13,
 ];
 
+/// The code of `value` in an alphabet whose codes start at `bases` (ascending): the last base not above it.
+const fn code_of(bases: &[u16], value: usize) -> u8 {
+    let mut code = 0;
+    while code + 1 < bases.len() && bases[code + 1] as usize <= value {
+        code += 1;
+    }
+    code as u8
+}
+
 /// The length code (0–28) of each match length 0–258 (entries below 3 unused).
 const LENGTH_CODE: [u8; MAX_MATCH + 1] = {
     let mut table = [0u8; MAX_MATCH + 1];
     let mut length = MIN_MATCH;
     while length <= MAX_MATCH {
-        let mut code = 0;
-        while code + 1 < LENGTH_BASE.len() && LENGTH_BASE[code + 1] as usize <= length {
-            code += 1;
-        }
-        table[length] = code as u8;
+        table[length] = code_of(&LENGTH_BASE, length);
         length += 1;
     }
     table
@@ -104,11 +109,7 @@ const DISTANCE_CODE: [u8; 512] = {
     let mut i = 0;
     while i < 512 {
         let distance = if i < 256 { i + 1 } else { ((i - 256) << 7) + 1 };
-        let mut code = 0;
-        while code + 1 < DISTANCE_BASE.len() && DISTANCE_BASE[code + 1] as usize <= distance {
-            code += 1;
-        }
-        table[i] = code as u8;
+        table[i] = code_of(&DISTANCE_BASE, distance);
         i += 1;
     }
     table

@@ -73,23 +73,21 @@ pub struct DocumentContext {
 /// The id [`build_document`] gives the document Bundle of `event`, without building it: the key a certificate
 /// is found and stored under.
 pub fn bundle_id(event: &VaccinationEvent) -> String {
+    ids_of(event).bundle.id
+}
+
+/// The ids of `event`'s document, from its hcid, dose and issuer (module `ids`).
+fn ids_of(event: &VaccinationEvent) -> DocumentIds {
     DocumentIds::new(
         event.certificate.hcid.as_str(),
         event.vaccination.dose.get(),
         event.certificate.issuer.as_str(),
     )
-    .bundle
-    .id
 }
 
 /// Builds the DDCC:VS document Bundle. Issuing the same event again yields the same resource ids.
 pub fn build_document(event: &VaccinationEvent, ctx: &DocumentContext) -> Bundle {
-    let hcid = event.certificate.hcid.as_str();
-    let ids = DocumentIds::new(
-        hcid,
-        event.vaccination.dose.get(),
-        event.certificate.issuer.as_str(),
-    );
+    let ids = ids_of(event);
     let issued = instant(ctx.issued_at);
     let inputs = Inputs {
         event,
@@ -139,7 +137,7 @@ pub fn build_document(event: &VaccinationEvent, ctx: &DocumentContext) -> Bundle
         timestamp: Some(issued.clone()),
         link: vec![BundleLink {
             relation: "publication".into(),
-            url: format!("urn:HCID:{hcid}"),
+            url: format!("urn:HCID:{}", event.certificate.hcid.as_str()),
             ..Default::default()
         }],
         entry: entries,

@@ -14,6 +14,15 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// Defaults of [`VaultSettings`], shared by its flags and [`VaultSettings::with_token`].
+const DEFAULT_ADDR: &str = "http://127.0.0.1:8200";
+const DEFAULT_APPROLE_MOUNT: &str = "approle";
+const DEFAULT_K8S_JWT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+const DEFAULT_K8S_MOUNT: &str = "kubernetes";
+const DEFAULT_TRANSIT_MOUNT: &str = "transit";
+const DEFAULT_KEY_NAME: &str = "ddcc-dsc";
+const DEFAULT_TIMEOUT_SECS: u64 = 10;
+
 /// How to reach Vault/OpenBao and which transit key to use. Auth: AppRole when a role id is
 /// given, else Kubernetes when a role is given, else the token.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,7 +32,7 @@ pub struct VaultSettings {
         global = true,
         long = "vault-addr",
         env = "VAULT_ADDR",
-        default_value = "http://127.0.0.1:8200"
+        default_value = DEFAULT_ADDR
     )]
     pub addr: String,
     /// Static token.
@@ -49,7 +58,7 @@ pub struct VaultSettings {
         global = true,
         long = "vault-approle-mount",
         env = "VAULT_APPROLE_MOUNT",
-        default_value = "approle"
+        default_value = DEFAULT_APPROLE_MOUNT
     )]
     pub approle_mount: String,
     /// Kubernetes auth role.
@@ -60,14 +69,14 @@ pub struct VaultSettings {
         global = true,
         long = "vault-k8s-jwt-path",
         env = "VAULT_K8S_JWT_PATH",
-        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+        default_value = DEFAULT_K8S_JWT_PATH
     )]
     pub k8s_jwt_path: PathBuf,
     #[arg(
         global = true,
         long = "vault-k8s-mount",
         env = "VAULT_K8S_MOUNT",
-        default_value = "kubernetes"
+        default_value = DEFAULT_K8S_MOUNT
     )]
     pub k8s_mount: String,
     /// Namespace (`X-Vault-Namespace`).
@@ -77,7 +86,7 @@ pub struct VaultSettings {
         global = true,
         long = "vault-transit-mount",
         env = "VAULT_TRANSIT_MOUNT",
-        default_value = "transit"
+        default_value = DEFAULT_TRANSIT_MOUNT
     )]
     pub transit_mount: String,
     /// Transit key holding the DSC key versions.
@@ -85,7 +94,7 @@ pub struct VaultSettings {
         global = true,
         long = "vault-key",
         env = "VAULT_TRANSIT_KEY",
-        default_value = "ddcc-dsc"
+        default_value = DEFAULT_KEY_NAME
     )]
     pub key_name: String,
     /// Key type for `keys init`.
@@ -102,7 +111,7 @@ pub struct VaultSettings {
         global = true,
         long = "vault-timeout",
         env = "VAULT_TIMEOUT",
-        default_value_t = 10
+        default_value_t = DEFAULT_TIMEOUT_SECS
     )]
     pub timeout_secs: u64,
 }
@@ -115,15 +124,15 @@ impl VaultSettings {
             token: Some(Secret::new(token)),
             role_id: None,
             secret_id: None,
-            approle_mount: "approle".into(),
+            approle_mount: DEFAULT_APPROLE_MOUNT.into(),
             k8s_role: None,
-            k8s_jwt_path: "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
-            k8s_mount: "kubernetes".into(),
+            k8s_jwt_path: DEFAULT_K8S_JWT_PATH.into(),
+            k8s_mount: DEFAULT_K8S_MOUNT.into(),
             namespace: None,
-            transit_mount: "transit".into(),
-            key_name: "ddcc-dsc".into(),
+            transit_mount: DEFAULT_TRANSIT_MOUNT.into(),
+            key_name: DEFAULT_KEY_NAME.into(),
             key_type: KeyType::EcdsaP256,
-            timeout_secs: 10,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
         }
     }
 

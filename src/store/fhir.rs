@@ -12,8 +12,8 @@
 //! DocumentReferences, the document Bundle itself (`PUT Bundle/<id>`), and the document's **revision
 //! marker** (see below). Every entry of the transaction-response must be 2xx or nothing counts.
 //!
-//! **Round trips.** A new certificate takes five: the marker and Bundle reads of [`Store::read_document`],
-//! the marker's creation, the transaction, and the AuditEvent. Writes whose answer is not read ask for
+//! **Round trips.** A new certificate takes four: the marker read of [`Store::read_document`] (the Bundle is
+//! read only when the marker exists), the marker's creation, the transaction, and the AuditEvent. Writes whose answer is not read ask for
 //! `Prefer: return=minimal` (the marker's version comes from its `ETag`).
 //!
 //! **One writer wins.** FHIR R4 has no "create only if absent" for a client-chosen id (HAPI ignores
@@ -41,6 +41,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
@@ -106,13 +107,14 @@ impl FhirStore {
             placeholders.insert(full_url, uuid::Uuid::new_v4().urn().to_string());
             pending.push(resource);
         }
+        let placeholders = Arc::new(placeholders);
         let bundle_id = record.bundle_id()?;
         // The document first: the standalone QR DocumentReferences reference it (`context.related`), and
         // HAPI checks a reference when it writes the resource holding it.
         let mut entry = Vec::with_capacity(pending.len() + 2);
         entry.push(TransactionEntry {
             full_url: None,
-            resource: Cow::Borrowed(&record.document),
+            resource: Written::as_is(Cow::Borrowed(&record.document)),
             request: json!({"method": "PUT", "url": format!("Bundle/{bundle_id}")}),
         });
         for resource in pending {
@@ -124,26 +126,24 @@ impl FhirStore {
             let patient_search = (rtype == "Patient")
                 .then(|| conditional_identifier(&resource))
                 .flatten();
-            let mut resource = rewrite_references(resource, &placeholders);
-            let request = match patient_search {
+            let request = match &patient_search {
                 // The person's Patient, found by identifier or created with an id of the server's.
-                Some(search) => {
-                    if let Some(map) = resource.to_mut().as_object_mut() {
-                        map.remove("id");
-                    }
-                    json!({"method": "POST", "url": "Patient", "ifNoneExist": search})
-                }
+                Some(search) => json!({"method": "POST", "url": "Patient", "ifNoneExist": search}),
                 None => json!({"method": "PUT", "url": format!("{rtype}/{id}")}),
             };
             entry.push(TransactionEntry {
                 full_url: Some(full_url),
-                resource,
+                resource: Written {
+                    value: resource,
+                    placeholders: Some(Arc::clone(&placeholders)),
+                    without_id: patient_search.is_some(),
+                },
                 request,
             });
         }
         entry.push(TransactionEntry {
             full_url: None,
-            resource: Cow::Owned(revision_marker(bundle_id)),
+            resource: Written::as_is(Cow::Owned(revision_marker(bundle_id))),
             request: json!({
                 "method": "PUT",
                 "url": format!("Basic/{bundle_id}"),
@@ -268,8 +268,94 @@ struct Transaction<'a> {
 struct TransactionEntry<'a> {
     #[serde(rename = "fullUrl", skip_serializing_if = "Option::is_none")]
     full_url: Option<String>,
-    resource: Cow<'a, Value>,
+    resource: Written<'a>,
     request: Value,
+}
+
+/// A resource as the transaction carries it, changed while it is serialised rather than copied first (a
+/// copy of every resource, the PDF's base64 among them, was a fifth of storing's CPU): each `reference` to
+/// a document fullUrl becomes its placeholder, and a conditional create leaves out the resource's `id`.
+struct Written<'a> {
+    value: Cow<'a, Value>,
+    /// `None`: written as it is.
+    placeholders: Option<Arc<HashMap<String, String>>>,
+    without_id: bool,
+}
+
+impl<'a> Written<'a> {
+    fn as_is(value: Cow<'a, Value>) -> Self {
+        Written {
+            value,
+            placeholders: None,
+            without_id: false,
+        }
+    }
+}
+
+impl Serialize for Written<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match &self.placeholders {
+            None => self.value.serialize(serializer),
+            Some(placeholders) => Rewritten {
+                value: &self.value,
+                placeholders,
+                without_id: self.without_id,
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+/// [`Written`]'s walk over one value.
+struct Rewritten<'a> {
+    value: &'a Value,
+    placeholders: &'a HashMap<String, String>,
+    /// Leave out this object's `id` (only ever the resource itself, never a nested element).
+    without_id: bool,
+}
+
+impl Serialize for Rewritten<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let nested = |value| Rewritten {
+            value,
+            placeholders: self.placeholders,
+            without_id: false,
+        };
+        match self.value {
+            Value::Object(map) => {
+                let skipped = usize::from(self.without_id && map.contains_key("id"));
+                let mut out = serializer.serialize_map(Some(map.len() - skipped))?;
+                for (key, value) in map {
+                    if self.without_id && key == "id" {
+                        continue;
+                    }
+                    let placeholder = (key == "reference")
+                        .then(|| value.as_str().and_then(|r| self.placeholders.get(r)))
+                        .flatten();
+                    match placeholder {
+                        Some(p) => out.serialize_entry(key, p)?,
+                        None => out.serialize_entry(key, &nested(value))?,
+                    }
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&nested(item))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 /// The revision marker of a document: no content but a fresh write id, so that every write makes a new
@@ -368,33 +454,6 @@ fn url_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// Replaces each `reference` that names a document fullUrl by its placeholder.
-fn rewrite_references<'a>(
-    resource: Cow<'a, Value>,
-    placeholders: &HashMap<String, String>,
-) -> Cow<'a, Value> {
-    fn walk(value: &mut Value, placeholders: &HashMap<String, String>) {
-        match value {
-            Value::Object(map) => {
-                for (key, v) in map.iter_mut() {
-                    if key == "reference" {
-                        if let Some(p) = v.as_str().and_then(|r| placeholders.get(r)) {
-                            *v = Value::String(p.clone());
-                            continue;
-                        }
-                    }
-                    walk(v, placeholders);
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, placeholders)),
-            _ => {}
-        }
-    }
-    let mut copy = resource.into_owned();
-    walk(&mut copy, placeholders);
-    Cow::Owned(copy)
 }
 
 /// Reads an answer's body to its end, unused: the client keeps a connection for the next call only once
@@ -512,8 +571,13 @@ impl Store for FhirStore {
             return Ok(StoredDocument::default());
         }
         // The marker first: a certificate written after this read moved the marker on, so saving against
-        // this revision fails rather than overwriting it.
-        let revision = self.get("Basic", id).await?.as_ref().and_then(version_of);
+        // this revision fails rather than overwriting it. No marker, no document: every certificate is
+        // written with its marker (the same fact `save` relies on when it creates one), so a new event's
+        // read is one call, not two.
+        let Some(marker) = self.get("Basic", id).await? else {
+            return Ok(StoredDocument::default());
+        };
+        let revision = version_of(&marker);
         let document = self.get("Bundle", id).await?.map(as_written);
         Ok(StoredDocument {
             document,

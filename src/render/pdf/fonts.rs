@@ -37,7 +37,7 @@ pub(super) enum FontKey {
 }
 
 impl FontKey {
-    const ALL: [FontKey; 4] = [
+    pub(super) const ALL: [FontKey; 4] = [
         FontKey::Sans,
         FontKey::SansBold,
         FontKey::Arabic,
@@ -63,7 +63,7 @@ impl FontKey {
         }
     }
 
-    fn index(self) -> usize {
+    pub(super) fn index(self) -> usize {
         match self {
             FontKey::Sans => 0,
             FontKey::SansBold => 1,

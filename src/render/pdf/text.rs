@@ -12,7 +12,7 @@ use super::fonts::{face, FontKey};
 use crate::error::{Error, Result};
 
 /// One glyph, placed relative to the start of its line (points; y up).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Glyph {
     pub font: FontKey,
     pub gid: u16,
@@ -24,7 +24,7 @@ pub(super) struct Glyph {
 }
 
 /// A single line of text, shaped and in visual (left-to-right drawing) order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Line {
     pub glyphs: Vec<Glyph>,
     /// Advance width in points.
@@ -75,20 +75,46 @@ pub(super) fn shape_line(text: &str, bold: bool, size: f32) -> Result<Line> {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
+    if text.chars().all(|c| c < FIRST_RIGHT_TO_LEFT) {
+        shape_left_to_right(&text, bold, size)
+    } else {
+        shape_bidi(&text, bold, size)
+    }
+}
+
+/// A line without right-to-left characters. Below U+0590 there is no right-to-left letter, Arabic number,
+/// embedding, isolate or paragraph separator (controls are spaces by now): the bidi algorithm would give
+/// every character level 0, one left-to-right run, so it is not run. Most values (names, dates, vaccines)
+/// are such lines.
+fn shape_left_to_right(text: &str, bold: bool, size: f32) -> Result<Line> {
     let mut glyphs = Vec::new();
     let mut pen = 0.0f32;
-    let bidi = BidiInfo::new(&text, None);
+    for (font, range) in font_runs(text, 0..text.len(), bold)? {
+        pen = shape_piece(text, range, font, false, size, pen, &mut glyphs)?;
+    }
+    Ok(Line {
+        glyphs,
+        width: pen,
+        size,
+    })
+}
+
+/// A line in visual order by the Unicode bidi algorithm (UAX #9): its runs, each split by font.
+fn shape_bidi(text: &str, bold: bool, size: f32) -> Result<Line> {
+    let mut glyphs = Vec::new();
+    let mut pen = 0.0f32;
+    let bidi = BidiInfo::new(text, None);
     for para in &bidi.paragraphs {
         let (levels, runs) = bidi.visual_runs(para, para.range.clone());
         for run in runs {
             let rtl = levels.get(run.start).is_some_and(|l| l.is_rtl());
-            let mut pieces = font_runs(&text, run, bold)?;
+            let mut pieces = font_runs(text, run, bold)?;
             if rtl {
                 // Inside a right-to-left run the first logical piece is drawn rightmost.
                 pieces.reverse();
             }
             for (font, range) in pieces {
-                pen = shape_piece(&text, range, font, rtl, size, pen, &mut glyphs)?;
+                pen = shape_piece(text, range, font, rtl, size, pen, &mut glyphs)?;
             }
         }
     }
@@ -103,6 +129,35 @@ pub(super) fn shape_line(text: &str, bold: bool, size: f32) -> Result<Line> {
 /// (unicode-bidi reads them) and draw nothing, so no glyph, not even .notdef, is shaped for them.
 fn is_bidi_format(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Hebrew, the first block with right-to-left characters (UAX #9 bidi class R); the Arabic, Syriac and
+/// later blocks, the explicit formatting characters and the paragraph separators are all above it.
+const FIRST_RIGHT_TO_LEFT: char = '\u{0590}';
+
+/// Whether `font` has a glyph for `c`. ASCII is answered from a table made once per font: every value line
+/// asked this for each of its characters, a cmap search each time.
+fn has_glyph(font: FontKey, c: char) -> Result<bool> {
+    static ASCII: OnceLock<Result<[u128; 4]>> = OnceLock::new();
+    if c.is_ascii() {
+        let tables = ASCII.get_or_init(|| {
+            let mut tables = [0u128; 4];
+            for key in FontKey::ALL {
+                let face = face(key)?;
+                for b in 0u8..128 {
+                    if face.glyph_index(char::from(b)).is_some() {
+                        tables[key.index()] |= 1 << b;
+                    }
+                }
+            }
+            Ok(tables)
+        });
+        return match tables {
+            Ok(t) => Ok(t[font.index()] >> (c as u32) & 1 == 1),
+            Err(e) => Err(Error::Internal(format!("font table: {e}"))),
+        };
+    }
+    Ok(face(font)?.glyph_index(c).is_some())
 }
 
 /// Splits `range` of `text` into pieces of one font each. A character stays in the current piece's font
@@ -125,14 +180,14 @@ fn font_runs(text: &str, range: Range<usize>, bold: bool) -> Result<Vec<(FontKey
             continue;
         }
         if let Some((font, r)) = out.last_mut().filter(|_| open) {
-            if face(*font)?.glyph_index(c).is_some() {
+            if has_glyph(*font, c)? {
                 r.end = end;
                 continue;
             }
         }
         let mut chosen = chain[0];
         for key in chain {
-            if face(key)?.glyph_index(c).is_some() {
+            if has_glyph(key, c)? {
                 chosen = key;
                 break;
             }
@@ -228,10 +283,16 @@ fn shape_piece(
     };
 
     let mut pen = pen;
-    let mut seen = std::collections::HashSet::new();
+    // Whether a cluster (by its start) has had its first glyph.
+    let mut seen = vec![false; starts.len()];
     for (info, pos) in shaped.glyph_infos().iter().zip(shaped.glyph_positions()) {
         let cluster = info.cluster as usize;
-        let text = if seen.insert(cluster) {
+        let first = starts
+            .binary_search(&cluster)
+            .ok()
+            .and_then(|i| seen.get_mut(i))
+            .is_some_and(|seen| !std::mem::replace(seen, true));
+        let text = if first {
             cluster_text(cluster)
         } else {
             String::new()
@@ -302,6 +363,35 @@ mod tests {
             !g.text.is_empty() && g.text.chars().all(|c| c.is_ascii_digit() || c == '-')
         });
         assert_eq!(date_glyphs.count(), 20);
+    }
+
+    #[test]
+    fn a_line_without_right_to_left_characters_is_drawn_as_the_bidi_algorithm_would() {
+        let lines = [
+            "Jane Doe",
+            "Zoë Ångström-Łukasiewicz, Jr.",
+            "2021-04-05 (1/2) #12: \"Comirnaty\" - 30 µg ½ § © ¿?",
+            "Ελένη Παπαδοπούλου",
+            "Иван Петрович Сидоров",
+            "Ֆ Armenian, e\u{0301} a combining mark, ʃ IPA, ˈ modifier",
+            "tab\tand\nnewline",
+            "",
+            " ",
+        ];
+        for text in lines {
+            for bold in [false, true] {
+                let text: String = text
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                assert!(text.chars().all(|c| c < FIRST_RIGHT_TO_LEFT));
+                assert_eq!(
+                    shape_left_to_right(&text, bold, 10.0).unwrap(),
+                    shape_bidi(&text, bold, 10.0).unwrap(),
+                    "{text:?}"
+                );
+            }
+        }
     }
 
     #[test]

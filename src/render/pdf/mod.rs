@@ -10,6 +10,7 @@
 mod deflate;
 mod fonts;
 mod labels;
+mod plain;
 mod text;
 mod writer;
 

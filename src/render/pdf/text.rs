@@ -9,6 +9,7 @@ use rustybuzz::{Direction, Language, Script, ShapePlan, UnicodeBuffer};
 use unicode_bidi::BidiInfo;
 
 use super::fonts::{face, FontKey};
+use super::plain::PlainFont;
 use crate::error::{Error, Result};
 
 /// One glyph, placed relative to the start of its line (points; y up).
@@ -201,6 +202,19 @@ fn font_runs(text: &str, range: Range<usize>, bold: bool) -> Result<Vec<(FontKey
     Ok(out)
 }
 
+/// The Latin fonts' plainly shaped characters ([`PlainFont`]), worked out once.
+fn plain_font(font: FontKey) -> Option<&'static PlainFont> {
+    static PLAIN: OnceLock<[Option<PlainFont>; 2]> = OnceLock::new();
+    let plain = PLAIN.get_or_init(|| {
+        [FontKey::Sans, FontKey::SansBold].map(|key| face(key).ok().and_then(|f| PlainFont::of(f)))
+    });
+    match font {
+        FontKey::Sans => plain[0].as_ref(),
+        FontKey::SansBold => plain[1].as_ref(),
+        FontKey::Arabic | FontKey::Cjk => None,
+    }
+}
+
 /// What a shaping plan depends on: font, direction, script, language.
 type PlanKey = (FontKey, bool, Script, Option<Language>);
 
@@ -254,6 +268,36 @@ fn shape_piece(
     };
     let face = face(font)?;
     let scale = size / face.units_per_em() as f32;
+    if !rtl {
+        if let Some(placed) = plain_font(font).and_then(|plain| plain.shape(piece)) {
+            // One glyph per character, each its own cluster.
+            let mut pen = pen;
+            for ((_, c), glyph) in piece.char_indices().zip(placed) {
+                out.push(Glyph {
+                    font,
+                    gid: glyph.gid.0,
+                    x: pen + glyph.x_offset as f32 * scale,
+                    y: glyph.y_offset as f32 * scale,
+                    text: c.to_string(),
+                });
+                pen += glyph.x_advance as f32 * scale;
+            }
+            return Ok(pen);
+        }
+    }
+    shape_with_rustybuzz(piece, font, rtl, scale, pen, out)
+}
+
+/// [`shape_piece`] by rustybuzz: any script, direction and font.
+fn shape_with_rustybuzz(
+    piece: &str,
+    font: FontKey,
+    rtl: bool,
+    scale: f32,
+    pen: f32,
+    out: &mut Vec<Glyph>,
+) -> Result<f32> {
+    let face = face(font)?;
     let mut buffer = UnicodeBuffer::new();
     buffer.push_str(piece);
     buffer.guess_segment_properties();
@@ -390,6 +434,64 @@ mod tests {
                     shape_bidi(&text, bold, 10.0).unwrap(),
                     "{text:?}"
                 );
+            }
+        }
+    }
+
+    /// Both ways of shaping a left-to-right piece, at 10 pt.
+    fn both_ways(text: &str, font: FontKey) -> (Option<Vec<Glyph>>, Vec<Glyph>) {
+        let plain = plain_font(font).and_then(|p| p.shape(text)).map(|_| {
+            let mut glyphs = Vec::new();
+            shape_piece(text, 0..text.len(), font, false, 10.0, 0.0, &mut glyphs).unwrap();
+            glyphs
+        });
+        let scale = 10.0 / face(font).unwrap().units_per_em() as f32;
+        let mut shaped = Vec::new();
+        shape_with_rustybuzz(text, font, false, scale, 0.0, &mut shaped).unwrap();
+        (plain, shaped)
+    }
+
+    #[test]
+    fn plain_lines_are_drawn_exactly_as_rustybuzz_draws_them() {
+        use rand::{Rng, SeedableRng};
+        for font in [FontKey::Sans, FontKey::SansBold] {
+            let plain: Vec<char> = (' '..='\u{24F}')
+                .filter(|&c| plain_font(font).unwrap().shape(&c.to_string()).is_some())
+                .collect();
+            let letters = plain.iter().filter(|c| c.is_ascii_alphanumeric()).count();
+            // Noto Sans: every ASCII letter and digit but `f` (its ligatures).
+            assert!(
+                letters >= 60,
+                "{font:?}: only {letters} ASCII letters and digits are plain"
+            );
+            // Every pair (kerning is between neighbours), then random lines (kerning lookups in order,
+            // pairs that skip their second glyph).
+            for &a in &plain {
+                for &b in plain.iter().filter(|c| c.is_ascii()) {
+                    let text = format!("{a}{b}");
+                    let (plain, shaped) = both_ways(&text, font);
+                    assert_eq!(plain.as_ref(), Some(&shaped), "{font:?} {text:?}");
+                }
+            }
+            let mut random = rand::rngs::StdRng::seed_from_u64(19);
+            for _ in 0..2000 {
+                let len = random.gen_range(1..24);
+                let text: String = (0..len)
+                    .map(|_| plain[random.gen_range(0..plain.len())])
+                    .collect();
+                let (plain, shaped) = both_ways(&text, font);
+                assert_eq!(plain.as_ref(), Some(&shaped), "{font:?} {text:?}");
+            }
+            for name in [
+                "Jane Doe",
+                "AVAWAY To Ty",
+                "Comirnaty 2021-04-05",
+                "Ångström, Zoë",
+            ] {
+                let (plain, shaped) = both_ways(name, font);
+                if let Some(plain) = plain {
+                    assert_eq!(plain, shaped, "{font:?} {name:?}");
+                }
             }
         }
     }

@@ -221,6 +221,7 @@ fn spans_reach_an_otlp_receiver_with_the_callers_trace_and_no_personal_data() {
     expect_parent("ddcc.render.qr", "ddcc.issue", 2);
     expect_parent("ddcc.build", "ddcc.issue", 1);
     expect_parent("ddcc.render.pdf", "ddcc.issue", 1);
+    expect_parent("ddcc.claim", "ddcc.issue", 1);
     expect_parent("ddcc.store", "ddcc.issue", 1);
     let issue = named("ddcc.issue")[0];
     assert_eq!(
@@ -375,7 +376,7 @@ fn vault_and_fhir_calls_are_client_spans_of_their_stage() {
         "{operations:?}"
     );
     assert!(
-        operations.contains(&(Some("ddcc.store"), op("revision marker"))),
+        operations.contains(&(Some("ddcc.claim"), op("revision marker"))),
         "{operations:?}"
     );
     // The Patient's conditional create is an entry of the transaction, not a call of its own.
@@ -383,8 +384,13 @@ fn vault_and_fhir_calls_are_client_spans_of_their_stage() {
         !operations.iter().any(|(_, o)| *o == op("create Patient")),
         "{operations:?}"
     );
+    // A new event: its revision marker is read, and, as there is none, not its Bundle.
     assert!(
-        operations.contains(&(Some("ddcc.issue"), op("read Bundle"))),
+        operations.contains(&(Some("ddcc.issue"), op("read Basic"))),
+        "{operations:?}"
+    );
+    assert!(
+        !operations.iter().any(|(_, o)| *o == op("read Bundle")),
         "{operations:?}"
     );
     let everything = receiver.all_text();

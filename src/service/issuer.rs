@@ -234,9 +234,32 @@ impl Issuer {
                     Order::Newer => {}
                 }
             }
-            let certificate = match signed.take() {
-                Some(certificate) => certificate,
-                None => self.sign(&event, trace).await?,
+            let claim = self
+                .store
+                .claim(&bundle_id, &stored.revision, trace)
+                .instrument(tracing::info_span!(
+                    "ddcc.claim",
+                    "ddcc.store" = self.store_kind()
+                ));
+            // A new document's revision marker is created while the certificate is signed: one round trip
+            // to the store fewer on the answer's time.
+            let (certificate, revision) = match signed.take() {
+                Some(certificate) => (certificate, claim.await),
+                None => {
+                    let (certificate, revision) = tokio::join!(self.sign(&event, trace), claim);
+                    (certificate?, revision)
+                }
+            };
+            let revision = match revision {
+                Ok(revision) => revision,
+                // Another replica stored this document since it was read: read it and decide again.
+                Err(Error::WriteConflict(why)) => {
+                    tracing::debug!(reason = %why, "write conflict; reading the document again");
+                    conflict = why;
+                    signed = Some(certificate);
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             let record = self
                 .record(
@@ -248,14 +271,13 @@ impl Issuer {
                     previous.as_ref(),
                 )
                 .await?;
-            let store_kind = match &self.store {
-                AnyStore::Fhir(_) => "fhir",
-                AnyStore::Local(_) => "local",
-            };
             let saved = self
                 .store
-                .save(&record, &stored.revision, trace)
-                .instrument(tracing::info_span!("ddcc.store", "ddcc.store" = store_kind))
+                .save(&record, &revision, trace)
+                .instrument(tracing::info_span!(
+                    "ddcc.store",
+                    "ddcc.store" = self.store_kind()
+                ))
                 .await;
             match saved {
                 Ok(()) => {
@@ -278,6 +300,14 @@ impl Issuer {
         Err(Error::WriteConflict(format!(
             "the certificate kept changing while this request was being issued ({conflict}); retry"
         )))
+    }
+
+    /// The `ddcc.store` attribute of the store's spans.
+    fn store_kind(&self) -> &'static str {
+        match &self.store {
+            AnyStore::Fhir(_) => "fhir",
+            AnyStore::Local(_) => "local",
+        }
     }
 
     /// Revokes the certificate of document `bundle_id` (`$revokeHealthCertificate`): idempotent; saved

@@ -61,6 +61,10 @@ const FHIR_JSON: &str = "application/fhir+json";
 const SNAPSHOT_TAGS: (&str, &str) = ("X-Meta-Snapshot-Mode", "TAG");
 /// Writes whose answered resource is not read: the server need not serialise it, nor the client parse it.
 const RETURN_MINIMAL: (&str, &str) = ("Prefer", "return=minimal");
+/// The same writes, unread, need not come gzipped: HAPI answers even `return=minimal` with a (empty) gzip
+/// stream when asked, and each one cost a 43 kB inflate state (about 0.1 M instructions). An error's
+/// OperationOutcome comes plain.
+const NOT_GZIPPED: (&str, &str) = ("Accept-Encoding", "identity");
 /// `Basic.code` of the revision marker of a document.
 const REVISION_CODE: &str = "certificate-revision";
 const REVISION_SYSTEM: &str = "urn:ddcc-mediator";
@@ -202,6 +206,7 @@ impl FhirStore {
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
             .header(RETURN_MINIMAL.0, RETURN_MINIMAL.1)
+            .header(NOT_GZIPPED.0, NOT_GZIPPED.1)
             .json(&revision_marker(bundle_id));
         let response = match traced("PUT", "revision marker", request).await {
             Ok(r) => r,
@@ -486,21 +491,8 @@ impl Store for FhirStore {
         trace: &Orchestrations,
     ) -> Result<()> {
         let bundle_id = record.bundle_id()?;
-        let revision = match &seen.0 {
-            Some(version) => version.clone(),
-            None => {
-                // Nothing was stored when the caller read. Make the marker exist; if it was there already,
-                // another writer made it since: check that no certificate appeared in between (one that did
-                // is the caller's to read). Every certificate moves the marker on, so a marker this call
-                // created means none did.
-                let (version, created) = self.start_revision(bundle_id, trace).await?;
-                if !created && self.get("Bundle", bundle_id).await?.is_some() {
-                    return Err(Error::WriteConflict(
-                        "another writer stored this document first".into(),
-                    ));
-                }
-                version
-            }
+        let Revision(Some(revision)) = self.claim(bundle_id, seen, trace).await? else {
+            return Err(Error::Internal("the revision marker has no version".into()));
         };
         let transaction = Self::transaction(record, &revision)?;
         let expected = transaction.entry.len();
@@ -564,6 +556,22 @@ impl Store for FhirStore {
             }
         }
         Ok(())
+    }
+
+    async fn claim(&self, id: &str, seen: &Revision, trace: &Orchestrations) -> Result<Revision> {
+        if seen.0.is_some() {
+            return Ok(seen.clone());
+        }
+        // Nothing was stored when the caller read. Make the marker exist; if it was there already, another
+        // writer made it since: check that no certificate appeared in between (one that did is the caller's
+        // to read). Every certificate moves the marker on, so a marker this call created means none did.
+        let (version, created) = self.start_revision(id, trace).await?;
+        if !created && self.get("Bundle", id).await?.is_some() {
+            return Err(Error::WriteConflict(
+                "another writer stored this document first".into(),
+            ));
+        }
+        Ok(Revision(Some(version)))
     }
 
     async fn read_document(&self, id: &str) -> Result<StoredDocument> {
@@ -741,6 +749,7 @@ impl Store for FhirStore {
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
             .header(RETURN_MINIMAL.0, RETURN_MINIMAL.1)
+            .header(NOT_GZIPPED.0, NOT_GZIPPED.1)
             .json(event);
         let response = traced("POST", "create AuditEvent", request)
             .await

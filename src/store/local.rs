@@ -409,6 +409,11 @@ impl Store for LocalStore {
         tokio::task::block_in_place(|| self.save_if_unchanged(record, seen))
     }
 
+    /// Nothing to create: the revision is the document file's own, checked when it is saved.
+    async fn claim(&self, _id: &str, seen: &Revision, _trace: &Orchestrations) -> Result<Revision> {
+        Ok(seen.clone())
+    }
+
     async fn read_document(&self, id: &str) -> Result<StoredDocument> {
         if !valid_id(id) {
             return Ok(StoredDocument::default());

@@ -10,11 +10,6 @@ use ddcc_mediator::signer::vault::VaultSigner;
 use ddcc_mediator::signer::{Signer, SignerKind};
 use ddcc_mediator::{Error, Result};
 
-/// mimalloc instead of glibc's malloc: a certificate allocates and frees thousands of small buffers, and
-/// glibc's arenas spent an eighth of the service's instructions on them (BENCHMARKS.md, round 5).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Serve(args) = &cli.command {

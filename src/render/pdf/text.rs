@@ -272,7 +272,7 @@ fn shape_piece(
         if let Some(placed) = plain_font(font).and_then(|plain| plain.shape(piece)) {
             // One glyph per character, each its own cluster.
             let mut pen = pen;
-            for ((_, c), glyph) in piece.char_indices().zip(placed) {
+            for (c, glyph) in piece.chars().zip(placed) {
                 out.push(Glyph {
                     font,
                     gid: glyph.gid.0,

@@ -2,16 +2,17 @@
 //!
 //! Most values on a certificate are short Latin lines (names, dates, vaccines). For them rustybuzz
 //! normalises, runs every GSUB and GPOS lookup of the plan over the line and in the end only applies pair
-//! kerning: two thirds of the PDF's shaping time went there. This module asks the font once which
+//! kerning: most of the PDF's shaping time went there. This module asks the font once which
 //! characters no rule of the plan can touch except pair kerning (`kern`, `dist`), and shapes lines made only
 //! of them with the cmap, the advances and the kerning pairs, exactly as rustybuzz's `PairPos` does (same
 //! lookup order, same skipping after a second value record). Any other line goes to rustybuzz.
 //!
-//! Why that is exact: every substitution or positioning starts at a glyph in its subtable's coverage, and
-//! the glyphs kept here are in none of the plan's, so no rule but kerning can start inside such a line; no
-//! mark or default-ignorable character is kept, so the kerning pairs are neighbours; the characters have
-//! their own glyphs and no decomposition, so normalisation keeps them. The unit tests compare both ways
-//! over every pair of characters and over random lines.
+//! Why that is exact: every substitution or positioning starts at a glyph in its subtable's coverage, and a
+//! glyph kept here is in no coverage of the plan but a kerning pair table's, or only in that of ligatures
+//! and contextual rules that also need a glyph no such line can hold (a mark, say); so no rule but kerning
+//! can apply inside such a line. No mark or default-ignorable character is kept, so the kerning pairs are
+//! neighbours; the font has a glyph for every character kept, so normalisation leaves them as they are. The
+//! unit tests compare both ways over every pair of characters and over random lines.
 
 use std::collections::BTreeSet;
 

@@ -41,7 +41,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
@@ -95,15 +94,15 @@ impl FhirStore {
         }
     }
 
-    /// The transaction Bundle for `record`, saved against the marker's `revision`. The document Bundle goes
-    /// in borrowed: the body is serialised once, straight from it.
-    fn transaction<'a>(record: &'a CertificateRecord, revision: &str) -> Result<Transaction<'a>> {
-        let resources: Vec<Cow<'a, Value>> = record.all_resources().collect();
+    /// The body of the transaction for `record`, saved against the marker's `revision`, and its number of
+    /// entries. Every resource goes in borrowed and is serialised once, straight from where it is.
+    fn transaction(record: &CertificateRecord, revision: &str) -> Result<(Vec<u8>, usize)> {
+        let resources: Vec<Cow<'_, Value>> = record.all_resources().collect();
         // Every fullUrl gets a fresh placeholder (module documentation); a repeated id is written once.
         let mut placeholders = HashMap::with_capacity(resources.len());
         let mut pending = Vec::with_capacity(resources.len());
-        for resource in resources {
-            let (_, id) = type_and_id(&resource)?;
+        for resource in &resources {
+            let (_, id) = type_and_id(resource)?;
             let full_url = format!("urn:uuid:{id}");
             if placeholders.contains_key(&full_url) {
                 continue;
@@ -111,24 +110,24 @@ impl FhirStore {
             placeholders.insert(full_url, uuid::Uuid::new_v4().urn().to_string());
             pending.push(resource);
         }
-        let placeholders = Arc::new(placeholders);
         let bundle_id = record.bundle_id()?;
+        let marker = revision_marker(bundle_id);
         // The document first: the standalone QR DocumentReferences reference it (`context.related`), and
         // HAPI checks a reference when it writes the resource holding it.
         let mut entry = Vec::with_capacity(pending.len() + 2);
         entry.push(TransactionEntry {
             full_url: None,
-            resource: Written::as_is(Cow::Borrowed(&record.document)),
+            resource: Rewritten::as_is(&record.document),
             request: json!({"method": "PUT", "url": format!("Bundle/{bundle_id}")}),
         });
         for resource in pending {
-            let (rtype, id) = type_and_id(&resource).map(|(t, i)| (t.to_owned(), i.to_owned()))?;
+            let (rtype, id) = type_and_id(resource)?;
             let full_url = placeholders
                 .get(&format!("urn:uuid:{id}"))
                 .cloned()
                 .unwrap_or_default();
             let patient_search = (rtype == "Patient")
-                .then(|| conditional_identifier(&resource))
+                .then(|| conditional_identifier(resource))
                 .flatten();
             let request = match &patient_search {
                 // The person's Patient, found by identifier or created with an id of the server's.
@@ -137,9 +136,9 @@ impl FhirStore {
             };
             entry.push(TransactionEntry {
                 full_url: Some(full_url),
-                resource: Written {
+                resource: Rewritten {
                     value: resource,
-                    placeholders: Some(Arc::clone(&placeholders)),
+                    placeholders: Some(&placeholders),
                     without_id: patient_search.is_some(),
                 },
                 request,
@@ -147,18 +146,21 @@ impl FhirStore {
         }
         entry.push(TransactionEntry {
             full_url: None,
-            resource: Written::as_is(Cow::Owned(revision_marker(bundle_id))),
+            resource: Rewritten::as_is(&marker),
             request: json!({
                 "method": "PUT",
                 "url": format!("Basic/{bundle_id}"),
                 "ifMatch": format!("W/\"{revision}\""),
             }),
         });
-        Ok(Transaction {
+        let entries = entry.len();
+        let body = serde_json::to_vec(&Transaction {
             resource_type: "Bundle",
             kind: "transaction",
             entry,
         })
+        .map_err(|e| Error::Internal(format!("transaction does not serialise: {e}")))?;
+        Ok((body, entries))
     }
 
     /// `GET <Type>/<id>`: the resource as HAPI returns it, `None` for 404/410.
@@ -259,7 +261,7 @@ struct EntryStatus {
     status: String,
 }
 
-/// A FHIR `transaction` Bundle; its document entry borrows the document instead of copying it.
+/// A FHIR `transaction` Bundle whose entries borrow the resources they write.
 #[derive(Serialize)]
 struct Transaction<'a> {
     #[serde(rename = "resourceType")]
@@ -273,53 +275,29 @@ struct Transaction<'a> {
 struct TransactionEntry<'a> {
     #[serde(rename = "fullUrl", skip_serializing_if = "Option::is_none")]
     full_url: Option<String>,
-    resource: Written<'a>,
+    resource: Rewritten<'a>,
     request: Value,
 }
 
 /// A resource as the transaction carries it, changed while it is serialised rather than copied first (a
 /// copy of every resource, the PDF's base64 among them, was a fifth of storing's CPU): each `reference` to
 /// a document fullUrl becomes its placeholder, and a conditional create leaves out the resource's `id`.
-struct Written<'a> {
-    value: Cow<'a, Value>,
-    /// `None`: written as it is.
-    placeholders: Option<Arc<HashMap<String, String>>>,
+struct Rewritten<'a> {
+    value: &'a Value,
+    /// fullUrl → placeholder; `None`: written as it is.
+    placeholders: Option<&'a HashMap<String, String>>,
+    /// Leave out this object's `id` (only ever the resource itself, never a nested element).
     without_id: bool,
 }
 
-impl<'a> Written<'a> {
-    fn as_is(value: Cow<'a, Value>) -> Self {
-        Written {
+impl<'a> Rewritten<'a> {
+    fn as_is(value: &'a Value) -> Self {
+        Rewritten {
             value,
             placeholders: None,
             without_id: false,
         }
     }
-}
-
-impl Serialize for Written<'_> {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        match &self.placeholders {
-            None => self.value.serialize(serializer),
-            Some(placeholders) => Rewritten {
-                value: &self.value,
-                placeholders,
-                without_id: self.without_id,
-            }
-            .serialize(serializer),
-        }
-    }
-}
-
-/// [`Written`]'s walk over one value.
-struct Rewritten<'a> {
-    value: &'a Value,
-    placeholders: &'a HashMap<String, String>,
-    /// Leave out this object's `id` (only ever the resource itself, never a nested element).
-    without_id: bool,
 }
 
 impl Serialize for Rewritten<'_> {
@@ -328,6 +306,9 @@ impl Serialize for Rewritten<'_> {
         serializer: S,
     ) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap, SerializeSeq};
+        let Some(placeholders) = self.placeholders else {
+            return self.value.serialize(serializer);
+        };
         let nested = |value| Rewritten {
             value,
             placeholders: self.placeholders,
@@ -342,7 +323,7 @@ impl Serialize for Rewritten<'_> {
                         continue;
                     }
                     let placeholder = (key == "reference")
-                        .then(|| value.as_str().and_then(|r| self.placeholders.get(r)))
+                        .then(|| value.as_str().and_then(|r| placeholders.get(r)))
                         .flatten();
                     match placeholder {
                         Some(p) => out.serialize_entry(key, p)?,
@@ -494,11 +475,7 @@ impl Store for FhirStore {
         let Revision(Some(revision)) = self.claim(bundle_id, seen, trace).await? else {
             return Err(Error::Internal("the revision marker has no version".into()));
         };
-        let transaction = Self::transaction(record, &revision)?;
-        let expected = transaction.entry.len();
-        let body = serde_json::to_vec(&transaction)
-            .map_err(|e| Error::Internal(format!("transaction does not serialise: {e}")))?;
-        drop(transaction);
+        let (body, expected) = Self::transaction(record, &revision)?;
         let url = format!("{}/", self.base);
         let step = Orchestration::start("FHIR transaction", "POST", &url);
         let request = self
@@ -828,8 +805,9 @@ mod tests {
     fn one_transaction_holds_the_patient_create_the_standalone_copies_the_document_and_the_marker()
     {
         let record = record();
-        let transaction = FhirStore::transaction(&record, "7").unwrap();
-        let body: Value = serde_json::to_value(&transaction).unwrap();
+        let (body, entries) = FhirStore::transaction(&record, "7").unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["entry"].as_array().map(Vec::len), Some(entries));
         let entries = body["entry"].as_array().unwrap();
         let by_type = |t: &str| {
             entries

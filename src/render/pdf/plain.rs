@@ -81,29 +81,35 @@ impl PlainFont {
         if kerning.is_empty() && tables.kern.is_some() {
             return None;
         }
-        // Glyphs some rule other than pair kerning could start at.
-        let mut touched: Vec<Coverage> = Vec::new();
+        // The plan's lookups in either script, each once, and the subtables of them some rule other than
+        // pair kerning could start at.
+        let mut plan_gsub = BTreeSet::new();
+        let mut plan_gpos = BTreeSet::new();
         for script in SCRIPTS {
-            if let Some(gsub) = &gsub {
-                for index in lookups(Some(gsub), script, &PLAN_FEATURES)? {
-                    let lookup = gsub.lookups.get(index)?;
-                    for sub in lookup.subtables.into_iter::<SubstitutionSubtable>() {
-                        touched.push(Coverage::Substitution(sub));
-                    }
-                }
-            }
-            if let Some(gpos) = &gpos {
-                for index in lookups(Some(gpos), script, &PLAN_FEATURES)? {
-                    let lookup = gpos.lookups.get(index)?;
-                    for sub in lookup.subtables.into_iter::<PositioningSubtable>() {
-                        if !(kerning.contains(&index)
-                            && matches!(sub, PositioningSubtable::Pair(_)))
-                        {
-                            touched.push(Coverage::Positioning(sub));
-                        }
-                    }
-                }
-            }
+            plan_gsub.extend(lookups(gsub.as_ref(), script, &PLAN_FEATURES)?);
+            plan_gpos.extend(lookups(gpos.as_ref(), script, &PLAN_FEATURES)?);
+        }
+        let mut touched: Vec<Coverage> = Vec::new();
+        for index in plan_gsub {
+            let lookup = gsub.as_ref()?.lookups.get(index)?;
+            touched.extend(
+                lookup
+                    .subtables
+                    .into_iter::<SubstitutionSubtable>()
+                    .map(Coverage::Substitution),
+            );
+        }
+        for index in plan_gpos {
+            let lookup = gpos.as_ref()?.lookups.get(index)?;
+            touched.extend(
+                lookup
+                    .subtables
+                    .into_iter::<PositioningSubtable>()
+                    .filter(|sub| {
+                        !(kerning.contains(&index) && matches!(sub, PositioningSubtable::Pair(_)))
+                    })
+                    .map(Coverage::Positioning),
+            );
         }
         let gdef = tables.gdef;
         let is_mark = |gid| {

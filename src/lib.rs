@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod clock;
 pub mod codes;
+pub mod compact_json;
 pub mod configuration;
 pub mod credential;
 pub mod deflate;

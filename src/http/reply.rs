@@ -52,7 +52,7 @@ impl Reply {
 
     /// A FHIR resource as JSON.
     pub fn fhir(status: StatusCode, resource: &Value) -> Self {
-        let body = serde_json::to_vec(resource).unwrap_or_default();
+        let body = crate::compact_json::to_vec(resource);
         Reply::new(status, FHIR_JSON, body)
     }
 

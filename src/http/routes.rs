@@ -215,6 +215,12 @@ async fn record(state: &State, attempt: &Attempt<'_>) {
     if attempt.outcome == Outcome::Refused && !state.refusals.admit(attempt.requester.address) {
         return;
     }
+    write_summary(state).await;
+    write_audit(state, &state.auditor.event(attempt), attempt.operation).await;
+}
+
+/// Writes the summary of the refusals counted since the last one, if any.
+async fn write_summary(state: &State) {
     if let Some(summary) = state.refusals.take_summary() {
         write_audit(
             state,
@@ -223,7 +229,30 @@ async fn record(state: &State, attempt: &Attempt<'_>) {
         )
         .await;
     }
-    write_audit(state, &state.auditor.event(attempt), attempt.operation).await;
+}
+
+/// What the AuditEvent of a new certificate says.
+const ISSUED: &str = "certificate issued";
+
+/// The AuditEvent of the certificate `event` would create, built before issuing so that it is stored with
+/// the certificate, in the same write ([`crate::store::CertificateRecord::audit`]).
+fn issuance_event(
+    state: &State,
+    operation: &'static str,
+    requester: &Requester,
+    event: &VaccinationEvent,
+) -> Option<Value> {
+    let bundle_id = crate::document::bundle_id(event);
+    let attempt = Attempt {
+        operation,
+        requester,
+        outcome: Outcome::Success,
+        description: ISSUED.into(),
+        bundle_id: Some(&bundle_id),
+        hcid: Some(event.certificate.hcid.as_str()),
+    };
+    // Cannot fail (no maps with non-string keys); were it to, the event is written on its own afterwards.
+    serde_json::to_value(state.auditor.event(&attempt)).ok()
 }
 
 async fn write_audit(state: &AppState, event: &fhir_models::AuditEvent, operation: &str) {
@@ -251,6 +280,8 @@ struct Facts {
     /// The id of the document Bundle issued, returned or revoked (all the audit keeps of it).
     bundle_id: Option<String>,
     hcid: Option<String>,
+    /// Its AuditEvent was stored with the certificate ([`issuance_event`]): nothing left to write.
+    stored: bool,
 }
 
 impl Facts {
@@ -260,19 +291,22 @@ impl Facts {
             description: description.into(),
             bundle_id: None,
             hcid: None,
+            stored: false,
         }
     }
 
-    fn of(result: &Result<Issued>, hcid: Option<String>) -> Self {
+    /// What `result` tells; `audited`: the issuance was given its AuditEvent to store with a new certificate.
+    fn of(result: &Result<Issued>, hcid: Option<String>, audited: bool) -> Self {
         match result {
             Ok(issued) => Facts {
                 outcome: Outcome::Success,
                 description: match issued {
-                    Issued::Created(_) => "certificate issued".into(),
+                    Issued::Created(_) => ISSUED.into(),
                     Issued::Existing(_) => "certificate already issued: returned".into(),
                 },
                 bundle_id: bundle_id_of(issued.document()),
                 hcid,
+                stored: audited && matches!(issued, Issued::Created(_)),
             },
             Err(e) => Facts::failed(e, hcid),
         }
@@ -284,10 +318,15 @@ impl Facts {
             description: audit::describe(error),
             bundle_id: None,
             hcid,
+            stored: false,
         }
     }
 
     async fn record(&self, state: &State, operation: &'static str, requester: &Requester) {
+        if self.stored {
+            write_summary(state).await;
+            return;
+        }
         record(
             state,
             &Attempt {
@@ -443,7 +482,7 @@ async fn generate_health_certificate(
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    let (reply, facts) = generate(&req, payload, &state).await;
+    let (reply, facts) = generate(&req, payload, &state, OPERATION, &requester).await;
     facts.record(&state, OPERATION, &requester).await;
     reply
 }
@@ -466,7 +505,13 @@ async fn read_operation_body(
         })
 }
 
-async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Facts) {
+async fn generate(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    operation: &'static str,
+    requester: &Requester,
+) -> (Reply, Facts) {
     let body = match read_operation_body(req, payload, state).await {
         Ok(b) => b,
         Err(refused) => return refused,
@@ -496,13 +541,15 @@ async fn generate(req: &HttpRequest, payload: web::Payload, state: &State) -> (R
         }
     };
     let hcid = event.certificate.hcid.as_str().to_owned();
+    let audit = issuance_event(state, operation, requester, &event);
+    let audited = audit.is_some();
     let trace = Orchestrations::default();
     let issuer = state.issuer.clone();
     let work_trace = trace.clone();
     let result = state
-        .run(async move { issuer.issue(event, &work_trace).await })
+        .run(async move { issuer.issue(event, &work_trace, audit).await })
         .await;
-    let facts = Facts::of(&result, Some(hcid));
+    let facts = Facts::of(&result, Some(hcid), audited);
     let reply = match result {
         Ok(Issued::Created(document)) => Reply::fhir(StatusCode::CREATED, &document).traced(&trace),
         Ok(Issued::Existing(document)) => Reply::fhir(StatusCode::OK, &document).traced(&trace),
@@ -551,6 +598,7 @@ async fn revoke(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
             description: description.into(),
             bundle_id: bundle_id_of(&document),
             hcid: None,
+            stored: false,
         };
         (Reply::fhir(StatusCode::OK, &answer).traced(&trace), facts)
     };
@@ -575,7 +623,7 @@ async fn submit_health_event(req: HttpRequest, payload: web::Payload, state: Sta
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    let (reply, facts) = submit(&req, payload, &state).await;
+    let (reply, facts) = submit(&req, payload, &state, OPERATION, &requester).await;
     // One AuditEvent per entry (or one for a batch refused as a whole), as many at once as entries are issued.
     stream::iter(&facts)
         .for_each_concurrent(state.batch_concurrency, |fact| {
@@ -585,7 +633,13 @@ async fn submit_health_event(req: HttpRequest, payload: web::Payload, state: Sta
     reply
 }
 
-async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Reply, Vec<Facts>) {
+async fn submit(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    operation: &'static str,
+    requester: &Requester,
+) -> (Reply, Vec<Facts>) {
     let refused = |reply: Reply| {
         let facts = vec![Facts::refused(format!(
             "batch refused (HTTP {})",
@@ -627,6 +681,15 @@ async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
                 .map(|event| event.certificate.hcid.as_str().to_owned())
         })
         .collect();
+    let audits: Vec<Option<Value>> = entries
+        .iter()
+        .map(|e| {
+            e.as_ref()
+                .ok()
+                .and_then(|event| issuance_event(state, operation, requester, event))
+        })
+        .collect();
+    let audited: Vec<bool> = audits.iter().map(Option::is_some).collect();
     let trace = Orchestrations::default();
     let issuer = state.issuer.clone();
     let metrics = state.metrics.clone();
@@ -634,21 +697,23 @@ async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
     let work_trace = trace.clone();
     let outcomes = state
         .run(async move {
-            let results: Vec<Result<Issued>> = stream::iter(entries)
-                .map(|entry: Result<VaccinationEvent>| {
-                    let issuer = issuer.clone();
-                    let trace = work_trace.clone();
-                    let metrics = metrics.clone();
-                    async move {
-                        match entry {
-                            Ok(event) => issuer.issue(event, &trace).await,
-                            Err(e) => {
-                                metrics.certificate("invalid");
-                                Err(e)
+            let results: Vec<Result<Issued>> = stream::iter(entries.into_iter().zip(audits))
+                .map(
+                    |(entry, audit): (Result<VaccinationEvent>, Option<Value>)| {
+                        let issuer = issuer.clone();
+                        let trace = work_trace.clone();
+                        let metrics = metrics.clone();
+                        async move {
+                            match entry {
+                                Ok(event) => issuer.issue(event, &trace, audit).await,
+                                Err(e) => {
+                                    metrics.certificate("invalid");
+                                    Err(e)
+                                }
                             }
                         }
-                    }
-                })
+                    },
+                )
                 .buffered(concurrency)
                 .collect()
                 .await;
@@ -665,7 +730,8 @@ async fn submit(req: &HttpRequest, payload: web::Payload, state: &State) -> (Rep
     let facts: Vec<Facts> = outcomes
         .iter()
         .zip(hcids)
-        .map(|(outcome, hcid)| Facts::of(outcome, hcid))
+        .zip(audited)
+        .map(|((outcome, hcid), audited)| Facts::of(outcome, hcid, audited))
         .collect();
 
     let (mut client_errors, mut server_errors) = (0, 0);

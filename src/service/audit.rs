@@ -7,11 +7,13 @@
 //! success, `4` refused, `8` dependency failure, `12` internal failure). Descriptions are fixed texts, never
 //! the input's own words, so no holder data can leak into the trail.
 //!
-//! Events go to the store ([`crate::store::Store::audit`]): the FHIR server (`POST AuditEvent`) or the local
-//! append-only `audit.jsonl`. They are not part of the certificate's transaction, and a failure to record one
-//! is logged and counted (`ddcc_dependency_errors_total{dependency="audit"}`) but does not fail the
-//! issuance: the certificate is already signed and stored when its event is written, and refusing to hand it
-//! out would only make the caller retry and issue again. A refused attempt is likewise answered whether or not
+//! Events go to the store: the FHIR server or the local append-only `audit.jsonl`. A new certificate's event
+//! is built before issuing and written with the certificate ([`crate::store::CertificateRecord::audit`]: on
+//! the FHIR server an entry of its transaction, so no certificate is stored without its event, at no round
+//! trip of its own). Every other event is written on its own afterwards ([`crate::store::Store::audit`],
+//! `POST AuditEvent`); a failure to record one is logged and counted
+//! (`ddcc_dependency_errors_total{dependency="audit"}`) but does not fail the request: refusing to hand out a
+//! stored certificate would only make the caller retry. A refused attempt is likewise answered whether or not
 //! its event could be written.
 //!
 //! The trail cannot be used to fill the disk: every text in an event is cut to [`MAX_FIELD_CHARS`] characters,

@@ -169,15 +169,18 @@ impl Issuer {
         *guard = Arc::new(settings);
     }
 
-    /// Issues (or finds) the certificate of `event`, recording outbound calls into `trace`.
+    /// Issues (or finds) the certificate of `event`, recording outbound calls into `trace`. `audit` is the
+    /// AuditEvent to store with a certificate this call creates ([`CertificateRecord::audit`]): stored
+    /// exactly when the answer is [`Issued::Created`]; the caller records any other outcome itself.
     pub async fn issue(
         self: &Arc<Self>,
         event: VaccinationEvent,
         trace: &Orchestrations,
+        audit: Option<Value>,
     ) -> Result<Issued> {
         let span = tracing::info_span!("ddcc.issue", "ddcc.outcome" = tracing::field::Empty);
         let result = self
-            .issue_locked(event, trace)
+            .issue_locked(event, trace, audit)
             .instrument(span.clone())
             .await;
         span.record("ddcc.outcome", outcome_label(&result));
@@ -199,6 +202,7 @@ impl Issuer {
         self: &Arc<Self>,
         event: VaccinationEvent,
         trace: &Orchestrations,
+        audit: Option<Value>,
     ) -> Result<Issued> {
         let canonical = canonical_json(&event)?;
         let content_hash = hex::encode(Sha256::digest(&canonical));
@@ -261,7 +265,7 @@ impl Issuer {
                 }
                 Err(e) => return Err(e),
             };
-            let record = self
+            let mut record = self
                 .record(
                     &certificate,
                     &event.version,
@@ -271,6 +275,7 @@ impl Issuer {
                     previous.as_ref(),
                 )
                 .await?;
+            record.audit = audit.clone();
             let saved = self
                 .store
                 .save(&record, &revision, trace)
@@ -355,6 +360,7 @@ impl Issuer {
                 document: revoked,
                 superseded: Vec::new(),
                 extra,
+                audit: None,
             };
             match self.store.save(&record, &stored.revision, trace).await {
                 Ok(()) => {
@@ -559,6 +565,7 @@ impl Issuer {
             document,
             superseded,
             extra,
+            audit: None,
         })
     }
 

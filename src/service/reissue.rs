@@ -120,7 +120,10 @@ async fn resign_one(issuer: &Arc<Issuer>, id: &str, withdrawn: &[String]) -> Res
     let Some(event) = issuer.stored_event(&document).await? else {
         return Ok(Outcome::WithoutEvent);
     };
-    match issuer.issue(event, &Orchestrations::default()).await? {
+    match issuer
+        .issue(event, &Orchestrations::default(), None)
+        .await?
+    {
         Issued::Created(_) => Ok(Outcome::Resigned),
         // Another writer re-signed it first.
         Issued::Existing(_) => Ok(Outcome::Unchanged),

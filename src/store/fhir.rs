@@ -9,12 +9,14 @@
 //!
 //! The transaction holds every other resource of the document (`PUT <Type>/<id>` with the derived ids; the
 //! QR DocumentReferences as [`crate::document::stored::standalone`] copies), the superseded
-//! DocumentReferences, the document Bundle itself (`PUT Bundle/<id>`), and the document's **revision
-//! marker** (see below). Every entry of the transaction-response must be 2xx or nothing counts.
+//! DocumentReferences, the document Bundle itself (`PUT Bundle/<id>`), the document's **revision
+//! marker** (see below) and the issuance's AuditEvent (`PUT AuditEvent/<its id>`). Every entry of the
+//! transaction-response must be 2xx or nothing counts.
 //!
-//! **Round trips.** A new certificate takes four: the marker read of [`Store::read_document`] (the Bundle is
-//! read only when the marker exists), the marker's creation, the transaction, and the AuditEvent. Writes whose answer is not read ask for
-//! `Prefer: return=minimal` (the marker's version comes from its `ETag`).
+//! **Round trips.** A new certificate takes three: the marker read of [`Store::read_document`] (the Bundle is
+//! read only when the marker exists), the marker's creation, and the transaction, which also holds the
+//! issuance's AuditEvent. Writes whose answer is not read ask for `Prefer: return=minimal` (the marker's
+//! version comes from its `ETag`).
 //!
 //! **One writer wins.** FHIR R4 has no "create only if absent" for a client-chosen id (HAPI ignores
 //! `If-None-Match: *` and turns a `PUT` with `If-Match` on a missing resource into a create), so the
@@ -44,13 +46,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{
     type_and_id, valid_id, CertificateRecord, DocumentPage, Revision, Store, StoredDocument,
     REVOCATION_CODE,
 };
+use crate::compact_json;
 use crate::error::{error_chain, Error, Result};
 use crate::service::{Orchestration, Orchestrations};
 
@@ -114,12 +116,12 @@ impl FhirStore {
         let marker = revision_marker(bundle_id);
         // The document first: the standalone QR DocumentReferences reference it (`context.related`), and
         // HAPI checks a reference when it writes the resource holding it.
-        let mut entry = Vec::with_capacity(pending.len() + 2);
-        entry.push(TransactionEntry {
-            full_url: None,
-            resource: Rewritten::as_is(&record.document),
-            request: json!({"method": "PUT", "url": format!("Bundle/{bundle_id}")}),
-        });
+        let mut body = TransactionBody::new();
+        body.push(
+            None,
+            Rewritten::as_is(&record.document),
+            &json!({"method": "PUT", "url": format!("Bundle/{bundle_id}")}),
+        );
         for resource in pending {
             let (rtype, id) = type_and_id(resource)?;
             let full_url = placeholders
@@ -134,33 +136,37 @@ impl FhirStore {
                 Some(search) => json!({"method": "POST", "url": "Patient", "ifNoneExist": search}),
                 None => json!({"method": "PUT", "url": format!("{rtype}/{id}")}),
             };
-            entry.push(TransactionEntry {
-                full_url: Some(full_url),
-                resource: Rewritten {
+            body.push(
+                Some(&full_url),
+                Rewritten {
                     value: resource,
                     placeholders: Some(&placeholders),
                     without_id: patient_search.is_some(),
                 },
-                request,
-            });
+                &request,
+            );
         }
-        entry.push(TransactionEntry {
-            full_url: None,
-            resource: Rewritten::as_is(&marker),
-            request: json!({
+        body.push(
+            None,
+            Rewritten::as_is(&marker),
+            &json!({
                 "method": "PUT",
                 "url": format!("Basic/{bundle_id}"),
                 "ifMatch": format!("W/\"{revision}\""),
             }),
-        });
-        let entries = entry.len();
-        let body = serde_json::to_vec(&Transaction {
-            resource_type: "Bundle",
-            kind: "transaction",
-            entry,
-        })
-        .map_err(|e| Error::Internal(format!("transaction does not serialise: {e}")))?;
-        Ok((body, entries))
+        );
+        // A PUT with the event's own id, not a POST: HAPI runs a transaction's POSTs before its PUTs, and
+        // the event references the Bundle, which must exist by then. Its fullUrl lets the relative reference
+        // resolve (FHIR validators refuse one inside an entry without a fullUrl).
+        if let Some(event) = &record.audit {
+            let (_, id) = type_and_id(event)?;
+            body.push(
+                Some(&format!("urn:uuid:{id}")),
+                Rewritten::as_is(event),
+                &json!({"method": "PUT", "url": format!("AuditEvent/{id}")}),
+            );
+        }
+        Ok(body.finish())
     }
 
     /// `GET <Type>/<id>`: the resource as HAPI returns it, `None` for 404/410.
@@ -261,25 +267,46 @@ struct EntryStatus {
     status: String,
 }
 
-/// A FHIR `transaction` Bundle whose entries borrow the resources they write.
-#[derive(Serialize)]
-struct Transaction<'a> {
-    #[serde(rename = "resourceType")]
-    resource_type: &'static str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    entry: Vec<TransactionEntry<'a>>,
+/// The JSON text of a FHIR `transaction` Bundle, written entry by entry from where the resources are.
+struct TransactionBody {
+    text: Vec<u8>,
+    entries: usize,
 }
 
-#[derive(Serialize)]
-struct TransactionEntry<'a> {
-    #[serde(rename = "fullUrl", skip_serializing_if = "Option::is_none")]
-    full_url: Option<String>,
-    resource: Rewritten<'a>,
-    request: Value,
+impl TransactionBody {
+    fn new() -> Self {
+        let mut text = Vec::with_capacity(64 * 1024);
+        text.extend_from_slice(br#"{"resourceType":"Bundle","type":"transaction","entry":["#);
+        TransactionBody { text, entries: 0 }
+    }
+
+    fn push(&mut self, full_url: Option<&str>, resource: Rewritten<'_>, request: &Value) {
+        let text = &mut self.text;
+        if self.entries > 0 {
+            text.push(b',');
+        }
+        text.push(b'{');
+        if let Some(full_url) = full_url {
+            text.extend_from_slice(br#""fullUrl":"#);
+            compact_json::write_str(text, full_url);
+            text.push(b',');
+        }
+        text.extend_from_slice(br#""resource":"#);
+        resource.write(text);
+        text.extend_from_slice(br#","request":"#);
+        compact_json::write_value(text, request);
+        text.push(b'}');
+        self.entries += 1;
+    }
+
+    /// The text and its number of entries.
+    fn finish(mut self) -> (Vec<u8>, usize) {
+        self.text.extend_from_slice(b"]}");
+        (self.text, self.entries)
+    }
 }
 
-/// A resource as the transaction carries it, changed while it is serialised rather than copied first (a
+/// A resource as the transaction carries it, changed while it is written rather than copied first (a
 /// copy of every resource, the PDF's base64 among them, was a fifth of storing's CPU): each `reference` to
 /// a document fullUrl becomes its placeholder, and a conditional create leaves out the resource's `id`.
 struct Rewritten<'a> {
@@ -298,16 +325,11 @@ impl<'a> Rewritten<'a> {
             without_id: false,
         }
     }
-}
 
-impl Serialize for Rewritten<'_> {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
+    /// Appends the resource's JSON text.
+    fn write(&self, out: &mut Vec<u8>) {
         let Some(placeholders) = self.placeholders else {
-            return self.value.serialize(serializer);
+            return compact_json::write_value(out, self.value);
         };
         let nested = |value| Rewritten {
             value,
@@ -316,30 +338,39 @@ impl Serialize for Rewritten<'_> {
         };
         match self.value {
             Value::Object(map) => {
-                let skipped = usize::from(self.without_id && map.contains_key("id"));
-                let mut out = serializer.serialize_map(Some(map.len() - skipped))?;
+                out.push(b'{');
+                let mut first = true;
                 for (key, value) in map {
                     if self.without_id && key == "id" {
                         continue;
                     }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    compact_json::write_str(out, key);
+                    out.push(b':');
                     let placeholder = (key == "reference")
                         .then(|| value.as_str().and_then(|r| placeholders.get(r)))
                         .flatten();
                     match placeholder {
-                        Some(p) => out.serialize_entry(key, p)?,
-                        None => out.serialize_entry(key, &nested(value))?,
+                        Some(p) => compact_json::write_str(out, p),
+                        None => nested(value).write(out),
                     }
                 }
-                out.end()
+                out.push(b'}');
             }
             Value::Array(items) => {
-                let mut out = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    out.serialize_element(&nested(item))?;
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    nested(item).write(out);
                 }
-                out.end()
+                out.push(b']');
             }
-            other => other.serialize(serializer),
+            other => compact_json::write_value(out, other),
         }
     }
 }
@@ -717,7 +748,7 @@ impl Store for FhirStore {
         }
     }
 
-    /// `POST AuditEvent`, on its own: the audit trail is not part of any certificate's transaction.
+    /// `POST AuditEvent`, on its own (a new certificate's event is in its transaction instead).
     async fn audit(&self, event: &Value) -> Result<()> {
         let url = format!("{}/AuditEvent", self.base);
         let request = self
@@ -762,9 +793,22 @@ fn refused(what: &str, status: StatusCode, outcome: &Value) -> Error {
 /// The first diagnostics of an OperationOutcome, for error messages (never personal data: servers
 /// describe the fault, not the content).
 fn diagnostics(outcome: &Value) -> String {
-    outcome
-        .pointer("/issue/0/diagnostics")
-        .or_else(|| outcome.pointer("/issue/0/details/text"))
+    // The first error, not the first issue: a validating server lists warnings before the error.
+    let issues = outcome.get("issue").and_then(Value::as_array);
+    let issue = issues
+        .and_then(|issues| {
+            issues.iter().find(|i| {
+                matches!(
+                    i.get("severity").and_then(Value::as_str),
+                    Some("error" | "fatal")
+                )
+            })
+        })
+        .or_else(|| issues.and_then(|issues| issues.first()))
+        .unwrap_or(&Value::Null);
+    issue
+        .get("diagnostics")
+        .or_else(|| issue.pointer("/details/text"))
         .and_then(Value::as_str)
         .unwrap_or("no OperationOutcome")
         .chars()
@@ -798,12 +842,14 @@ mod tests {
             extra: vec![
                 json!({"resourceType": "Binary", "id": "pdf-1", "contentType": "application/pdf"}),
             ],
+            audit: Some(json!({"resourceType": "AuditEvent", "id": "event-1",
+                "entity": [{"what": {"reference": "Bundle/doc-1"}}]})),
         }
     }
 
     #[test]
-    fn one_transaction_holds_the_patient_create_the_standalone_copies_the_document_and_the_marker()
-    {
+    fn one_transaction_holds_the_patient_create_the_standalone_copies_the_document_the_marker_and_the_audit(
+    ) {
         let record = record();
         let (body, entries) = FhirStore::transaction(&record, "7").unwrap();
         let body: Value = serde_json::from_slice(&body).unwrap();
@@ -855,10 +901,28 @@ mod tests {
             .find(|e| e["request"]["url"] == "Bundle/doc-1")
             .unwrap();
         assert_eq!(document["resource"], record.document);
-        let marker = entries.last().unwrap();
+        let marker = &entries[entries.len() - 2];
         assert_eq!(marker["request"]["url"], "Basic/doc-1");
         assert_eq!(marker["request"]["ifMatch"], "W/\"7\"");
-        assert_eq!(entries.len(), 6);
+
+        // The issuance's AuditEvent, a PUT after the Bundle it references (HAPI runs POSTs first), as given.
+        let audit = entries.last().unwrap();
+        assert_eq!(audit["request"]["method"], "PUT");
+        assert_eq!(audit["request"]["url"], "AuditEvent/event-1");
+        assert_eq!(audit["fullUrl"], "urn:uuid:event-1");
+        assert_eq!(Some(&audit["resource"]), record.audit.as_ref());
+        assert_eq!(entries.len(), 7);
+    }
+
+    #[test]
+    fn a_refusal_is_described_by_its_first_error() {
+        let outcome = json!({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "warning", "diagnostics": "CodeSystem is unknown"},
+            {"severity": "error", "diagnostics": "Bundle entry missing fullUrl"}]});
+        assert_eq!(diagnostics(&outcome), "Bundle entry missing fullUrl");
+        let only_details = json!({"issue": [{"severity": "fatal", "details": {"text": "down"}}]});
+        assert_eq!(diagnostics(&only_details), "down");
+        assert_eq!(diagnostics(&Value::Null), "no OperationOutcome");
     }
 
     #[test]

@@ -106,7 +106,14 @@ impl LocalStore {
             .map(|(_, revision)| revision)
             .unwrap_or_default();
         let result = if &current == seen {
-            self.write_all(record)
+            self.write_all(record).map(|()| {
+                // The certificate is stored: a full disk now loses only its event, which is said.
+                if let Some(event) = &record.audit {
+                    if let Err(e) = self.append_event(event) {
+                        tracing::warn!(error = %e, "AuditEvent not recorded");
+                    }
+                }
+            })
         } else {
             Err(Error::WriteConflict(
                 "the document changed since it was read".into(),
@@ -479,13 +486,7 @@ impl Store for LocalStore {
     }
 
     async fn audit(&self, event: &Value) -> Result<()> {
-        let mut line = serde_json::to_vec(event)
-            .map_err(|e| Error::Internal(format!("AuditEvent does not serialise: {e}")))?;
-        line.push(b'\n');
-        tokio::task::block_in_place(|| {
-            let _one_writer = self.audit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.append_audit_line(&line)
-        })
+        tokio::task::block_in_place(|| self.append_event(event))
     }
 
     /// Reads `store/Basic/` (revocation records are the only `Basic` resources kept here).
@@ -532,6 +533,15 @@ impl Store for LocalStore {
 
 impl LocalStore {
     /// Appends one whole line, or nothing: a write cut short (full disk) is truncated away again.
+    /// Appends `event` to the audit trail as one line.
+    fn append_event(&self, event: &Value) -> Result<()> {
+        let mut line = serde_json::to_vec(event)
+            .map_err(|e| Error::Internal(format!("AuditEvent does not serialise: {e}")))?;
+        line.push(b'\n');
+        let _one_writer = self.audit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.append_audit_line(&line)
+    }
+
     fn append_audit_line(&self, line: &[u8]) -> Result<()> {
         let context = || format!("appending to {}", self.audit_path.display());
         let mut options = std::fs::OpenOptions::new();
@@ -620,6 +630,7 @@ mod tests {
                 format!("pdf-{version}").as_str(),
                 version,
             )],
+            audit: None,
         }
     }
 

@@ -44,6 +44,10 @@ pub struct CertificateRecord {
     pub superseded: Vec<Value>,
     /// Resources kept beside the document: the citizen PDF as a Binary and its DocumentReference.
     pub extra: Vec<Value>,
+    /// The AuditEvent of the issuance that writes this record, written with it: in the FHIR server's
+    /// transaction (a stored certificate always has its event, and it costs no round trip of its own), in
+    /// the files store appended to the trail once the certificate's files are in place.
+    pub audit: Option<Value>,
 }
 
 impl CertificateRecord {
@@ -105,7 +109,7 @@ pub struct DocumentPage {
 pub trait Store: Send + Sync {
     /// Writes the whole certificate, or nothing (then an error saying why), provided the document is still
     /// at `seen` (what [`Store::read_document`] said); otherwise [`Error::WriteConflict`] and nothing is
-    /// written.
+    /// written. The record's AuditEvent goes with it ([`CertificateRecord::audit`]).
     fn save(
         &self,
         record: &CertificateRecord,
@@ -145,7 +149,8 @@ pub trait Store: Send + Sync {
     /// Whether the store can be used now (readiness).
     fn check(&self) -> impl Future<Output = Result<()>> + Send;
 
-    /// Records one AuditEvent (see [`crate::service::audit`]), apart from any certificate's writes.
+    /// Records one AuditEvent (see [`crate::service::audit`]) on its own: a refusal, a failure, a stored
+    /// certificate returned again. A new certificate's event goes with its [`Store::save`].
     fn audit(&self, event: &Value) -> impl Future<Output = Result<()>> + Send;
 
     /// Every revocation record (`Basic` with [`REVOCATION_CODE`]), at most [`MAX_REVOCATION_RECORDS`].

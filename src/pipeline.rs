@@ -1,7 +1,9 @@
 //! One certificate, end to end: a valid event in, every artefact out.
 //!
-//! The CLI (`issue`) and the service drive this same function, so both issue identical certificates.
-//! It does no I/O besides signing; callers decide where the artefacts go.
+//! The CLI (`issue`) and the service drive these same functions, so both issue identical certificates.
+//! It does no I/O besides signing; callers decide where the artefacts go. Signing (a network call with
+//! Vault) and rendering (the CPU work) are two steps, so that a service can wait for the signer on its
+//! async threads and render on a thread of its own.
 
 use time::OffsetDateTime;
 
@@ -52,20 +54,26 @@ pub async fn issue_certificate<S: Signer>(
     signer: &S,
     now: OffsetDateTime,
 ) -> Result<Certificate> {
+    let credentials = credential::issue(event, config, signer, now.unix_timestamp()).await?;
+    render_certificate(event, config, credentials, now, signer.is_development())
+}
+
+/// The signed payloads of [`credential::issue`] made into the certificate: QR codes, document, PDF.
+/// `development_key`: signed by a development key ([`Signer::is_development`]), which the PDF says.
+pub fn render_certificate(
+    event: &VaccinationEvent,
+    config: &IssuanceConfig,
+    credentials: IssuedCredentials,
+    now: OffsetDateTime,
+    development_key: bool,
+) -> Result<Certificate> {
     let SignedDocument {
         ddcc,
         dcc,
         document,
-    } = issue_signed_document(event, config, signer, now).await?;
-    let pdf = tracing::info_span!("ddcc.render.pdf").in_scope(|| {
-        citizen_pdf(
-            event,
-            config,
-            &ddcc,
-            dcc.as_ref().ok(),
-            signer.is_development(),
-        )
-    })?;
+    } = render_document(event, config, credentials, now)?;
+    let pdf = tracing::info_span!("ddcc.render.pdf")
+        .in_scope(|| citizen_pdf(event, config, &ddcc, dcc.as_ref().ok(), development_key))?;
     Ok(Certificate {
         ddcc,
         dcc,
@@ -81,8 +89,17 @@ pub async fn issue_signed_document<S: Signer>(
     signer: &S,
     now: OffsetDateTime,
 ) -> Result<SignedDocument> {
-    let IssuedCredentials { ddcc, dcc } =
-        credential::issue(event, config, signer, now.unix_timestamp()).await?;
+    let credentials = credential::issue(event, config, signer, now.unix_timestamp()).await?;
+    render_document(event, config, credentials, now)
+}
+
+/// The QR codes and the document Bundle of signed payloads.
+fn render_document(
+    event: &VaccinationEvent,
+    config: &IssuanceConfig,
+    IssuedCredentials { ddcc, dcc }: IssuedCredentials,
+    now: OffsetDateTime,
+) -> Result<SignedDocument> {
     let ddcc = render_qr(ddcc)?;
     let dcc = match dcc {
         Ok(signed) => Ok(render_qr(signed)?),

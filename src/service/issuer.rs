@@ -45,11 +45,13 @@ use super::signer::ServiceSigner;
 use super::Orchestrations;
 use crate::clock::Clock;
 use crate::configuration::IssuanceConfig;
+use crate::credential;
 use crate::document;
 use crate::domain::EventVersion;
 use crate::domain::VaccinationEvent;
 use crate::error::{Error, Result};
 use crate::pipeline;
+use crate::signer::Signer as _;
 use crate::store::{
     AnyStore, CertificateRecord, Store, AUTHORED_TAG_SYSTEM, CONTENT_TAG_SYSTEM, REVOKED_TAG,
     STATUS_TAG_SYSTEM, SUPERSEDED_TAG_SYSTEM,
@@ -409,7 +411,8 @@ impl Issuer {
         .map_err(|e| Error::Internal(format!("revocation task failed: {e}")))?
     }
 
-    /// Signs and renders `event` (CPU work, off the async workers, one per core at a time).
+    /// Signs `event` and renders its certificate. Signing (with Vault, a round trip) is awaited here; the
+    /// rendering is CPU work, off the async workers, one per core at a time.
     async fn sign(
         &self,
         event: &VaccinationEvent,
@@ -417,25 +420,20 @@ impl Issuer {
     ) -> Result<pipeline::Certificate> {
         let settings = self.settings();
         let signer = self.signer.traced(trace.clone());
-        let handle = tokio::runtime::Handle::current();
-        // QR rendering and serialisation are CPU work: off the async workers. Signing inside is a network
-        // call for Vault; the blocking thread drives it on the runtime.
+        let now = self.clock.now();
+        let credentials =
+            credential::issue(event, &settings, &signer, now.unix_timestamp()).await?;
+        let development_key = signer.is_development();
         let span = tracing::Span::current();
         let slot = Arc::clone(&self.cpu_slots)
             .acquire_owned()
             .await
             .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
         let event = event.clone();
-        let clock = self.clock;
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             span.in_scope(|| {
-                handle.block_on(pipeline::issue_certificate(
-                    &event,
-                    &settings,
-                    &signer,
-                    clock.now(),
-                ))
+                pipeline::render_certificate(&event, &settings, credentials, now, development_key)
             })
         })
         .await

@@ -8,7 +8,7 @@
 //! | `http.request` | every HTTP request (server) | `http.request.method`, `http.route` (the pattern, never the path), `http.response.status_code` |
 //! | `ddcc.parse` | validating the submitted body | |
 //! | `ddcc.issue` | issuing (or finding) one certificate | `ddcc.outcome` |
-//! | `ddcc.sign` | signing one payload | `hcert.key` (the hcert sub-claim: 3 or 1 DDCC, 1 EU DCC) |
+//! | `ddcc.sign` | signing a certificate's payloads, in one call to the signer | `hcert.keys` (the hcert sub-claims signed, in order: `3,1` or `1,1` for the DDCC and the EU DCC, `3` or `1` without an EU DCC) |
 //! | `ddcc.build` | building the document Bundle | |
 //! | `ddcc.render.qr` | the QR images of one payload | |
 //! | `ddcc.render.pdf` | the citizen PDF | |

@@ -216,13 +216,18 @@ fn spans_reach_an_otlp_receiver_with_the_callers_trace_and_no_personal_data() {
     };
     expect_parent("ddcc.parse", "http.request", 1);
     expect_parent("ddcc.issue", "http.request", 1);
-    // The DDCC core data set and the EU DCC: one signature, one QR rendering each.
-    expect_parent("ddcc.sign", "ddcc.issue", 2);
+    // The DDCC core data set and the EU DCC: signed together, one QR rendering each.
+    expect_parent("ddcc.sign", "ddcc.issue", 1);
     expect_parent("ddcc.render.qr", "ddcc.issue", 2);
     expect_parent("ddcc.build", "ddcc.issue", 1);
     expect_parent("ddcc.render.pdf", "ddcc.issue", 1);
     expect_parent("ddcc.claim", "ddcc.issue", 1);
     expect_parent("ddcc.store", "ddcc.issue", 1);
+    assert_eq!(
+        attribute(named("ddcc.sign")[0], "hcert.keys"),
+        Some(AnyValue::StringValue("3,1".into())),
+        "the DDCC (hcert key 3) and the EU DCC (1)"
+    );
     let issue = named("ddcc.issue")[0];
     assert_eq!(
         attribute(issue, "ddcc.outcome"),
@@ -355,8 +360,10 @@ fn vault_and_fhir_calls_are_client_spans_of_their_stage() {
             .collect()
     };
     let parent = |span: &Span| by_id.get(&span.parent_span_id).map(|p| p.name.as_str());
+    // Both payloads in one transit call (`batch_input`), under the one signing span.
+    assert_eq!(in_trace("ddcc.sign").len(), 1);
     let vault_calls = in_trace("vault.http");
-    assert_eq!(vault_calls.len(), 2, "one transit sign per payload");
+    assert_eq!(vault_calls.len(), 1, "one transit sign per certificate");
     for call in &vault_calls {
         assert_eq!(parent(call), Some("ddcc.sign"));
         assert_eq!(call.kind, 3, "SPAN_KIND_CLIENT");

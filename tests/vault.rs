@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use coset::{iana, CoseSign1Builder, HeaderBuilder};
 use ddcc_mediator::keys::{self, DevCa, DscSubject, ExportFormat, DSC_EKU_OIDS};
-use ddcc_mediator::signer::vault::{KeyType, Transit, VaultSettings, VaultSigner};
+use ddcc_mediator::signer::vault::{KeyType, Transit, VaultError, VaultSettings, VaultSigner};
 use ddcc_mediator::signer::{kid_of, Algorithm, Signer, SigningIdentity};
 use ddcc_mediator::Error;
 use der::Decode;
@@ -117,6 +117,38 @@ async fn sign_and_check(alg: Algorithm, key_type: KeyType) {
     let public_key = transit_public_key(&key, 1);
     assert!(ring_verify(alg, &public_key, &tbs, &signature));
     assert!(!ring_verify(alg, &public_key, b"other bytes", &signature));
+
+    // A certificate's two payloads in one transit call (`batch_input`): one signature each, in order.
+    let second = sig_structure(&identity, b"another CWT payload");
+    let both = signer
+        .sign_all(&identity, &[&tbs, &second])
+        .await
+        .expect("sign a batch");
+    assert_eq!(both.len(), 2);
+    assert!(ring_verify(alg, &public_key, &tbs, &both[0]));
+    assert!(ring_verify(alg, &public_key, &second, &both[1]));
+}
+
+/// Transit answers a batch with 200 even when it refuses to sign (here: a version below
+/// `min_encryption_version`); the refusal is each item's `error`. The whole batch fails, and so does the signer.
+#[tokio::test]
+async fn a_batch_that_transit_refuses_item_by_item_fails_closed() {
+    support::init_logs();
+    let bao = OpenBao::start().await;
+    let (settings, transit) = provision(&bao, "dsc", KeyType::EcdsaP256).await;
+    let signer = signer(&settings).await.unwrap();
+    let identity = signer.current();
+    let tbs = sig_structure(&identity, b"payload");
+    transit.rotate().await.unwrap();
+    transit.set_min_versions(Some(2), None).await.unwrap();
+
+    let err = transit
+        .sign_all(1, Algorithm::ES256, &[&tbs, &tbs])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::Refused { .. }), "{err:?}");
+    assert!(err.to_string().contains("batch item 0"), "{err}");
+    assert_vault_unavailable(signer.sign(&identity, &tbs).await, "refused");
 }
 
 #[tokio::test]

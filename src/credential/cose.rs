@@ -2,7 +2,8 @@
 //! empty unprotected header, the CWT claims as payload.
 //!
 //! Signing is two-phase so that a network signer (Vault transit) fits: the headers and payload are fixed
-//! first, then the Sig_structure (`tbs_data`) goes to the async [`Signer`].
+//! first ([`Unsigned`]), then the Sig_structure (`tbs_data`) goes to the async [`Signer`], alone or with the
+//! other payloads of the same certificate.
 
 use coset::cbor::value::Value;
 use coset::{
@@ -32,6 +33,61 @@ fn iana_alg(alg: Algorithm) -> iana::Algorithm {
     }
 }
 
+/// A COSE_Sign1 whose headers and payload are fixed, waiting for the signature over its Sig_structure. The
+/// first phase of signing: a caller with several payloads builds them all, has them signed in one call to the
+/// signer ([`Signer::sign_all`]), then attaches each signature.
+pub struct Unsigned {
+    sign1: CoseSign1,
+    alg: Algorithm,
+    tbs: Vec<u8>,
+}
+
+impl Unsigned {
+    /// The protected header `{1: alg, 4: kid}` of `identity`, an empty unprotected header, and `payload`.
+    pub fn new(identity: &SigningIdentity, payload: Vec<u8>) -> Self {
+        let protected = HeaderBuilder::new()
+            .algorithm(iana_alg(identity.alg))
+            .key_id(identity.kid.to_vec())
+            .build();
+        let sign1 = CoseSign1Builder::new()
+            .protected(protected)
+            .payload(payload)
+            .build();
+        let tbs = sign1.tbs_data(EXTERNAL_AAD);
+        Unsigned {
+            sign1,
+            alg: identity.alg,
+            tbs,
+        }
+    }
+
+    /// The Sig_structure bytes to sign.
+    pub fn tbs(&self) -> &[u8] {
+        &self.tbs
+    }
+
+    /// The COSE_Sign1 with `signature`, which the signer made over [`Unsigned::tbs`].
+    pub fn signed(self, signature: Vec<u8>) -> Result<Signed> {
+        if self.alg == Algorithm::ES256 && signature.len() != ES256_SIGNATURE_LEN {
+            return Err(Error::Internal(format!(
+                "signer returned a {}-byte ES256 signature; COSE needs raw r||s ({ES256_SIGNATURE_LEN} bytes)",
+                signature.len()
+            )));
+        }
+        let bytes = CoseSign1 {
+            signature: signature.clone(),
+            ..self.sign1
+        }
+        .to_tagged_vec()
+        .map_err(|e| Error::Internal(format!("encoding COSE_Sign1: {e}")))?;
+        Ok(Signed {
+            bytes,
+            tbs: self.tbs,
+            signature,
+        })
+    }
+}
+
 /// A COSE_Sign1 just made: its tagged bytes, and the Sig_structure and signature they carry.
 pub struct Signed {
     pub bytes: Vec<u8>,
@@ -39,39 +95,15 @@ pub struct Signed {
     pub signature: Vec<u8>,
 }
 
-/// Signs `payload` with `identity`'s key.
+/// Signs `payload` with `identity`'s key: both phases, for a caller with one payload.
 pub async fn sign<S: Signer>(
     signer: &S,
     identity: &SigningIdentity,
     payload: Vec<u8>,
 ) -> Result<Signed> {
-    let protected = HeaderBuilder::new()
-        .algorithm(iana_alg(identity.alg))
-        .key_id(identity.kid.to_vec())
-        .build();
-    let unsigned = CoseSign1Builder::new()
-        .protected(protected)
-        .payload(payload)
-        .build();
-    let tbs = unsigned.tbs_data(EXTERNAL_AAD);
-    let signature = signer.sign(identity, &tbs).await?;
-    if identity.alg == Algorithm::ES256 && signature.len() != ES256_SIGNATURE_LEN {
-        return Err(Error::Internal(format!(
-            "signer returned a {}-byte ES256 signature; COSE needs raw r||s ({ES256_SIGNATURE_LEN} bytes)",
-            signature.len()
-        )));
-    }
-    let bytes = CoseSign1 {
-        signature: signature.clone(),
-        ..unsigned
-    }
-    .to_tagged_vec()
-    .map_err(|e| Error::Internal(format!("encoding COSE_Sign1: {e}")))?;
-    Ok(Signed {
-        bytes,
-        tbs,
-        signature,
-    })
+    let unsigned = Unsigned::new(identity, payload);
+    let signature = signer.sign(identity, unsigned.tbs()).await?;
+    unsigned.signed(signature)
 }
 
 /// Parses a COSE_Sign1: tagged 18, tag 18 inside CWT tag 61, or untagged (older issuers).

@@ -80,15 +80,21 @@ pub async fn issue<S: Signer>(
     } else {
         Err("the EU DCC is disabled by configuration (emit_dcc = false)".to_string())
     };
-    let ddcc_signing = sign_payload(signer, &envelope, ddcc_key, &ddcc_json);
-    // Both payloads at once: with Vault, two round trips overlap instead of following each other.
+    // Both payloads in one call to the signer: with Vault, one round trip (transit `batch_input`).
     let (ddcc, dcc) = match dcc_json {
         Ok(dcc_json) => {
-            let dcc_signing = sign_payload(signer, &envelope, claims::HCERT_EU_DCC_V1, &dcc_json);
-            let (ddcc, dcc) = futures_util::future::try_join(ddcc_signing, dcc_signing).await?;
+            let [ddcc, dcc] = sign_payloads(
+                signer,
+                &envelope,
+                [(ddcc_key, &ddcc_json), (claims::HCERT_EU_DCC_V1, &dcc_json)],
+            )
+            .await?;
             (ddcc, Ok(dcc))
         }
-        Err(reason) => (ddcc_signing.await?, Err(reason)),
+        Err(reason) => {
+            let [ddcc] = sign_payloads(signer, &envelope, [(ddcc_key, &ddcc_json)]).await?;
+            (ddcc, Err(reason))
+        }
     };
     Ok(IssuedCredentials { ddcc, dcc })
 }
@@ -101,13 +107,54 @@ struct Envelope<'a> {
     identity: &'a SigningIdentity,
 }
 
-#[tracing::instrument(name = "ddcc.sign", skip_all, fields(hcert.key = hcert_key))]
-async fn sign_payload<S: Signer>(
+/// Signs the payloads of one certificate, each `(hcert sub-claim, payload)`, with one call to the signer, then
+/// checks each signed payload with our own verifier. One `ddcc.sign` span for all of them: the signer's one
+/// round trip is its child.
+#[tracing::instrument(name = "ddcc.sign", skip_all, fields(hcert.keys = %hcert_keys(&payloads)))]
+async fn sign_payloads<S: Signer, const N: usize>(
     signer: &S,
+    envelope: &Envelope<'_>,
+    payloads: [(i64, &serde_json::Value); N],
+) -> Result<[SignedPayload; N]> {
+    let unsigned = payloads
+        .iter()
+        .map(|&(hcert_key, payload)| unsigned_payload(envelope, hcert_key, payload))
+        .collect::<Result<Vec<_>>>()?;
+    let tbs: Vec<&[u8]> = unsigned.iter().map(cose::Unsigned::tbs).collect();
+    let signatures = signer.sign_all(envelope.identity, &tbs).await?;
+    if signatures.len() != N {
+        return Err(Error::Internal(format!(
+            "the signer returned {} signatures for {N} payloads",
+            signatures.len()
+        )));
+    }
+    let signed = unsigned
+        .into_iter()
+        .zip(signatures)
+        .zip(payloads)
+        .map(|((unsigned, signature), (_, payload))| {
+            checked_payload(signer, envelope, unsigned.signed(signature)?, payload)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    <[SignedPayload; N]>::try_from(signed)
+        .map_err(|signed| Error::Internal(format!("{} payloads signed of {N}", signed.len())))
+}
+
+/// The `hcert.keys` attribute of a `ddcc.sign` span: the hcert sub-claims signed, in order (`3,1`).
+fn hcert_keys(payloads: &[(i64, &serde_json::Value)]) -> String {
+    payloads
+        .iter()
+        .map(|(hcert_key, _)| hcert_key.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The COSE_Sign1 of one payload, its CWT claims under `hcert_key`, before it is signed.
+fn unsigned_payload(
     envelope: &Envelope<'_>,
     hcert_key: i64,
     payload: &serde_json::Value,
-) -> Result<SignedPayload> {
+) -> Result<cose::Unsigned> {
     let cbor_payload =
         Value::serialized(payload).map_err(|e| Error::Internal(format!("payload to CBOR: {e}")))?;
     let claims = claims::Claims {
@@ -116,7 +163,16 @@ async fn sign_payload<S: Signer>(
         exp: envelope.exp,
         hcert: vec![(hcert_key, cbor_payload)],
     };
-    let signed = cose::sign(signer, envelope.identity, claims.to_cbor()?).await?;
+    Ok(cose::Unsigned::new(envelope.identity, claims.to_cbor()?))
+}
+
+/// The `HC1:` string of one signed payload, once our own verifier accepts it.
+fn checked_payload<S: Signer>(
+    signer: &S,
+    envelope: &Envelope<'_>,
+    signed: cose::Signed,
+    payload: &serde_json::Value,
+) -> Result<SignedPayload> {
     let hc1 = hc1::encode(&signed.bytes)?;
 
     // Fail closed: never hand out a certificate our own verifier rejects. A signer that verified its
@@ -242,6 +298,88 @@ pub(crate) mod tests {
             now
         ))
         .is_err());
+    }
+
+    /// A development signer that records how many Sig_structures each call brings it, and can drop the last
+    /// signature of a batch (a signer breaking its contract).
+    struct Recording {
+        inner: LocalSigner,
+        calls: std::sync::Mutex<Vec<usize>>,
+        drops_one: bool,
+    }
+
+    impl Recording {
+        fn new(dir: &std::path::Path, drops_one: bool) -> Self {
+            Recording {
+                inner: signer(dir),
+                calls: std::sync::Mutex::new(Vec::new()),
+                drops_one,
+            }
+        }
+        fn calls(&self) -> Vec<usize> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl Signer for Recording {
+        fn current(&self) -> std::sync::Arc<SigningIdentity> {
+            self.inner.current()
+        }
+        async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {
+            self.calls.lock().unwrap().push(1);
+            self.inner.sign(identity, tbs).await
+        }
+        async fn sign_all(
+            &self,
+            identity: &SigningIdentity,
+            tbs: &[&[u8]],
+        ) -> Result<Vec<Vec<u8>>> {
+            self.calls.lock().unwrap().push(tbs.len());
+            let mut signatures = self.inner.sign_all(identity, tbs).await?;
+            if self.drops_one {
+                signatures.pop();
+            }
+            Ok(signatures)
+        }
+    }
+
+    #[test]
+    fn both_payloads_are_signed_in_one_call_to_the_signer() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Recording::new(dir.path(), false);
+        let event = dcc::tests::eu_mappable();
+        let now = signer.current().not_before + 10;
+        let issued = run(issue(&event, &IssuanceConfig::default(), &signer, now)).unwrap();
+        assert!(issued.dcc.is_ok(), "{:?}", issued.dcc);
+        assert_eq!(signer.calls(), vec![2]);
+
+        let signer = Recording::new(dir.path(), false);
+        let no_dcc = IssuanceConfig {
+            emit_dcc: false,
+            ..Default::default()
+        };
+        let issued = run(issue(&event, &no_dcc, &signer, now)).unwrap();
+        assert!(issued.dcc.is_err());
+        assert_eq!(signer.calls(), vec![1]);
+    }
+
+    #[test]
+    fn a_signature_missing_from_the_batch_fails_the_issuance() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Recording::new(dir.path(), true);
+        let now = signer.current().not_before + 10;
+        let err = run(issue(
+            &dcc::tests::eu_mappable(),
+            &IssuanceConfig::default(),
+            &signer,
+            now,
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the signer returned 1 signatures for 2 payloads"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -143,13 +143,37 @@ impl Signer for ServiceSigner {
             ServiceSigner::Vault { signer, .. } => signer.sign(identity, tbs).await,
         }
     }
+
+    async fn sign_all(&self, identity: &SigningIdentity, tbs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
+        match self {
+            ServiceSigner::Local(s) => s.sign_all(identity, tbs).await,
+            ServiceSigner::Vault { signer, .. } => signer.sign_all(identity, tbs).await,
+        }
+    }
 }
 
-/// [`ServiceSigner`] plus a record of each Vault signing call.
+/// [`ServiceSigner`] plus a record of each Vault signing call: one per call to the signer, whether it signs one
+/// Sig_structure or, batched, all of a certificate's.
 #[derive(Debug, Clone)]
 pub struct TracedSigner {
     inner: Arc<ServiceSigner>,
     trace: Orchestrations,
+}
+
+impl TracedSigner {
+    /// Awaits `call`, one request to Vault's `sign` endpoint, and records it; the local signer calls nothing.
+    async fn recorded<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let ServiceSigner::Vault { sign_url, .. } = &*self.inner else {
+            return call.await;
+        };
+        let step = Orchestration::start("Vault transit sign", "POST", sign_url);
+        let result = call.await;
+        self.trace.push(match &result {
+            Ok(_) => step.finished(200),
+            Err(e) => step.failed(&e.to_string()),
+        });
+        result
+    }
 }
 
 impl Signer for TracedSigner {
@@ -166,15 +190,10 @@ impl Signer for TracedSigner {
     }
 
     async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {
-        let ServiceSigner::Vault { sign_url, .. } = &*self.inner else {
-            return self.inner.sign(identity, tbs).await;
-        };
-        let step = Orchestration::start("Vault transit sign", "POST", sign_url);
-        let result = self.inner.sign(identity, tbs).await;
-        self.trace.push(match &result {
-            Ok(_) => step.finished(200),
-            Err(e) => step.failed(&e.to_string()),
-        });
-        result
+        self.recorded(self.inner.sign(identity, tbs)).await
+    }
+
+    async fn sign_all(&self, identity: &SigningIdentity, tbs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
+        self.recorded(self.inner.sign_all(identity, tbs)).await
     }
 }

@@ -101,6 +101,27 @@ pub trait Signer: Send + Sync {
         identity: &SigningIdentity,
         tbs: &[u8],
     ) -> impl Future<Output = Result<Vec<u8>>> + Send;
+
+    /// Signs each of `tbs` with exactly `identity`'s key version: one signature per Sig_structure, in the
+    /// same order. A certificate carries two payloads (DDCC core data set, EU DCC) signed by one identity;
+    /// a network signer overrides this to sign them in one round trip (Vault: one `batch_input` call).
+    /// All or nothing: any signature that cannot be made fails the whole call.
+    ///
+    /// The default signs one after the other with [`Signer::sign`]: right for a signer that computes
+    /// locally, where a round trip costs nothing.
+    fn sign_all(
+        &self,
+        identity: &SigningIdentity,
+        tbs: &[&[u8]],
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>>> + Send {
+        async move {
+            let mut signatures = Vec::with_capacity(tbs.len());
+            for one in tbs {
+                signatures.push(self.sign(identity, one).await?);
+            }
+            Ok(signatures)
+        }
+    }
 }
 
 /// Which key signs.

@@ -270,7 +270,7 @@ fn dob_ok(dob: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::credential::core_data_set::tests::eddie_murphy;
     use crate::domain::{Code, NonEmpty, PositiveInt, Producer};

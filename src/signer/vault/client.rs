@@ -102,6 +102,8 @@ pub enum VaultError {
     },
     /// Vault answered 2xx with something the API does not document.
     Decode { path: String, reason: String },
+    /// Vault answered 2xx but refused part of the request: an item of a batch, with its `error`.
+    Refused { path: String, reason: String },
     /// Local authentication material could not be read (the Kubernetes JWT file).
     Credentials(String),
 }
@@ -124,7 +126,9 @@ impl VaultError {
         match self {
             VaultError::Transport { .. } => true,
             VaultError::Status { status, .. } => *status >= 500 || *status == 429,
-            VaultError::Decode { .. } | VaultError::Credentials(_) => false,
+            VaultError::Decode { .. } | VaultError::Refused { .. } | VaultError::Credentials(_) => {
+                false
+            }
         }
     }
     fn decode(path: &str, reason: impl std::fmt::Display) -> Self {
@@ -168,6 +172,7 @@ impl std::fmt::Display for VaultError {
             VaultError::Decode { path, reason } => {
                 write!(f, "{path}: unexpected answer ({reason})")
             }
+            VaultError::Refused { path, reason } => write!(f, "{path}: refused ({reason})"),
             VaultError::Credentials(reason) => f.write_str(reason),
         }
     }
@@ -187,7 +192,7 @@ impl From<VaultError> for Error {
                 service: "Vault",
                 reason,
             },
-            VaultError::Status { .. } | VaultError::Credentials(_) => {
+            VaultError::Status { .. } | VaultError::Refused { .. } | VaultError::Credentials(_) => {
                 Error::Config(format!("Vault: {reason}"))
             }
         }

@@ -9,7 +9,8 @@
 //! *active version*: the newest one whose stored DSC is valid now. Each signature pins that
 //! version (`key_version`), so the kid in the COSE header always names the key that signed, even
 //! while someone rotates. Every signature is checked against the DSC before it is returned: a key
-//! re-created or replaced behind our back cannot produce a certificate that verifiers reject.
+//! re-created or replaced behind our back cannot produce a certificate that verifiers reject. The
+//! payloads of one certificate are signed in one transit call (`batch_input`, [`Signer::sign_all`]).
 
 pub mod client;
 pub mod settings;
@@ -102,27 +103,39 @@ impl VaultSigner {
         }
     }
 
-    async fn sign_checked(
+    /// Signs every `tbs` in one transit call, then checks each signature with the DSC of the version that
+    /// made it: a key replaced behind our back fails here, not at a verifier.
+    async fn sign_all_checked(
         &self,
         identity: &SigningIdentity,
-        tbs: &[u8],
-    ) -> std::result::Result<Vec<u8>, String> {
-        let signature = self
+        tbs: &[&[u8]],
+    ) -> std::result::Result<Vec<Vec<u8>>, String> {
+        let signatures = self
             .inner
             .transit
-            .sign(identity.key_version, identity.alg, tbs)
+            .sign_all(identity.key_version, identity.alg, tbs)
             .await
             .map_err(|e| e.to_string())?;
+        // `sign_all` answers one signature per `tbs`; checked again so that no signature escapes the check.
+        if signatures.len() != tbs.len() {
+            return Err(format!(
+                "asked for {} signatures, got {}",
+                tbs.len(),
+                signatures.len()
+            ));
+        }
         let dsc = Dsc::from_der(&identity.dsc_der).map_err(|e| e.to_string())?;
-        dsc.verify_signature(identity.alg, tbs, &signature)
-            .map_err(|e| {
-                format!(
-                    "the signature of key version {} does not verify with its DSC (kid {}): {e}; was the key in Vault replaced?",
-                    identity.key_version,
-                    hex::encode(identity.kid)
-                )
-            })?;
-        Ok(signature)
+        for (one, signature) in tbs.iter().zip(&signatures) {
+            dsc.verify_signature(identity.alg, one, signature)
+                .map_err(|e| {
+                    format!(
+                        "the signature of key version {} does not verify with its DSC (kid {}): {e}; was the key in Vault replaced?",
+                        identity.key_version,
+                        hex::encode(identity.kid)
+                    )
+                })?;
+        }
+        Ok(signatures)
     }
 }
 
@@ -157,14 +170,24 @@ impl Signer for VaultSigner {
         }
     }
 
-    /// `sign_checked` verifies each signature with the DSC of the version that made it.
+    /// `sign_all_checked` verifies each signature with the DSC of the version that made it.
     fn checks_its_signatures(&self) -> bool {
         true
     }
 
+    /// One signature is a batch of one: a single way to call transit and to check what it answers.
     async fn sign(&self, identity: &SigningIdentity, tbs: &[u8]) -> Result<Vec<u8>> {
-        match self.sign_checked(identity, tbs).await {
-            Ok(signature) => Ok(signature),
+        // `sign_all` answers exactly one signature per Sig_structure, or an error.
+        let mut signatures = self.sign_all(identity, &[tbs]).await?;
+        signatures
+            .pop()
+            .ok_or_else(|| Error::Internal("Vault answered no signature".into()))
+    }
+
+    /// All of `tbs` in one transit call (`batch_input`), every signature checked with the DSC.
+    async fn sign_all(&self, identity: &SigningIdentity, tbs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
+        match self.sign_all_checked(identity, tbs).await {
+            Ok(signatures) => Ok(signatures),
             Err(reason) => {
                 // Vault may have come back with other state (restart, re-provisioning, rotation):
                 // re-read it so that the next `current()` names a key that can sign.

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::client::{VaultClient, VaultError};
 use crate::error::{Error, Result};
 use crate::keys::public_key::PublicKey;
+use crate::signer::certificate::ES256_SIGNATURE_LEN;
 use crate::signer::Algorithm;
 
 /// The transit key types that can sign HCERTs (ES256 primary, PS256 fallback; HCERT §3.3).
@@ -204,9 +205,23 @@ impl KeyData {
     }
 }
 
+/// `data` of a `transit/sign` answer to a `batch_input` request.
 #[derive(Debug, Deserialize)]
-struct SignData {
-    signature: String,
+struct SignBatchData {
+    batch_results: Vec<SignBatchItem>,
+}
+
+/// One item of `batch_results`: a `signature`, or an `error`, or (when transit could not compute a signature
+/// and has no message for it) neither. `key_version` is in OpenBao's answers (0 on an error) and newer
+/// Vault's, not in older Vault's; `publickey` and `reference` are not read.
+#[derive(Debug, Deserialize)]
+struct SignBatchItem {
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    key_version: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,50 +333,131 @@ impl Transit {
             .await
     }
 
-    /// Signs `tbs` with exactly `version` and returns the COSE signature bytes.
+    /// Signs each of `tbs` with exactly `version` in one call, and returns the COSE signature bytes in the
+    /// order of `tbs`: one round trip however many Sig_structures (a certificate has two).
     ///
-    /// `jws` marshaling gives raw r‖s for ECDSA (the COSE ES256 form) and base64url for both key
-    /// families; PS256 asks for PSS with a 32-byte salt, as COSE -37 requires.
-    pub async fn sign(
+    /// This is transit's documented batch form (OpenBao `website/content/api-docs/secret/transit.mdx`, "Sign
+    /// data"; the same in Vault's): `batch_input` items `{"input": <base64>}`, every other parameter at the
+    /// top level and shared by all items; the answer's `data.batch_results` "preserve the order of the batch
+    /// input", each with its `signature` or its `error`. As the handler shows (OpenBao
+    /// `builtin/logical/transit/path_sign_verify.go`, `pathSignWrite`), a batch answers 200 even when items
+    /// fail, a refused version included: so every item is checked here, and any item that is not a signature
+    /// of exactly `version` fails the whole call.
+    pub async fn sign_all(
         &self,
         version: u32,
         alg: Algorithm,
-        tbs: &[u8],
-    ) -> Result<Vec<u8>, VaultError> {
+        tbs: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, VaultError> {
+        if tbs.is_empty() {
+            // Transit refuses an empty batch ("missing batch input to process").
+            return Ok(Vec::new());
+        }
         let path = self.path("sign");
-        let mut body = json!({
-            "input": base64::engine::general_purpose::STANDARD.encode(tbs),
-            "hash_algorithm": "sha2-256",
-            "marshaling_algorithm": "jws",
-            "key_version": version,
-        });
-        if alg == Algorithm::PS256 {
-            body["signature_algorithm"] = json!("pss");
-            body["salt_length"] = json!(32);
-        }
-        let data: SignData = self.client.write(&path, &body).await?;
-        let decode_error = |reason: String| VaultError::Decode {
-            path: path.clone(),
-            reason,
-        };
-        let (signed_by, encoded) = parse_signature(&data.signature)
-            .ok_or_else(|| decode_error("signature is not vault:v<N>:<base64url>".into()))?;
-        if signed_by != version {
-            return Err(decode_error(format!(
-                "asked for key version {version}, Vault signed with {signed_by}"
-            )));
-        }
-        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(encoded)
-            .map_err(|e| decode_error(format!("signature is not base64url: {e}")))?;
-        if alg == Algorithm::ES256 && signature.len() != 64 {
-            return Err(decode_error(format!(
-                "an ES256 signature is 64 bytes (r||s), got {}",
-                signature.len()
-            )));
-        }
-        Ok(signature)
+        let data: SignBatchData = self
+            .client
+            .write(&path, &sign_request(version, alg, tbs))
+            .await?;
+        batch_signatures(&path, version, alg, tbs.len(), data)
     }
+}
+
+/// The body of a batch `transit/sign` call.
+///
+/// `jws` marshaling gives raw r‖s for ECDSA (the COSE ES256 form) and base64url for both key families;
+/// PS256 asks for PSS with a 32-byte salt, as COSE -37 requires.
+fn sign_request(version: u32, alg: Algorithm, tbs: &[&[u8]]) -> Value {
+    let batch: Vec<Value> = tbs
+        .iter()
+        .map(|one| json!({"input": base64::engine::general_purpose::STANDARD.encode(one)}))
+        .collect();
+    let mut body = json!({
+        "batch_input": batch,
+        "hash_algorithm": "sha2-256",
+        "marshaling_algorithm": "jws",
+        "key_version": version,
+    });
+    if alg == Algorithm::PS256 {
+        body["signature_algorithm"] = json!("pss");
+        body["salt_length"] = json!(32);
+    }
+    body
+}
+
+/// The signatures of a batch answer, one per item asked, each exactly `version`'s; anything else fails.
+fn batch_signatures(
+    path: &str,
+    version: u32,
+    alg: Algorithm,
+    asked: usize,
+    data: SignBatchData,
+) -> Result<Vec<Vec<u8>>, VaultError> {
+    if data.batch_results.len() != asked {
+        return Err(VaultError::Decode {
+            path: path.to_owned(),
+            reason: format!(
+                "asked for {asked} signatures, got {} batch results",
+                data.batch_results.len()
+            ),
+        });
+    }
+    data.batch_results
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| batch_signature(path, index, version, alg, item))
+        .collect()
+}
+
+/// The COSE signature of batch item `index`. Its `error` is a refusal (e.g. a version below
+/// `min_encryption_version`); a missing signature, another version or an undecodable signature is an answer
+/// the API does not document.
+fn batch_signature(
+    path: &str,
+    index: usize,
+    version: u32,
+    alg: Algorithm,
+    item: SignBatchItem,
+) -> Result<Vec<u8>, VaultError> {
+    let decode_error = |reason: String| VaultError::Decode {
+        path: path.to_owned(),
+        reason: format!("batch item {index}: {reason}"),
+    };
+    if let Some(error) = item.error.filter(|e| !e.is_empty()) {
+        return Err(VaultError::Refused {
+            path: path.to_owned(),
+            reason: format!("batch item {index}: {error}"),
+        });
+    }
+    let Some(signature) = item.signature.filter(|s| !s.is_empty()) else {
+        return Err(decode_error("neither a signature nor an error".into()));
+    };
+    if let Some(answered) = item.key_version.filter(|&v| v != version) {
+        return Err(decode_error(format!(
+            "asked for key version {version}, Vault answered key_version {answered}"
+        )));
+    }
+    decode_signature(version, alg, &signature).map_err(decode_error)
+}
+
+/// The COSE signature bytes of a transit signature `vault:v<N>:<base64url>`, which must be `version`'s.
+fn decode_signature(version: u32, alg: Algorithm, signature: &str) -> Result<Vec<u8>, String> {
+    let (signed_by, encoded) = parse_signature(signature)
+        .ok_or_else(|| "signature is not vault:v<N>:<base64url>".to_string())?;
+    if signed_by != version {
+        return Err(format!(
+            "asked for key version {version}, Vault signed with {signed_by}"
+        ));
+    }
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|e| format!("signature is not base64url: {e}"))?;
+    if alg == Algorithm::ES256 && signature.len() != ES256_SIGNATURE_LEN {
+        return Err(format!(
+            "an ES256 signature is {ES256_SIGNATURE_LEN} bytes (r||s), got {}",
+            signature.len()
+        ));
+    }
+    Ok(signature)
 }
 
 /// Splits `vault:v<N>:<signature>` into N and the encoded signature.
@@ -383,6 +479,122 @@ mod tests {
         assert_eq!(parse_signature("vault:3:abc"), None);
         assert_eq!(parse_signature("vault:v1:"), None);
         assert_eq!(parse_signature("other:v1:abc"), None);
+    }
+
+    const PATH: &str = "transit/sign/dsc";
+
+    fn vault_signature(version: u32, bytes: &[u8]) -> String {
+        format!(
+            "vault:v{version}:{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        )
+    }
+
+    /// `batch_results` as OpenBao answers them (`path_sign_verify.go`, `batchResponseSignItem`).
+    fn signatures(asked: usize, results: Value) -> Result<Vec<Vec<u8>>, VaultError> {
+        let data: SignBatchData =
+            serde_json::from_value(json!({ "batch_results": results })).unwrap();
+        batch_signatures(PATH, 3, Algorithm::ES256, asked, data)
+    }
+
+    #[test]
+    fn a_batch_request_shares_every_parameter_and_lists_the_inputs() {
+        let body = sign_request(3, Algorithm::PS256, &[b"one", b"two"]);
+        assert_eq!(
+            body,
+            json!({
+                "batch_input": [{"input": "b25l"}, {"input": "dHdv"}],
+                "hash_algorithm": "sha2-256",
+                "marshaling_algorithm": "jws",
+                "key_version": 3,
+                "signature_algorithm": "pss",
+                "salt_length": 32,
+            })
+        );
+        let es256 = sign_request(1, Algorithm::ES256, &[b"one"]);
+        assert!(es256.get("signature_algorithm").is_none() && es256.get("input").is_none());
+    }
+
+    #[test]
+    fn batch_results_give_the_signatures_in_order() {
+        let (first, second) = ([1u8; 64], [2u8; 64]);
+        let got = signatures(
+            2,
+            json!([
+                {"signature": vault_signature(3, &first), "key_version": 3, "reference": ""},
+                // Older Vault answers no key_version; the signature's prefix names the version.
+                {"signature": vault_signature(3, &second)},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(got, vec![first.to_vec(), second.to_vec()]);
+    }
+
+    #[test]
+    fn a_batch_is_refused_unless_every_item_is_a_signature_of_the_asked_version() {
+        let good = json!({"signature": vault_signature(3, &[1; 64]), "key_version": 3});
+        let refused = |asked: usize, results: Value, expected: &str| {
+            let err = signatures(asked, results).unwrap_err();
+            assert!(err.to_string().contains(expected), "{err}");
+            err
+        };
+        // Fewer or more results than inputs.
+        refused(
+            2,
+            json!([good]),
+            "asked for 2 signatures, got 1 batch results",
+        );
+        refused(1, json!([good, good]), "asked for 1 signatures, got 2");
+        refused(1, json!([]), "got 0 batch results");
+        // An item's error (a withdrawn version: transit answers 200 with the error in the item).
+        let err = refused(
+            2,
+            json!([good, {"error": "requested version for signing is less than minimum encryption version", "key_version": 0}]),
+            "batch item 1: requested version for signing is less than minimum",
+        );
+        assert!(matches!(err, VaultError::Refused { .. }), "{err:?}");
+        // An error wins over a signature beside it.
+        refused(
+            1,
+            json!([{"signature": vault_signature(3, &[1; 64]), "error": "no"}]),
+            "batch item 0: no",
+        );
+        // Neither (transit: "signature could not be computed" is not serialised), or empty.
+        refused(
+            2,
+            json!([good, {"key_version": 0, "reference": ""}]),
+            "batch item 1: neither",
+        );
+        refused(1, json!([{"signature": ""}]), "batch item 0: neither");
+        refused(1, json!([{"signature": null, "error": null}]), "neither");
+        // Another version, in the prefix or in key_version.
+        refused(
+            1,
+            json!([{"signature": vault_signature(2, &[1; 64])}]),
+            "Vault signed with 2",
+        );
+        refused(
+            1,
+            json!([{"signature": vault_signature(3, &[1; 64]), "key_version": 4}]),
+            "answered key_version 4",
+        );
+        // Not a transit signature, not base64url, not r||s.
+        refused(
+            1,
+            json!([{"signature": "MEUCIQ=="}]),
+            "not vault:v<N>:<base64url>",
+        );
+        refused(1, json!([{"signature": "vault:v3:***"}]), "not base64url");
+        refused(
+            1,
+            json!([{"signature": vault_signature(3, &[1; 70])}]),
+            "got 70",
+        );
+        // A single-input answer, not a batch.
+        assert!(serde_json::from_value::<SignBatchData>(
+            json!({"signature": vault_signature(3, &[1; 64])})
+        )
+        .is_err());
     }
 
     #[test]

@@ -58,29 +58,44 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // Eight bytes at a time while none of them needs an escape.
-        if let Some(word) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-            if !needs_escape(word) {
-                i += 8;
-                continue;
+        // Eight bytes at a time while none of them needs an escape; the last few padded with a letter.
+        let word = match bytes.get(i..i + 8) {
+            Some(word) => u64::from_le_bytes(word.try_into().unwrap_or([0; 8])),
+            None => {
+                let mut tail = [b'A'; 8];
+                tail[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+                u64::from_le_bytes(tail)
             }
+        };
+        if !needs_escape(word) {
+            i += 8;
+            continue;
         }
-        let byte = bytes[i];
-        if let Some(escape) = escape_of(byte) {
-            out.extend_from_slice(&bytes[start..i]);
-            match escape {
-                Escape::Short(c) => out.extend_from_slice(&[b'\\', c]),
-                Escape::Unicode => {
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
-                    out.extend_from_slice(b"\\u00");
-                    out.push(HEX[usize::from(byte >> 4)]);
-                    out.push(HEX[usize::from(byte & 0xf)]);
+        // One of these eight needs an escape: write everything before it, then the escape.
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let byte = bytes[i];
+            i += 1;
+            if let Some(escape) = escape_of(byte) {
+                out.extend_from_slice(&bytes[start..i - 1]);
+                match escape {
+                    Escape::Short(c) => out.extend_from_slice(&[b'\\', c]),
+                    Escape::Unicode => {
+                        const HEX: &[u8; 16] = b"0123456789abcdef";
+                        out.extend_from_slice(&[
+                            b'\\',
+                            b'u',
+                            b'0',
+                            b'0',
+                            HEX[usize::from(byte >> 4)],
+                            HEX[usize::from(byte & 0xf)],
+                        ]);
+                    }
                 }
+                start = i;
+                break;
             }
-            start = i + 1;
         }
-        i += 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');

@@ -184,7 +184,7 @@ fn checked_payload<S: Signer>(
             tbs: signed.tbs,
             signature: signed.signature,
         });
-    let report = verify::verify(
+    verify::check(
         &hc1,
         &VerifyOptions {
             trusted_dscs: vec![envelope.identity.dsc_der.clone()],
@@ -192,13 +192,13 @@ fn checked_payload<S: Signer>(
             revocations: None,
             checked,
         },
-    );
-    if let Some(failure) = report.error {
-        return Err(Error::Internal(format!(
+    )
+    .map_err(|failure| {
+        Error::Internal(format!(
             "self-check of the signed certificate failed at {:?}: {}",
             failure.stage, failure.message
-        )));
-    }
+        ))
+    })?;
 
     Ok(SignedPayload {
         hc1,

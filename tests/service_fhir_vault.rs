@@ -31,6 +31,16 @@ fn generate(service: &Service, qr: &Value) -> support::service::Response {
     service.post_json("/ddcc/generateHealthCertificate", Some(API_KEY), qr)
 }
 
+/// Calls the service has made to the FHIR server so far (`ddcc_dependency_duration_seconds` counts).
+fn fhir_calls(service: &Service) -> u64 {
+    let metrics = String::from_utf8_lossy(&service.get("/metrics", None).body).into_owned();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("ddcc_dependency_duration_seconds_count{dependency=\"fhir\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn who_reference(document: &Value) -> Value {
     resources(document, "DocumentReference")
         .into_iter()
@@ -80,6 +90,7 @@ fn stores_in_fhir_signs_in_vault_once_per_event() {
 
     // Issued, and the document read back from the FHIR server is the one handed out.
     let qr = event("SVC-FV-0001", &[]);
+    let calls_before = fhir_calls(&service);
     let created = generate(&service, &qr);
     assert_eq!(
         created.status,
@@ -89,6 +100,15 @@ fn stores_in_fhir_signs_in_vault_once_per_event() {
     );
     let document = created.json();
     let id = document["id"].as_str().unwrap();
+    // Three FHIR calls: the marker read, the marker's creation, and one transaction that also stores the
+    // issuance's AuditEvent (no request of its own).
+    assert_eq!(fhir_calls(&service) - calls_before, 3);
+    let (status, audits) = fhir.get(&format!("AuditEvent?entity=Bundle/{id}"));
+    assert_eq!(status, 200);
+    let audits = audits["entry"].as_array().cloned().unwrap_or_default();
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0]["resource"]["outcome"], "0");
+    assert_eq!(audits[0]["resource"]["outcomeDesc"], "certificate issued");
     let (status, stored) = fhir.get(&format!("Bundle/{id}"));
     assert_eq!(status, 200);
     assert_stored_as_issued(&stored, &document);

@@ -207,7 +207,7 @@ pub struct ServeArgs {
     /// The header the trusted proxies write: x-forwarded-for or forwarded (RFC 7239). Default x-forwarded-for.
     #[arg(long, value_enum, env = "DDCC_FORWARDED_HEADER")]
     pub forwarded_header: Option<ForwardedHeader>,
-    /// Threads doing CPU work (HTTP workers, the service runtime, signing and rendering). Default: the CPUs
+    /// Threads doing CPU work (HTTP workers, the service runtime, rendering). Default: the CPUs
     /// this process may use (its affinity and its cgroup CPU quota, as a container limit sets).
     #[arg(long, env = "DDCC_WORKERS")]
     pub workers: Option<usize>,

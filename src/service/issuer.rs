@@ -99,8 +99,9 @@ pub struct Issuer {
     pub metrics: Arc<Metrics>,
     settings: RwLock<Arc<IssuanceConfig>>,
     locks: KeyedLocks,
-    /// One permit per core for the signing and rendering work: more at once only adds threads competing
-    /// for the same cores, each holding its images and PDF in memory (and in its own malloc arena).
+    /// One permit per core for the rendering work (QR codes, document, PDF; and decoding a stored QR image):
+    /// more at once only adds threads competing for the same cores, each holding its images and PDF in memory
+    /// (and in its own malloc arena). Signing waits for Vault without one.
     cpu_slots: Arc<tokio::sync::Semaphore>,
     /// Certificates between their first store read and their stored answer, at most
     /// [`IN_FLIGHT_PER_CORE`] per core. A slow store otherwise gathers every waiting request's finished
@@ -392,7 +393,7 @@ impl Issuer {
             content_hash.to_owned(),
             reason.to_owned(),
         );
-        // Decoding a QR image is ~0.2 s of CPU: one per core at a time, like signing and rendering.
+        // Decoding a QR image is ~0.2 s of CPU: one per core at a time, like rendering.
         let slot = Arc::clone(&self.cpu_slots)
             .acquire_owned()
             .await

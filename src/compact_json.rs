@@ -25,29 +25,43 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         // `Number`'s Display is its JSON form (itoa and ryu, as its serialiser).
         Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
         Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => {
-            out.push(b'{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, key);
-                out.push(b':');
-                write_value(out, item);
-            }
-            out.push(b'}');
-        }
+        Value::Array(items) => write_array(out, items, write_value),
+        Value::Object(map) => write_object(out, map, |out, _, item| write_value(out, item)),
     }
+}
+
+/// Appends `items` as a JSON array, each item written by `write`.
+pub fn write_array<'a>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = &'a Value>,
+    mut write: impl FnMut(&mut Vec<u8>, &'a Value),
+) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
+/// Appends `entries` as a JSON object, each value written by `write` (which is told its key).
+pub fn write_object<'a>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    mut write: impl FnMut(&mut Vec<u8>, &'a str, &'a Value),
+) {
+    out.push(b'{');
+    for (i, (key, item)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, key);
+        out.push(b':');
+        write(out, key, item);
+    }
+    out.push(b'}');
 }
 
 /// Appends `s` as a JSON string, quoted and escaped.

@@ -337,19 +337,11 @@ impl<'a> Rewritten<'a> {
             without_id: false,
         };
         match self.value {
-            Value::Object(map) => {
-                out.push(b'{');
-                let mut first = true;
-                for (key, value) in map {
-                    if self.without_id && key == "id" {
-                        continue;
-                    }
-                    if !first {
-                        out.push(b',');
-                    }
-                    first = false;
-                    compact_json::write_str(out, key);
-                    out.push(b':');
+            Value::Object(map) => compact_json::write_object(
+                out,
+                map.iter()
+                    .filter(|(key, _)| !(self.without_id && key.as_str() == "id")),
+                |out, key, value| {
                     let placeholder = (key == "reference")
                         .then(|| value.as_str().and_then(|r| placeholders.get(r)))
                         .flatten();
@@ -357,18 +349,10 @@ impl<'a> Rewritten<'a> {
                         Some(p) => compact_json::write_str(out, p),
                         None => nested(value).write(out),
                     }
-                }
-                out.push(b'}');
-            }
+                },
+            ),
             Value::Array(items) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    nested(item).write(out);
-                }
-                out.push(b']');
+                compact_json::write_array(out, items, |out, item| nested(item).write(out))
             }
             other => compact_json::write_value(out, other),
         }

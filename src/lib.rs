@@ -22,6 +22,7 @@ pub mod http;
 pub mod intake;
 pub mod keys;
 pub mod openhim;
+pub mod outbound;
 pub mod pipeline;
 pub mod render;
 pub mod service;

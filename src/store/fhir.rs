@@ -54,6 +54,7 @@ use super::{
 };
 use crate::compact_json;
 use crate::error::{error_chain, Error, Result};
+use crate::outbound::PerThreadClient;
 use crate::service::{Orchestration, Orchestrations};
 
 const SERVICE: &str = "FHIR server";
@@ -75,17 +76,16 @@ const REVOCATION_PAGE: usize = 500;
 #[derive(Debug)]
 pub struct FhirStore {
     base: String,
-    http: Client,
+    http: PerThreadClient,
 }
 
 impl FhirStore {
     /// `base` without a trailing slash; `http` carries the timeouts.
     pub fn new(base: String, timeout: Duration) -> Result<Self> {
-        let http = Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| Error::Config(format!("FHIR HTTP client: {e}")))?;
+        let http = PerThreadClient::new(move || {
+            Client::builder().timeout(timeout).connect_timeout(timeout)
+        })
+        .map_err(|e| Error::Config(format!("FHIR HTTP client: {e}")))?;
         Ok(FhirStore { base, http })
     }
 
@@ -174,6 +174,7 @@ impl FhirStore {
         let url = format!("{}/{resource_type}/{id}", self.base);
         let request = self
             .http
+            .local()
             .get(&url)
             .header(reqwest::header::ACCEPT, FHIR_JSON);
         let response = traced("GET", &format!("read {resource_type}"), request)
@@ -210,6 +211,7 @@ impl FhirStore {
         let step = Orchestration::start("FHIR revision marker", "PUT", &url);
         let request = self
             .http
+            .local()
             .put(&url)
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
@@ -495,6 +497,7 @@ impl Store for FhirStore {
         let step = Orchestration::start("FHIR transaction", "POST", &url);
         let request = self
             .http
+            .local()
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)
@@ -614,6 +617,7 @@ impl Store for FhirStore {
         };
         let request = self
             .http
+            .local()
             .get(&url)
             .header(reqwest::header::ACCEPT, FHIR_JSON);
         let response = traced("GET", "search Bundle", request)
@@ -655,6 +659,7 @@ impl Store for FhirStore {
         let url = format!("{}/Basic/ddcc-mediator-readiness-probe", self.base);
         let request = self
             .http
+            .local()
             .get(&url)
             .header(reqwest::header::ACCEPT, FHIR_JSON);
         match traced("GET", "readiness probe", request).await {
@@ -690,6 +695,7 @@ impl Store for FhirStore {
         loop {
             let request = self
                 .http
+                .local()
                 .get(&url)
                 .header(reqwest::header::ACCEPT, FHIR_JSON)
                 .header(reqwest::header::CACHE_CONTROL, "no-cache");
@@ -737,6 +743,7 @@ impl Store for FhirStore {
         let url = format!("{}/AuditEvent", self.base);
         let request = self
             .http
+            .local()
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
             .header(reqwest::header::ACCEPT, FHIR_JSON)

@@ -259,7 +259,7 @@ impl TokenState {
 /// A Vault/OpenBao client: cheap to share (`Arc`), safe to use from many tasks.
 #[derive(Debug)]
 pub struct VaultClient {
-    http: reqwest::Client,
+    http: crate::outbound::PerThreadClient,
     /// `<addr>/v1/`
     base: String,
     namespace: Option<String>,
@@ -273,13 +273,15 @@ pub struct VaultClient {
 impl VaultClient {
     /// Builds the client and authenticates (login, or a lookup of the static token's TTL).
     pub async fn connect(config: &ClientConfig) -> Result<Self, VaultError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_keepalive(Duration::from_secs(60))
-            .build()
-            .map_err(|e| VaultError::Credentials(format!("cannot build the HTTP client: {e}")))?;
+        let (connect_timeout, request_timeout) = (config.connect_timeout, config.request_timeout);
+        let http = crate::outbound::PerThreadClient::new(move || {
+            reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .timeout(request_timeout)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .tcp_keepalive(Duration::from_secs(60))
+        })
+        .map_err(|e| VaultError::Credentials(format!("cannot build the HTTP client: {e}")))?;
         let initial = match &config.auth {
             Auth::Token(t) => t.clone(),
             // Replaced by the login below.
@@ -377,7 +379,10 @@ impl VaultClient {
         token: Option<&Secret>,
     ) -> Result<Envelope, VaultError> {
         let method_name = method.clone();
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let mut request = self
+            .http
+            .local()
+            .request(method, format!("{}{path}", self.base));
         if let Some(token) = token.filter(|t| !t.expose().is_empty()) {
             request = request.header("X-Vault-Token", token.expose());
         }

@@ -1,8 +1,11 @@
 //! The HTTP API of `ddcc-mediator serve` (README "Run the service").
 //!
-//! Handlers parse, authenticate and format; the work runs on the service runtime (a multi-threaded tokio
-//! runtime separate from actix's per-worker event loops) through [`AppState::run`], where the pipeline's CPU
-//! work goes to blocking threads and every outbound call has a timeout.
+//! Handlers parse, authenticate and format. A request's work runs start to end on the HTTP worker (one
+//! event loop per core) that received it, through [`AppState::run`]: its calls to Vault and the FHIR server
+//! (each with a timeout, on that thread's own connections: [`crate::outbound`]) and the rendering of its
+//! certificate, about a millisecond of CPU. A batch's entries are spread over the service runtime's threads
+//! ([`AppState::spread`]); longer CPU work (a large body's validation, decoding QR images) goes to blocking
+//! threads.
 
 mod citizen;
 pub mod client_address;
@@ -52,7 +55,7 @@ pub struct AppState {
     /// (`DDCC_OPENHIM_CERT_SUBJECT`), besides that of requests with the OpenHIM route key.
     pub openhim_certificate: Option<String>,
     pub metrics: Arc<Metrics>,
-    /// The service runtime.
+    /// The service runtime: background tasks and a batch's entries ([`AppState::spread`]).
     pub runtime: tokio::runtime::Handle,
     pub body_limit: usize,
     pub batch_concurrency: usize,
@@ -74,15 +77,28 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Runs `work` on the service runtime and waits for it.
-    pub async fn run<T: Send + 'static>(
+    /// Runs one request's work on the HTTP worker thread that received it, where the connections it opens
+    /// to Vault and the FHIR server are polled too, and its certificate is rendered (about a millisecond of
+    /// CPU). Handing it to another thread and back cost two or more context switches per request, each a
+    /// cold cache beside HAPI's JVM: without them the mediator's CPU per certificate fell 5–15 %
+    /// (BENCHMARKS.md, round 7). A panic in `work` is an internal error, not a lost worker.
+    pub async fn run<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        contained(work).await
+    }
+
+    /// Runs `work` on the service runtime (one thread per core): for a batch's entries, so that their
+    /// certificates are rendered on every core at once rather than one after another on one HTTP worker.
+    pub fn spread<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T>> + Send + 'static,
-    ) -> Result<T> {
-        self.runtime
-            .spawn(work.instrument(tracing::Span::current()))
-            .await
-            .map_err(|e| Error::Internal(format!("request task failed: {e}")))?
+    ) -> impl Future<Output = Result<T>> {
+        let task = self
+            .runtime
+            .spawn(work.instrument(tracing::Span::current()));
+        async move {
+            task.await
+                .map_err(|e| Error::Internal(format!("request task failed: {e}")))?
+        }
     }
 
     /// The client of `req`: its peer, or the address a trusted proxy forwarded for.
@@ -90,6 +106,15 @@ impl AppState {
         let peer = req.peer_addr()?.ip();
         Some(self.trusted_proxies.client(peer, req.headers()))
     }
+}
+
+/// `work`'s result, or an internal error if it panicked: one request fails, its worker thread lives on.
+async fn contained<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    use futures_util::FutureExt as _;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(Error::Internal("request task failed: it panicked".into())))
 }
 
 /// The `did:web` DID whose document is `<public_url>/trust/did.json` (did:web method: host, `%3A` before a
@@ -142,7 +167,7 @@ pub fn serve(
     let signal_state = state.clone();
     let listen = config.listen;
     let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
-    // At least two event loops (they do I/O only: CPU work runs on the service runtime).
+    // One event loop per core (at least two): each runs its requests' work, rendering included.
     let workers = config.workers.count.max(2);
     let gate = connections::Gate::new(
         config.max_connections_per_client,
@@ -404,5 +429,17 @@ fn remember_client_certificate(
         .and_then(|end_entity| ClientCertificate::from_der(end_entity.as_ref()));
     if let Some(certificate) = certificate {
         data.insert(certificate);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_request_is_an_internal_error() {
+        let answer: Result<()> = contained(async { panic!("a bug") }).await;
+        assert!(matches!(answer, Err(Error::Internal(why)) if why.contains("panicked")));
+        assert_eq!(contained(async { Ok(7) }).await.ok(), Some(7));
     }
 }

@@ -461,22 +461,14 @@ pub(super) async fn read_bounded(
 const PARSE_IN_PLACE_BYTES: usize = 16 * 1024;
 
 /// Validation of the body (CPU work): a small one in place, a larger one on a blocking thread.
-async fn parse(
-    state: &AppState,
-    body: Vec<u8>,
-    read: fn(&[u8]) -> Result<Submission>,
-) -> Result<Submission> {
+async fn parse(body: Vec<u8>, read: fn(&[u8]) -> Result<Submission>) -> Result<Submission> {
     let span = tracing::info_span!("ddcc.parse");
     if body.len() <= PARSE_IN_PLACE_BYTES {
         return span.in_scope(|| read(&body));
     }
-    state
-        .run(async move {
-            tokio::task::spawn_blocking(move || span.in_scope(|| read(&body)))
-                .await
-                .map_err(|e| Error::Internal(format!("validation task failed: {e}")))?
-        })
+    tokio::task::spawn_blocking(move || span.in_scope(|| read(&body)))
         .await
+        .map_err(|e| Error::Internal(format!("validation task failed: {e}")))?
 }
 
 async fn generate_health_certificate(
@@ -523,7 +515,7 @@ async fn generate(
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    let event = match parse(state, body, intake::read_single_submission).await {
+    let event = match parse(body, intake::read_single_submission).await {
         Ok(Submission::Single(Ok(event))) => event,
         // A Bundle: the answer says what this endpoint takes.
         Err(e @ Error::NotSupported(_)) => {
@@ -660,7 +652,7 @@ async fn submit(
         Ok(b) => b,
         Err(reply) => return refused(reply),
     };
-    let entries = match parse(state, body, intake::read_submission).await {
+    let entries = match parse(body, intake::read_submission).await {
         Ok(Submission::Batch(entries)) => entries,
         Ok(Submission::Single(_)) => {
             return refused(Reply::outcome(
@@ -705,39 +697,27 @@ async fn submit(
     let issuer = state.issuer.clone();
     let metrics = state.metrics.clone();
     let concurrency = state.batch_concurrency;
-    let work_trace = trace.clone();
-    let outcomes = state
-        .run(async move {
-            let results: Vec<Result<Issued>> = stream::iter(entries.into_iter().zip(audits))
-                .map(
-                    |(entry, audit): (Result<VaccinationEvent>, Option<Value>)| {
-                        let issuer = issuer.clone();
-                        let trace = work_trace.clone();
-                        let metrics = metrics.clone();
-                        async move {
-                            match entry {
-                                Ok(event) => issuer.issue(event, &trace, audit).await,
-                                Err(e) => {
-                                    metrics.certificate("invalid");
-                                    Err(e)
-                                }
-                            }
+    // Each entry on the service runtime: the batch's certificates are rendered on every core at once.
+    let outcomes: Vec<Result<Issued>> = stream::iter(entries.into_iter().zip(audits))
+        .map(
+            |(entry, audit): (Result<VaccinationEvent>, Option<Value>)| {
+                let issuer = issuer.clone();
+                let trace = trace.clone();
+                let metrics = metrics.clone();
+                state.spread(async move {
+                    match entry {
+                        Ok(event) => issuer.issue(event, &trace, audit).await,
+                        Err(e) => {
+                            metrics.certificate("invalid");
+                            Err(e)
                         }
-                    },
-                )
-                .buffered(concurrency)
-                .collect()
-                .await;
-            Ok(results)
-        })
+                    }
+                })
+            },
+        )
+        .buffered(concurrency)
+        .collect()
         .await;
-    let outcomes = match outcomes {
-        Ok(o) => o,
-        Err(e) => {
-            let facts = vec![Facts::failed(&e, None)];
-            return (Reply::error(&e).traced(&trace), facts);
-        }
-    };
     let facts: Vec<Facts> = outcomes
         .iter()
         .zip(hcids)

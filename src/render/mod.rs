@@ -1,6 +1,7 @@
 //! Render: QR images (PNG, SVG) and the citizen PDF.
 //!
-//! Pure CPU work, synchronous: callers on an async runtime run it on a blocking thread.
+//! Pure CPU work, synchronous, about a millisecond per certificate: the service renders a certificate on
+//! the thread of its request (`service::issuer`), one per core at a time.
 
 pub mod pdf;
 pub mod qr;

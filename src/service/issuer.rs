@@ -412,8 +412,9 @@ impl Issuer {
         .map_err(|e| Error::Internal(format!("revocation task failed: {e}")))?
     }
 
-    /// Signs `event` and renders its certificate. Signing (with Vault, a round trip) is awaited here; the
-    /// rendering is CPU work, off the async workers, one per core at a time.
+    /// Signs `event` and renders its certificate. Signing (with Vault, a round trip) is awaited; the
+    /// rendering (about a millisecond of CPU) runs right here, on the thread of the request, one per core at
+    /// a time: a hand-off to a blocking thread and back cost more than it spared the event loop.
     async fn sign(
         &self,
         event: &VaccinationEvent,
@@ -425,20 +426,12 @@ impl Issuer {
         let credentials =
             credential::issue(event, &settings, &signer, now.unix_timestamp()).await?;
         let development_key = signer.is_development();
-        let span = tracing::Span::current();
-        let slot = Arc::clone(&self.cpu_slots)
-            .acquire_owned()
+        let _slot = self
+            .cpu_slots
+            .acquire()
             .await
             .map_err(|e| Error::Internal(format!("issuing slots closed: {e}")))?;
-        let event = event.clone();
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            span.in_scope(|| {
-                pipeline::render_certificate(&event, &settings, credentials, now, development_key)
-            })
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("issuing task failed: {e}")))?
+        pipeline::render_certificate(event, &settings, credentials, now, development_key)
     }
 
     /// Whether the stored certificate of an unchanged event is to be signed anew now: expired, expiring

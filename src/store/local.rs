@@ -26,6 +26,7 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -42,15 +43,16 @@ pub const AUDIT_FILE: &str = "audit.jsonl";
 /// What the store is called in errors (`503`: "local store unavailable: …").
 const SERVICE: &str = "local store";
 
-#[derive(Debug)]
+/// Cheap to clone (each clone is the same store): file work is handed to blocking threads with one.
+#[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
     audit_path: PathBuf,
     /// One line at a time, so concurrent events never interleave.
-    audit_lock: std::sync::Mutex<()>,
+    audit_lock: Arc<std::sync::Mutex<()>>,
     /// Tests: stop (as a crash would) after this many files of a commit have been renamed into place.
     #[cfg(test)]
-    crash_after: std::sync::atomic::AtomicUsize,
+    crash_after: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl LocalStore {
@@ -63,9 +65,9 @@ impl LocalStore {
         let store = LocalStore {
             root,
             audit_path: data_dir.join(AUDIT_FILE),
-            audit_lock: std::sync::Mutex::new(()),
+            audit_lock: Arc::new(std::sync::Mutex::new(())),
             #[cfg(test)]
-            crash_after: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            crash_after: Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
         };
         store.tighten()?;
         store.recover()?;
@@ -412,8 +414,9 @@ impl Store for LocalStore {
         seen: &Revision,
         _trace: &Orchestrations,
     ) -> Result<()> {
-        // File I/O blocks: tell the (multi-threaded) service runtime to move other tasks off this thread.
-        tokio::task::block_in_place(|| self.save_if_unchanged(record, seen))
+        let (record, seen) = (record.clone(), seen.clone());
+        self.on_blocking_thread(move |store| store.save_if_unchanged(&record, &seen))
+            .await
     }
 
     /// Nothing to create: the revision is the document file's own, checked when it is saved.
@@ -425,7 +428,11 @@ impl Store for LocalStore {
         if !valid_id(id) {
             return Ok(StoredDocument::default());
         }
-        let Some((bytes, revision)) = tokio::task::block_in_place(|| self.read_bundle(id))? else {
+        let owned = id.to_owned();
+        let Some((bytes, revision)) = self
+            .on_blocking_thread(move |store| store.read_bundle(&owned))
+            .await?
+        else {
             return Ok(StoredDocument::default());
         };
         let document = serde_json::from_slice(&bytes)
@@ -441,7 +448,11 @@ impl Store for LocalStore {
             return Ok(None);
         }
         let path = self.path(resource_type, id);
-        match tokio::task::block_in_place(|| std::fs::read(&path)) {
+        let file = path.clone();
+        match self
+            .on_blocking_thread(move |_| Ok(std::fs::read(&file)))
+            .await?
+        {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| Error::Internal(format!("{} is not JSON: {e}", path.display()))),
@@ -453,7 +464,8 @@ impl Store for LocalStore {
     async fn list_documents(&self, cursor: Option<&str>, limit: usize) -> Result<DocumentPage> {
         // Ids in name order after the cursor; a heap keeps only the `limit + 1` smallest in memory.
         let dir = self.root.join("Bundle");
-        tokio::task::block_in_place(|| {
+        let cursor = cursor.map(str::to_owned);
+        self.on_blocking_thread(move |_| {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -469,7 +481,7 @@ impl Store for LocalStore {
                 let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
                     continue;
                 };
-                if !valid_id(id) || cursor.is_some_and(|c| id <= c) {
+                if !valid_id(id) || cursor.as_deref().is_some_and(|c| id <= c) {
                     continue;
                 }
                 smallest.push(id.to_owned());
@@ -483,16 +495,19 @@ impl Store for LocalStore {
             let next = if more { ids.last().cloned() } else { None };
             Ok(DocumentPage { ids, next })
         })
+        .await
     }
 
     async fn audit(&self, event: &Value) -> Result<()> {
-        tokio::task::block_in_place(|| self.append_event(event))
+        let event = event.clone();
+        self.on_blocking_thread(move |store| store.append_event(&event))
+            .await
     }
 
     /// Reads `store/Basic/` (revocation records are the only `Basic` resources kept here).
     async fn revocations(&self) -> Result<Vec<Value>> {
         let dir = self.root.join("Basic");
-        tokio::task::block_in_place(|| {
+        self.on_blocking_thread(move |_| {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -517,6 +532,7 @@ impl Store for LocalStore {
             }
             Ok(records)
         })
+        .await
     }
 
     async fn check(&self) -> Result<()> {
@@ -532,6 +548,18 @@ impl Store for LocalStore {
 }
 
 impl LocalStore {
+    /// Runs file work (reads, fsynced writes) on a blocking thread: the request that needs it runs on an
+    /// HTTP worker's event loop ([`crate::http::AppState::run`]), which other connections share.
+    async fn on_blocking_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&LocalStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| Error::Internal(format!("local store task failed: {e}")))?
+    }
+
     /// Appends one whole line, or nothing: a write cut short (full disk) is truncated away again.
     /// Appends `event` to the audit trail as one line.
     fn append_event(&self, event: &Value) -> Result<()> {

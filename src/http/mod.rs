@@ -80,8 +80,8 @@ impl AppState {
     /// Runs one request's work on the HTTP worker thread that received it, where the connections it opens
     /// to Vault and the FHIR server are polled too, and its certificate is rendered (about a millisecond of
     /// CPU). Handing it to another thread and back cost two or more context switches per request, each a
-    /// cold cache beside HAPI's JVM: without them the mediator's CPU per certificate fell 5–15 %
-    /// (BENCHMARKS.md, round 7). A panic in `work` is an internal error, not a lost worker.
+    /// cold cache beside HAPI's JVM: without them (and with a connection pool per thread) the mediator's CPU
+    /// per certificate fell 15–18 % (BENCHMARKS.md, round 7). A panic in `work` is an internal error, not a lost worker.
     pub async fn run<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         contained(work).await
     }

@@ -536,14 +536,19 @@ impl Store for LocalStore {
     }
 
     async fn check(&self) -> Result<()> {
-        let probe = self.tmp_dir().join(".ready-probe");
-        let _ = std::fs::remove_file(&probe);
-        write_new_file(&probe, b"ok")
-            .and_then(|()| std::fs::remove_file(&probe))
-            .map_err(|e| Error::Unavailable {
-                service: SERVICE,
-                reason: format!("{} is not writable: {e}", self.root.display()),
-            })
+        // An fsynced write, as every other file operation: on a blocking thread, where the readiness probe's
+        // timeout can give up on a hung disk.
+        self.on_blocking_thread(|store| {
+            let probe = store.tmp_dir().join(".ready-probe");
+            let _ = std::fs::remove_file(&probe);
+            write_new_file(&probe, b"ok")
+                .and_then(|()| std::fs::remove_file(&probe))
+                .map_err(|e| Error::Unavailable {
+                    service: SERVICE,
+                    reason: format!("{} is not writable: {e}", store.root.display()),
+                })
+        })
+        .await
     }
 }
 

@@ -12,7 +12,6 @@
 //! | `ddcc.build` | building the document Bundle | |
 //! | `ddcc.render.qr` | the QR images of one payload | |
 //! | `ddcc.render.pdf` | the citizen PDF | |
-//! | `ddcc.claim` | a new document's revision to save against (the FHIR store's revision marker), made while it is signed | `ddcc.store` (`fhir`, `local`) |
 //! | `ddcc.store` | writing the certificate | `ddcc.store` (`fhir`, `local`) |
 //! | `openhim.register` / `openhim.heartbeat` | the OpenHIM mediator tasks | |
 //! | `vault.http`, `fhir.http`, `openhim.http` | each outgoing call (client) | `http.request.method`, `ddcc.operation`, `http.response.status_code`, `error.type` |

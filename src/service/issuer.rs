@@ -241,32 +241,10 @@ impl Issuer {
                     Order::Newer => {}
                 }
             }
-            let claim = self
-                .store
-                .claim(&bundle_id, &stored.revision, trace)
-                .instrument(tracing::info_span!(
-                    "ddcc.claim",
-                    "ddcc.store" = self.store_kind()
-                ));
-            // A new document's revision marker is created while the certificate is signed: one round trip
-            // to the store fewer on the answer's time.
-            let (certificate, revision) = match signed.take() {
-                Some(certificate) => (certificate, claim.await),
-                None => {
-                    let (certificate, revision) = tokio::join!(self.sign(&event, trace), claim);
-                    (certificate?, revision)
-                }
-            };
-            let revision = match revision {
-                Ok(revision) => revision,
-                // Another replica stored this document since it was read: read it and decide again.
-                Err(Error::WriteConflict(why)) => {
-                    tracing::debug!(reason = %why, "write conflict; reading the document again");
-                    conflict = why;
-                    signed = Some(certificate);
-                    continue;
-                }
-                Err(e) => return Err(e),
+            // Signed once: after a write conflict the same certificate is saved against the new revision.
+            let certificate = match signed.take() {
+                Some(certificate) => certificate,
+                None => self.sign(&event, trace).await?,
             };
             let mut record = self
                 .record(
@@ -281,7 +259,7 @@ impl Issuer {
             record.audit = audit.clone();
             let saved = self
                 .store
-                .save(&record, &revision, trace)
+                .save(&record, &stored.revision, trace)
                 .instrument(tracing::info_span!(
                     "ddcc.store",
                     "ddcc.store" = self.store_kind()

@@ -13,20 +13,22 @@
 //! marker** (see below) and the issuance's AuditEvent (`PUT AuditEvent/<its id>`). Every entry of the
 //! transaction-response must be 2xx or nothing counts.
 //!
-//! **Round trips.** A new certificate takes three: the marker read of [`Store::read_document`] (the Bundle is
-//! read only when the marker exists), the marker's creation, and the transaction, which also holds the
-//! issuance's AuditEvent. Writes whose answer is not read ask for `Prefer: return=minimal` (the marker's
-//! version comes from its `ETag`).
+//! **Round trips.** A new certificate takes two: the marker read of [`Store::read_document`] (the Bundle is
+//! read only when the marker exists) and the transaction, which also holds the issuance's AuditEvent and
+//! creates the marker. Writes whose answer is not read ask for `Prefer: return=minimal`.
 //!
-//! **One writer wins.** FHIR R4 has no "create only if absent" for a client-chosen id (HAPI ignores
-//! `If-None-Match: *` and turns a `PUT` with `If-Match` on a missing resource into a create), so the
-//! compare-and-swap runs on a small resource that always exists before a certificate is written: the revision
-//! marker `Basic/<document id>`. Every certificate transaction updates it with `ifMatch` set to the
-//! version read before signing; HAPI refuses a stale version (`409`, HAPI-0989) and rolls the whole
-//! transaction back, so of several replicas that read the same revision exactly one stores its certificate.
-//! The marker carries a fresh write id each time: HAPI keeps the version of an update that changes nothing.
-//! A writer that found no marker creates it before its transaction; if that `PUT` was an update (`200`, not
-//! `201`), another writer created it since the read, and the Bundle is read again before going on.
+//! **One writer wins.** The compare-and-swap runs on a small resource written with every certificate, in its
+//! transaction: the revision marker `Basic/<document id>`. Every certificate transaction updates it with
+//! `ifMatch` set to the version read before signing; HAPI refuses a stale version (`409`, HAPI-0989) and rolls
+//! the whole transaction back, so of several replicas that read the same revision exactly one stores its
+//! certificate. The marker carries a fresh write id each time: HAPI keeps the version of an update that changes
+//! nothing. A writer that found no marker saves with `ifMatch: W/"0"`, a version no resource has: HAPI turns
+//! a `PUT` with `ifMatch` on a missing resource into a create, and refuses it on an existing one (`409`,
+//! HAPI-0989), so this is a "create only if absent", which FHIR R4 has no other way to say for a client-chosen
+//! id (HAPI ignores `If-None-Match: *`). Two such creates racing: one commits, the other's transaction fails
+//! whole (`409`, HAPI-0550/0825, the unique id). Both observed on HAPI 8.8 (tests/servers/hapi/README.md,
+//! `smoke_test.py`) and exercised by `tests/replicas.rs`. Every certificate is written with its marker, so
+//! no marker means no document.
 //!
 //! **What HAPI changes, and how it is undone on read** (observed on HAPI 8.8, tests/servers/hapi/README.md):
 //! - it drops `entry.resource.id` from a stored Bundle whose entries have `urn:uuid:` fullUrls (the id is
@@ -67,6 +69,10 @@ const RETURN_MINIMAL: (&str, &str) = ("Prefer", "return=minimal");
 /// stream when asked, and each one cost a 43 kB inflate state (about 0.1 M instructions). An error's
 /// OperationOutcome comes plain.
 const NOT_GZIPPED: (&str, &str) = ("Accept-Encoding", "identity");
+/// The `ifMatch` version that creates a revision marker only if it does not exist yet: HAPI creates a missing
+/// resource whatever the version asked, and refuses every existing one, whose versions start at 1 (module
+/// documentation).
+const ABSENT_MARKER_VERSION: &str = "0";
 /// `Basic.code` of the revision marker of a document.
 const REVISION_CODE: &str = "certificate-revision";
 const REVISION_SYSTEM: &str = "urn:ddcc-mediator";
@@ -198,58 +204,6 @@ impl FhirStore {
             }
         }
     }
-
-    /// Creates the revision marker of a document that has none (or moves it on, if another replica just
-    /// created it), and returns its version and whether this call created it. Safe to race: whoever saves
-    /// against an older version loses.
-    async fn start_revision(
-        &self,
-        bundle_id: &str,
-        trace: &Orchestrations,
-    ) -> Result<(String, bool)> {
-        let url = format!("{}/Basic/{bundle_id}", self.base);
-        let step = Orchestration::start("FHIR revision marker", "PUT", &url);
-        let request = self
-            .http
-            .local()
-            .put(&url)
-            .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
-            .header(reqwest::header::ACCEPT, FHIR_JSON)
-            .header(RETURN_MINIMAL.0, RETURN_MINIMAL.1)
-            .header(NOT_GZIPPED.0, NOT_GZIPPED.1)
-            .json(&revision_marker(bundle_id));
-        let response = match traced("PUT", "revision marker", request).await {
-            Ok(r) => r,
-            Err(e) => {
-                trace.push(step.failed(&e.to_string()));
-                return Err(Self::unavailable(format!(
-                    "revision marker not sent: {}",
-                    error_chain(&e)
-                )));
-            }
-        };
-        let status = response.status();
-        trace.push(step.finished(status.as_u16()));
-        // FHIR: an update answers its version in `ETag: W/"<versionId>"`.
-        let version = response
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .and_then(version_of_etag);
-        if status == StatusCode::CONFLICT || status == StatusCode::PRECONDITION_FAILED {
-            return Err(Error::WriteConflict(
-                "another writer created the document's revision marker at the same time".into(),
-            ));
-        }
-        if !status.is_success() {
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            return Err(refused("the revision marker", status, &body));
-        }
-        drain(response).await;
-        let version =
-            version.ok_or_else(|| Self::unavailable("the revision marker has no ETag version"))?;
-        Ok((version, status == StatusCode::CREATED))
-    }
 }
 
 /// What is read of a `transaction-response` Bundle: each entry's `response.status`.
@@ -375,12 +329,6 @@ fn revision_marker(bundle_id: &str) -> Value {
     })
 }
 
-/// `W/"3"` (or `"3"`) → `3`.
-fn version_of_etag(etag: &str) -> Option<String> {
-    let version = etag.trim().trim_start_matches("W/").trim_matches('"');
-    (!version.is_empty()).then(|| version.to_owned())
-}
-
 fn version_of(resource: &Value) -> Option<String> {
     resource
         .pointer("/meta/versionId")
@@ -488,11 +436,8 @@ impl Store for FhirStore {
         seen: &Revision,
         trace: &Orchestrations,
     ) -> Result<()> {
-        let bundle_id = record.bundle_id()?;
-        let Revision(Some(revision)) = self.claim(bundle_id, seen, trace).await? else {
-            return Err(Error::Internal("the revision marker has no version".into()));
-        };
-        let (body, expected) = Self::transaction(record, &revision)?;
+        let revision = seen.0.as_deref().unwrap_or(ABSENT_MARKER_VERSION);
+        let (body, expected) = Self::transaction(record, revision)?;
         let url = format!("{}/", self.base);
         let step = Orchestration::start("FHIR transaction", "POST", &url);
         let request = self
@@ -553,30 +498,13 @@ impl Store for FhirStore {
         Ok(())
     }
 
-    async fn claim(&self, id: &str, seen: &Revision, trace: &Orchestrations) -> Result<Revision> {
-        if seen.0.is_some() {
-            return Ok(seen.clone());
-        }
-        // Nothing was stored when the caller read. Make the marker exist; if it was there already, another
-        // writer made it since: check that no certificate appeared in between (one that did is the caller's
-        // to read). Every certificate moves the marker on, so a marker this call created means none did.
-        let (version, created) = self.start_revision(id, trace).await?;
-        if !created && self.get("Bundle", id).await?.is_some() {
-            return Err(Error::WriteConflict(
-                "another writer stored this document first".into(),
-            ));
-        }
-        Ok(Revision(Some(version)))
-    }
-
     async fn read_document(&self, id: &str) -> Result<StoredDocument> {
         if !valid_id(id) {
             return Ok(StoredDocument::default());
         }
         // The marker first: a certificate written after this read moved the marker on, so saving against
         // this revision fails rather than overwriting it. No marker, no document: every certificate is
-        // written with its marker (the same fact `save` relies on when it creates one), so a new event's
-        // read is one call, not two.
+        // written in one transaction with its marker, so a new event's read is one call, not two.
         let Some(marker) = self.get("Basic", id).await? else {
             return Ok(StoredDocument::default());
         };
@@ -914,12 +842,5 @@ mod tests {
         let only_details = json!({"issue": [{"severity": "fatal", "details": {"text": "down"}}]});
         assert_eq!(diagnostics(&only_details), "down");
         assert_eq!(diagnostics(&Value::Null), "no OperationOutcome");
-    }
-
-    #[test]
-    fn etag_versions() {
-        assert_eq!(version_of_etag("W/\"3\"").as_deref(), Some("3"));
-        assert_eq!(version_of_etag("\"12\"").as_deref(), Some("12"));
-        assert_eq!(version_of_etag("W/\"\""), None);
     }
 }

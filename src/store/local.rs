@@ -419,11 +419,6 @@ impl Store for LocalStore {
             .await
     }
 
-    /// Nothing to create: the revision is the document file's own, checked when it is saved.
-    async fn claim(&self, _id: &str, seen: &Revision, _trace: &Orchestrations) -> Result<Revision> {
-        Ok(seen.clone())
-    }
-
     async fn read_document(&self, id: &str) -> Result<StoredDocument> {
         if !valid_id(id) {
             return Ok(StoredDocument::default());

@@ -82,7 +82,8 @@ impl CertificateRecord {
 }
 
 /// Where a certificate stood when a writer read it: an opaque token that the store compares when the
-/// writer saves. `None`: the store had no record of this document at all.
+/// writer saves. `None`: the store had no record of this document at all, and saving creates it only if it
+/// is still absent.
 ///
 /// This is what keeps "one certificate per event, one current version" true across replicas: of several
 /// writers that read the same revision, the store lets exactly one save ([`Error::WriteConflict`] for the
@@ -116,17 +117,6 @@ pub trait Store: Send + Sync {
         seen: &Revision,
         trace: &Orchestrations,
     ) -> impl Future<Output = Result<()>> + Send;
-
-    /// The revision a new certificate of document `id` will be saved against: `seen` itself, unless the store
-    /// keeps revisions apart from documents and has none for it yet (the FHIR store's revision marker), which
-    /// this then creates. [`Error::WriteConflict`] if another writer stored the document since `seen`. The
-    /// service runs it while the certificate is being signed, so its round trip is not added to the answer's.
-    fn claim(
-        &self,
-        id: &str,
-        seen: &Revision,
-        trace: &Orchestrations,
-    ) -> impl Future<Output = Result<Revision>> + Send;
 
     /// The document Bundle `id` and its revision, read together.
     fn read_document(&self, id: &str) -> impl Future<Output = Result<StoredDocument>> + Send;
@@ -188,13 +178,6 @@ impl Store for AnyStore {
         match self {
             AnyStore::Local(s) => s.save(record, seen, trace).await,
             AnyStore::Fhir(s) => s.save(record, seen, trace).await,
-        }
-    }
-
-    async fn claim(&self, id: &str, seen: &Revision, trace: &Orchestrations) -> Result<Revision> {
-        match self {
-            AnyStore::Local(s) => s.claim(id, seen, trace).await,
-            AnyStore::Fhir(s) => s.claim(id, seen, trace).await,
         }
     }
 

@@ -8,6 +8,7 @@ it documents behaviour, it does not assert it (see README.md for the recorded re
 Standard library only.
 """
 import base64
+import concurrent.futures
 import json
 import re
 import sys
@@ -261,6 +262,35 @@ def main():
          "request": {"method": "PUT", "url": f"Patient/{pid}", "ifMatch": 'W/"1"'}}]}
     s, h, raw = call("POST", "", tx)
     report("transaction PUT with ifMatch W/\"1\" (stale)", s, raw)
+
+    # 6a. ifMatch W/"0" in a transaction: a create only if absent (the mediator's first write of a document's
+    # revision marker, src/store/fhir.rs); then several such transactions racing on one new id
+    mid = uid()
+    marker = {"resourceType": "Basic", "id": mid, "code": {"text": "marker"}}
+    tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": marker, "request": {"method": "PUT", "url": f"Basic/{mid}", "ifMatch": 'W/"0"'}}]}
+    s, h, raw = call("POST", "", tx)
+    report("transaction PUT with ifMatch W/\"0\" (missing resource)", s, raw,
+           json.dumps([e.get("response", {}).get("status") for e in (js(raw) or {}).get("entry", [])]))
+    s, h, raw = call("POST", "", tx)
+    report("same again (the resource now exists at version 1)", s, raw)
+    rid = uid()
+    def racer(i):
+        body = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Basic", "id": f"{rid}-doc", "code": {"text": f"writer {i}"}},
+             "request": {"method": "PUT", "url": f"Basic/{rid}-doc"}},
+            {"resource": {"resourceType": "Basic", "id": rid, "code": {"text": f"writer {i}"}},
+             "request": {"method": "PUT", "url": f"Basic/{rid}", "ifMatch": 'W/"0"'}}]}
+        return call("POST", "", body)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(racer, range(8)))
+    _, _, doc = call("GET", f"Basic/{rid}-doc")
+    _, _, mark = call("GET", f"Basic/{rid}")
+    doc, mark = js(doc) or {}, js(mark) or {}
+    print(f"[8 transactions racing, each PUT Basic/<doc> + ifMatch W/\"0\" on one new marker] statuses "
+          f"{sorted(a[0] for a in answers)} codes {sorted({c for a in answers for c in codes(a[2])})}; "
+          f"stored: doc v{doc.get('meta', {}).get('versionId')} by {doc.get('code', {}).get('text')!r}, "
+          f"marker v{mark.get('meta', {}).get('versionId')} by {mark.get('code', {}).get('text')!r}")
 
     # 7. meta.tag merge
     tid = uid()

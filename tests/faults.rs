@@ -3,7 +3,7 @@
 //! naming the dependency, `/health/ready` 503 with the reason, no certificate half-stored or handed out
 //! unstored, and full recovery when the dependency returns.
 //!
-//! The servers are real (OpenBao, the Medplum FHIR engine). Slowness and 500s come from [`FaultProxy`], a
+//! The servers are real (OpenBao, HAPI FHIR). Slowness and 500s come from [`FaultProxy`], a
 //! test double: an HTTP/1.1 proxy on loopback in front of the real server that forwards each request, or
 //! delays it, or answers it with a 500 itself, or drops the connection.
 

@@ -1,4 +1,4 @@
-//! `ddcc-mediator serve` with its production dependencies: a real FHIR server (Medplum engine) as the store
+//! `ddcc-mediator serve` with its production dependencies: a real FHIR server (HAPI FHIR JPA) as the store
 //! and a real OpenBao transit key as the signer. Idempotency, corrections, and outages of each.
 
 mod support;
@@ -232,6 +232,11 @@ fn stores_in_fhir_signs_in_vault_once_per_event() {
 
     let metrics = String::from_utf8_lossy(&service.get("/metrics", None).body).into_owned();
     assert!(metrics.contains("outcome=\"reissued\"} 1"), "{metrics}");
+    // The corrected event again: the very document the correction handed out, as read back (its tags in
+    // the order HAPI answers them in).
+    let again = generate(&service, &corrected);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json(), new_document);
 }
 
 #[test]

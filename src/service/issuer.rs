@@ -773,19 +773,10 @@ fn mark_revoked(document: &mut Value) {
             resource["status"] = json!("entered-in-error");
         }
     }
-    let tag = json!({"system": REVOKED_TAG.0, "code": REVOKED_TAG.1});
-    match document
-        .pointer_mut("/meta/tag")
-        .and_then(Value::as_array_mut)
-    {
-        Some(tags) => tags.push(tag),
-        None => match document.get_mut("meta").and_then(Value::as_object_mut) {
-            Some(meta) => {
-                meta.insert("tag".into(), json!([tag]));
-            }
-            None => document["meta"] = json!({"tag": [tag]}),
-        },
-    }
+    add_tags(
+        document,
+        [json!({"system": REVOKED_TAG.0, "code": REVOKED_TAG.1})],
+    );
 }
 
 /// How an incoming version of an event stands to the stored document (module documentation: the rule).
@@ -875,18 +866,26 @@ fn set_tags(document: &mut Value, hash: &str, version: &EventVersion, previous: 
     add_tags(document, tags);
 }
 
-/// Appends `tags` to the document's `meta.tag`.
+/// Adds `tags` to the document's `meta.tag`, kept sorted by (system, code): the order HAPI answers tags in,
+/// whatever order they were written in (its JPA server sorts them: `MetaTagSorterAlphabetical`, no system
+/// first), so that a document read back is the very one handed out.
 fn add_tags(document: &mut Value, tags: impl IntoIterator<Item = Value>) {
-    let tags: Vec<Value> = tags.into_iter().collect();
-    match document.get_mut("meta").and_then(Value::as_object_mut) {
-        Some(meta) => match meta.get_mut("tag").and_then(Value::as_array_mut) {
-            Some(existing) => existing.extend(tags),
-            None => {
-                meta.insert("tag".into(), Value::Array(tags));
-            }
-        },
-        None => document["meta"] = json!({"tag": tags}),
+    if !document.get("meta").is_some_and(Value::is_object) {
+        document["meta"] = json!({});
     }
+    let meta = &mut document["meta"];
+    if !meta.get("tag").is_some_and(Value::is_array) {
+        meta["tag"] = json!([]);
+    }
+    if let Some(all) = meta["tag"].as_array_mut() {
+        all.extend(tags);
+        all.sort_by(|a, b| tag_key(a).cmp(&tag_key(b)));
+    }
+}
+
+fn tag_key(tag: &Value) -> (&str, &str) {
+    let text = |name| tag.get(name).and_then(Value::as_str).unwrap_or("");
+    (text("system"), text("code"))
 }
 
 fn id_of(resource: &Value) -> Option<String> {

@@ -237,6 +237,30 @@ fn stores_in_fhir_signs_in_vault_once_per_event() {
     let again = generate(&service, &corrected);
     assert_eq!(again.status, 200);
     assert_eq!(again.json(), new_document);
+
+    // An operator deletes the revision marker by hand (HAPI answers 410 for it from then on, and refuses
+    // a create-if-absent `W/"0"` on it). The document is still found and handed out again, and a correction
+    // is stored: neither is refused as a conflict forever.
+    assert_eq!(fhir.delete(&format!("Basic/{id}")), 200);
+    let again = generate(&service, &corrected);
+    assert_eq!(
+        again.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert_eq!(again.json(), new_document);
+    let corrected_twice = event("SVC-FV-0001", &[("lot", json!({"valueString": "FK0893"}))]);
+    let third = generate(&service, &corrected_twice);
+    assert_eq!(
+        third.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&third.body)
+    );
+    assert_eq!(third.json()["id"], document["id"]);
+    let (status, marker) = fhir.get(&format!("Basic/{id}"));
+    assert_eq!(status, 200, "the marker is written again: {marker}");
 }
 
 #[test]

@@ -14,7 +14,7 @@
 //! transaction-response must be 2xx or nothing counts.
 //!
 //! **Round trips.** A new certificate takes two: the marker read of [`Store::read_document`] (the Bundle is
-//! read only when the marker exists) and the transaction, which also holds the issuance's AuditEvent and
+//! read only when the marker exists or was deleted) and the transaction, which also holds the issuance's AuditEvent and
 //! creates the marker. Writes whose answer is not read ask for `Prefer: return=minimal`.
 //!
 //! **One writer wins.** The compare-and-swap runs on a small resource written with every certificate, in its
@@ -28,7 +28,9 @@
 //! id (HAPI ignores `If-None-Match: *`). Two such creates racing: one commits, the other's transaction fails
 //! whole (`409`, HAPI-0550/0825, the unique id). Both observed on HAPI 8.8 (tests/servers/hapi/README.md,
 //! `smoke_test.py`) and exercised by `tests/replicas.rs`. Every certificate is written with its marker, so
-//! no marker means no document.
+//! no marker means no document. A marker deleted by hand (410) keeps its versions on HAPI, which refuses
+//! `W/"0"` for it: its deletion's version is read from its history, the save names that one and writes the
+//! marker again, and the document is read as usual.
 //!
 //! **What HAPI changes, and how it is undone on read** (observed on HAPI 8.8, tests/servers/hapi/README.md):
 //! - it drops `entry.resource.id` from a stored Bundle whose entries have `urn:uuid:` fullUrls (the id is
@@ -177,6 +179,14 @@ impl FhirStore {
 
     /// `GET <Type>/<id>`: the resource as HAPI returns it, `None` for 404/410.
     async fn get(&self, resource_type: &str, id: &str) -> Result<Option<Value>> {
+        Ok(match self.lookup(resource_type, id).await? {
+            Lookup::Found(resource) => Some(resource),
+            Lookup::Missing | Lookup::Deleted => None,
+        })
+    }
+
+    /// `GET <Type>/<id>`, telling a resource that never existed (404) from a deleted one (410).
+    async fn lookup(&self, resource_type: &str, id: &str) -> Result<Lookup> {
         let url = format!("{}/{resource_type}/{id}", self.base);
         let request = self
             .http
@@ -187,14 +197,18 @@ impl FhirStore {
             .await
             .map_err(|e| Self::unavailable(format!("read failed: {}", error_chain(&e))))?;
         match response.status() {
-            StatusCode::NOT_FOUND | StatusCode::GONE => {
+            StatusCode::NOT_FOUND => {
                 drain(response).await;
-                Ok(None)
+                Ok(Lookup::Missing)
+            }
+            StatusCode::GONE => {
+                drain(response).await;
+                Ok(Lookup::Deleted)
             }
             s if s.is_success() => response
                 .json()
                 .await
-                .map(Some)
+                .map(Lookup::Found)
                 .map_err(|e| Self::unavailable(format!("unreadable {resource_type}: {e}"))),
             s => {
                 drain(response).await;
@@ -204,6 +218,56 @@ impl FhirStore {
             }
         }
     }
+
+    /// The version of a deleted resource's deletion: its latest history entry's `response.etag` (FHIR's
+    /// `history` interaction). A deleted id keeps its versions on HAPI: an update must name the deletion's
+    /// version (any other one is refused, `409` HAPI-0989, `W/"0"` included) and then recreates it.
+    async fn deleted_version(&self, resource_type: &str, id: &str) -> Result<String> {
+        let url = format!("{}/{resource_type}/{id}/_history?_count=1", self.base);
+        let request = self
+            .http
+            .local()
+            .get(&url)
+            .header(reqwest::header::ACCEPT, FHIR_JSON);
+        let response = traced("GET", &format!("history {resource_type}"), request)
+            .await
+            .map_err(|e| Self::unavailable(format!("history read failed: {}", error_chain(&e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            drain(response).await;
+            return Err(Self::unavailable(format!(
+                "history of {resource_type} answered HTTP {status}"
+            )));
+        }
+        let history: Value = response
+            .json()
+            .await
+            .map_err(|e| Self::unavailable(format!("unreadable history: {e}")))?;
+        history
+            .pointer("/entry/0/response/etag")
+            .and_then(Value::as_str)
+            .and_then(version_of_etag)
+            .ok_or_else(|| {
+                Self::unavailable(format!(
+                    "the history of the deleted {resource_type} names no version"
+                ))
+            })
+    }
+}
+
+/// What a read by id found.
+enum Lookup {
+    Found(Value),
+    /// 404: never written.
+    Missing,
+    /// 410: written, then deleted (by hand: the service deletes no marker or document).
+    Deleted,
+}
+
+/// `N` of an entity tag `W/"N"` (or `"N"`).
+fn version_of_etag(etag: &str) -> Option<String> {
+    let version = etag.strip_prefix("W/").unwrap_or(etag).trim_matches('"');
+    (!version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())).then(|| version.to_owned())
 }
 
 /// What is read of a `transaction-response` Bundle: each entry's `response.status`.
@@ -505,10 +569,13 @@ impl Store for FhirStore {
         // The marker first: a certificate written after this read moved the marker on, so saving against
         // this revision fails rather than overwriting it. No marker, no document: every certificate is
         // written in one transaction with its marker, so a new event's read is one call, not two.
-        let Some(marker) = self.get("Basic", id).await? else {
-            return Ok(StoredDocument::default());
+        let revision = match self.lookup("Basic", id).await? {
+            Lookup::Found(marker) => version_of(&marker),
+            Lookup::Missing => return Ok(StoredDocument::default()),
+            // Deleted by hand: the next save must name the deletion's version, or every save of this
+            // document would be refused as a conflict; and the document itself may still be there.
+            Lookup::Deleted => Some(self.deleted_version("Basic", id).await?),
         };
-        let revision = version_of(&marker);
         let document = self.get("Bundle", id).await?.map(as_written);
         Ok(StoredDocument {
             document,
@@ -842,5 +909,13 @@ mod tests {
         let only_details = json!({"issue": [{"severity": "fatal", "details": {"text": "down"}}]});
         assert_eq!(diagnostics(&only_details), "down");
         assert_eq!(diagnostics(&Value::Null), "no OperationOutcome");
+    }
+
+    #[test]
+    fn a_version_is_read_from_a_history_etag() {
+        assert_eq!(version_of_etag("W/\"2\"").as_deref(), Some("2"));
+        assert_eq!(version_of_etag("\"14\"").as_deref(), Some("14"));
+        assert_eq!(version_of_etag("W/\"\""), None);
+        assert_eq!(version_of_etag("W/\"2/../x\""), None);
     }
 }

@@ -314,6 +314,16 @@ impl FhirServer {
         (status, response.json().unwrap_or(Value::Null))
     }
 
+    /// A DELETE relative to the base (as an operator might send by hand); the status.
+    pub fn delete(&self, path: &str) -> u16 {
+        reqwest::blocking::Client::new()
+            .delete(format!("{}/{path}", self.base()))
+            .send()
+            .expect("FHIR server answers")
+            .status()
+            .as_u16()
+    }
+
     /// How many resources of `resource_type` the server holds now (`_summary=count`).
     pub fn count(&self, resource_type: &str) -> usize {
         let (status, bundle) = self.get(&format!("{resource_type}?_summary=count"));

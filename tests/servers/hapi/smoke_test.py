@@ -292,6 +292,25 @@ def main():
           f"stored: doc v{doc.get('meta', {}).get('versionId')} by {doc.get('code', {}).get('text')!r}, "
           f"marker v{mark.get('meta', {}).get('versionId')} by {mark.get('code', {}).get('text')!r}")
 
+    # 6b. a marker deleted by hand (src/store/fhir.rs): 410 on read; W/"0" and stale versions refused; its
+    # history's latest entry names the deletion's version, and an ifMatch of that version writes it again
+    s, h, raw = call("DELETE", f"Basic/{mid}")
+    report("DELETE the marker of 6a", s, raw)
+    s, h, raw = call("GET", f"Basic/{mid}")
+    report("  read deleted marker", s, raw)
+    s, h, raw = call("GET", f"Basic/{mid}/_history?_count=1")
+    latest = ((js(raw) or {}).get("entry") or [{}])[0]
+    report("  _history?_count=1", s, raw,
+           f"latest: method {latest.get('request', {}).get('method')}, etag {latest.get('response', {}).get('etag')}")
+    for version in ("0", "1", latest.get("response", {}).get("etag", "?").strip('W/"')):
+        tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": marker, "request": {"method": "PUT", "url": f"Basic/{mid}", "ifMatch": f'W/"{version}"'}}]}
+        s, h, raw = call("POST", "", tx)
+        report(f"  transaction PUT with ifMatch W/\"{version}\" on the deleted marker", s, raw,
+               json.dumps([e.get("response", {}).get("status") for e in (js(raw) or {}).get("entry", [])]))
+    s, h, raw = call("GET", f"Basic/{mid}")
+    report("  read again", s, raw, f"versionId={(js(raw) or {}).get('meta', {}).get('versionId')}")
+
     # 7. meta.tag merge
     tid = uid()
     tp = {"resourceType": "Patient", "id": tid,

@@ -534,8 +534,12 @@ impl Store for LocalStore {
         // An fsynced write, as every other file operation: on a blocking thread, where the readiness probe's
         // timeout can give up on a hung disk.
         self.on_blocking_thread(|store| {
-            let probe = store.tmp_dir().join(".ready-probe");
-            let _ = std::fs::remove_file(&probe);
+            // A name of its own: probes run concurrently (the orchestrator's, monitoring's), and one
+            // removing another's file made that one fail. A probe cut short leaves its file in `.tmp`,
+            // which start-up empties.
+            let probe = store
+                .tmp_dir()
+                .join(format!(".ready-probe-{}", uuid::Uuid::new_v4()));
             write_new_file(&probe, b"ok")
                 .and_then(|()| std::fs::remove_file(&probe))
                 .map_err(|e| Error::Unavailable {
@@ -560,7 +564,6 @@ impl LocalStore {
             .map_err(|e| Error::Internal(format!("local store task failed: {e}")))?
     }
 
-    /// Appends one whole line, or nothing: a write cut short (full disk) is truncated away again.
     /// Appends `event` to the audit trail as one line.
     fn append_event(&self, event: &Value) -> Result<()> {
         let mut line = serde_json::to_vec(event)
@@ -570,6 +573,7 @@ impl LocalStore {
         self.append_audit_line(&line)
     }
 
+    /// Appends one whole line, or nothing: a write cut short (full disk) is truncated away again.
     fn append_audit_line(&self, line: &[u8]) -> Result<()> {
         let context = || format!("appending to {}", self.audit_path.display());
         let mut options = std::fs::OpenOptions::new();
@@ -777,6 +781,20 @@ mod tests {
         drop((file, store));
         LocalStore::open(dir.path()).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_readiness_checks_all_pass_and_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let checks = (0..32).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.check().await })
+        });
+        for check in futures_util::future::join_all(checks).await {
+            check.unwrap().unwrap();
+        }
+        assert_eq!(files_in(&dir.path().join("store/.tmp")), 0);
     }
 
     #[test]

@@ -229,20 +229,7 @@ impl FhirStore {
             .local()
             .get(&url)
             .header(reqwest::header::ACCEPT, FHIR_JSON);
-        let response = traced("GET", &format!("history {resource_type}"), request)
-            .await
-            .map_err(|e| Self::unavailable(format!("history read failed: {}", error_chain(&e))))?;
-        let status = response.status();
-        if !status.is_success() {
-            drain(response).await;
-            return Err(Self::unavailable(format!(
-                "history of {resource_type} answered HTTP {status}"
-            )));
-        }
-        let history: Value = response
-            .json()
-            .await
-            .map_err(|e| Self::unavailable(format!("unreadable history: {e}")))?;
+        let history = Self::bundle(request, &format!("history {resource_type}")).await?;
         history
             .pointer("/entry/0/response/etag")
             .and_then(Value::as_str)
@@ -253,6 +240,36 @@ impl FhirStore {
                 ))
             })
     }
+
+    /// A `GET` answered by a Bundle (a search page, a history). Anything but a 2xx is the server being
+    /// unavailable, with its OperationOutcome's reason. `operation` names the call in traces and errors.
+    async fn bundle(request: reqwest::RequestBuilder, operation: &str) -> Result<Value> {
+        let response = traced("GET", operation, request)
+            .await
+            .map_err(|e| Self::unavailable(format!("{operation} failed: {}", error_chain(&e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            return Err(Self::unavailable(format!(
+                "{operation} answered HTTP {status}: {}",
+                diagnostics(&body)
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| Self::unavailable(format!("unreadable answer to {operation}: {e}")))
+    }
+}
+
+/// The `next` link of a Bundle page.
+fn next_link(page: &Value) -> Option<&str> {
+    page.get("link")?
+        .as_array()?
+        .iter()
+        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))?
+        .get("url")?
+        .as_str()
 }
 
 /// What a read by id found.
@@ -615,21 +632,7 @@ impl Store for FhirStore {
             .local()
             .get(&url)
             .header(reqwest::header::ACCEPT, FHIR_JSON);
-        let response = traced("GET", "search Bundle", request)
-            .await
-            .map_err(|e| Self::unavailable(format!("search failed: {}", error_chain(&e))))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            return Err(Self::unavailable(format!(
-                "search of Bundle answered HTTP {status}: {}",
-                diagnostics(&body)
-            )));
-        }
-        let page: Value = response
-            .json()
-            .await
-            .map_err(|e| Self::unavailable(format!("unreadable search page: {e}")))?;
+        let page = Self::bundle(request, "search Bundle").await?;
         let ids = page
             .get("entry")
             .and_then(Value::as_array)
@@ -639,14 +642,7 @@ impl Store for FhirStore {
             .filter(|id| valid_id(id))
             .map(str::to_owned)
             .collect();
-        let next = page
-            .get("link")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
-            .and_then(|l| l.get("url").and_then(Value::as_str))
-            .map(str::to_owned);
+        let next = next_link(&page).map(str::to_owned);
         Ok(DocumentPage { ids, next })
     }
 
@@ -694,19 +690,7 @@ impl Store for FhirStore {
                 .get(&url)
                 .header(reqwest::header::ACCEPT, FHIR_JSON)
                 .header(reqwest::header::CACHE_CONTROL, "no-cache");
-            let response = traced("GET", "search revocations", request)
-                .await
-                .map_err(|e| Self::unavailable(format!("search failed: {}", error_chain(&e))))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(Self::unavailable(format!(
-                    "the revocation search answered HTTP {status}"
-                )));
-            }
-            let page: Value = response
-                .json()
-                .await
-                .map_err(|e| Self::unavailable(format!("unreadable search result: {e}")))?;
+            let page = Self::bundle(request, "search revocations").await?;
             records.extend(
                 // A searchset has the same entries as a document.
                 crate::document::stored::resources(&page)
@@ -714,14 +698,7 @@ impl Store for FhirStore {
                     .cloned()
                     .map(as_written),
             );
-            let next = page
-                .get("link")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
-                .and_then(|l| l.get("url").and_then(Value::as_str));
-            match next {
+            match next_link(&page) {
                 Some(next)
                     if next.starts_with(&self.base)
                         && records.len() < super::MAX_REVOCATION_RECORDS =>

@@ -8,7 +8,7 @@
 #   HAPI_DB_URL=jdbc:postgresql://127.0.0.1:5433/hapi tests/servers/hapi/run.sh 0
 #
 # Database `hapi`, user `postgres`, no password (trust, 127.0.0.1 only). PostgreSQL's default settings (fsync
-# and synchronous_commit on, as a deployment keeps them; shared_buffers 128MB). It logs "database system is
+# and synchronous_commit on, as a deployment keeps them; shared_buffers 128MB), but for logging. It logs "database system is
 # ready to accept connections" when it is. As root, <dir>'s parents must be searchable by `postgres`.
 set -euo pipefail
 dir="${1:?usage: postgres.sh <data dir> <port>}"
@@ -26,4 +26,7 @@ if [[ ! -f "$dir/PG_VERSION" ]]; then
 	# a database for HAPI, made by a single-user backend (no server needed yet)
 	echo "CREATE DATABASE hapi;" | "${as[@]}" "$bin/postgres" --single -D "$dir" postgres >/dev/null
 fi
-exec "${as[@]}" "$bin/postgres" -D "$dir" -h 127.0.0.1 -p "$port" -k "$dir" -c shared_buffers=128MB
+# Every autovacuum run and checkpoint is logged (to stderr: bench/load --keep keeps it), so that a latency
+# outlier can be matched to one.
+exec "${as[@]}" "$bin/postgres" -D "$dir" -h 127.0.0.1 -p "$port" -k "$dir" -c shared_buffers=128MB \
+	-c log_autovacuum_min_duration=0 -c log_checkpoints=on

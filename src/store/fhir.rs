@@ -14,8 +14,8 @@
 //! transaction-response must be 2xx or nothing counts.
 //!
 //! **Round trips.** A new certificate takes two: the marker read of [`Store::read_document`] (the Bundle is
-//! read only when the marker exists or was deleted) and the transaction, which also holds the issuance's AuditEvent and
-//! creates the marker. Writes whose answer is not read ask for `Prefer: return=minimal`.
+//! read only when the marker exists or was deleted) and the transaction, which also holds the issuance's
+//! AuditEvent and creates the marker. Writes whose answer is not read ask for `Prefer: return=minimal`.
 //!
 //! **One writer wins.** The compare-and-swap runs on a small resource written with every certificate, in its
 //! transaction: the revision marker `Basic/<document id>`. Every certificate transaction updates it with
@@ -177,6 +177,14 @@ impl FhirStore {
         Ok(body.finish())
     }
 
+    /// A `GET` of `url` asking for FHIR JSON, on this thread's connections.
+    fn get_json(&self, url: &str) -> reqwest::RequestBuilder {
+        self.http
+            .local()
+            .get(url)
+            .header(reqwest::header::ACCEPT, FHIR_JSON)
+    }
+
     /// `GET <Type>/<id>`: the resource as HAPI returns it, `None` for 404/410.
     async fn get(&self, resource_type: &str, id: &str) -> Result<Option<Value>> {
         Ok(match self.lookup(resource_type, id).await? {
@@ -188,11 +196,7 @@ impl FhirStore {
     /// `GET <Type>/<id>`, telling a resource that never existed (404) from a deleted one (410).
     async fn lookup(&self, resource_type: &str, id: &str) -> Result<Lookup> {
         let url = format!("{}/{resource_type}/{id}", self.base);
-        let request = self
-            .http
-            .local()
-            .get(&url)
-            .header(reqwest::header::ACCEPT, FHIR_JSON);
+        let request = self.get_json(&url);
         let response = traced("GET", &format!("read {resource_type}"), request)
             .await
             .map_err(|e| Self::unavailable(format!("read failed: {}", error_chain(&e))))?;
@@ -224,12 +228,8 @@ impl FhirStore {
     /// version (any other one is refused, `409` HAPI-0989, `W/"0"` included) and then recreates it.
     async fn deleted_version(&self, resource_type: &str, id: &str) -> Result<String> {
         let url = format!("{}/{resource_type}/{id}/_history?_count=1", self.base);
-        let request = self
-            .http
-            .local()
-            .get(&url)
-            .header(reqwest::header::ACCEPT, FHIR_JSON);
-        let history = Self::bundle(request, &format!("history {resource_type}")).await?;
+        let request = self.get_json(&url);
+        let history = Self::fetch_bundle(request, &format!("history {resource_type}")).await?;
         history
             .pointer("/entry/0/response/etag")
             .and_then(Value::as_str)
@@ -243,7 +243,7 @@ impl FhirStore {
 
     /// A `GET` answered by a Bundle (a search page, a history). Anything but a 2xx is the server being
     /// unavailable, with its OperationOutcome's reason. `operation` names the call in traces and errors.
-    async fn bundle(request: reqwest::RequestBuilder, operation: &str) -> Result<Value> {
+    async fn fetch_bundle(request: reqwest::RequestBuilder, operation: &str) -> Result<Value> {
         let response = traced("GET", operation, request)
             .await
             .map_err(|e| Self::unavailable(format!("{operation} failed: {}", error_chain(&e))))?;
@@ -627,12 +627,8 @@ impl Store for FhirStore {
                 )))
             }
         };
-        let request = self
-            .http
-            .local()
-            .get(&url)
-            .header(reqwest::header::ACCEPT, FHIR_JSON);
-        let page = Self::bundle(request, "search Bundle").await?;
+        let request = self.get_json(&url);
+        let page = Self::fetch_bundle(request, "search Bundle").await?;
         let ids = page
             .get("entry")
             .and_then(Value::as_array)
@@ -648,11 +644,7 @@ impl Store for FhirStore {
 
     async fn check(&self) -> Result<()> {
         let url = format!("{}/Basic/ddcc-mediator-readiness-probe", self.base);
-        let request = self
-            .http
-            .local()
-            .get(&url)
-            .header(reqwest::header::ACCEPT, FHIR_JSON);
+        let request = self.get_json(&url);
         match traced("GET", "readiness probe", request).await {
             Ok(r) => {
                 let status = r.status();
@@ -685,12 +677,9 @@ impl Store for FhirStore {
         let mut records = Vec::new();
         loop {
             let request = self
-                .http
-                .local()
-                .get(&url)
-                .header(reqwest::header::ACCEPT, FHIR_JSON)
+                .get_json(&url)
                 .header(reqwest::header::CACHE_CONTROL, "no-cache");
-            let page = Self::bundle(request, "search revocations").await?;
+            let page = Self::fetch_bundle(request, "search revocations").await?;
             records.extend(
                 // A searchset has the same entries as a document.
                 crate::document::stored::resources(&page)

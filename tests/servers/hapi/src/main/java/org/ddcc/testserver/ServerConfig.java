@@ -79,6 +79,12 @@ public class ServerConfig {
 		s.setAdvancedHSearchIndexing(false);
 		s.setHibernateSearchIndexFullText(false);
 		s.setHibernateSearchIndexSearchParams(false);
+		// As the hapiproject/hapi image (its starter's store_meta_source_information: NONE): no meta.source.
+		// JPA's own default (SOURCE_URI_AND_REQUEST_ID) rewrites every new version's row, text included, to
+		// add the request id: twice the resource text written to the database. -Dhapi.storeMetaSource=... to
+		// compare (bench/load --hapi-opts).
+		s.setStoreMetaSourceInformation(JpaStorageSettings.StoreMetaSourceInformationEnum.valueOf(
+				System.getProperty("hapi.storeMetaSource", "NONE")));
 		return s;
 	}
 

@@ -9,8 +9,8 @@
 #
 # Database `hapi`, user `postgres`, no password (trust, 127.0.0.1 only). PostgreSQL's default settings (fsync
 # and synchronous_commit on, as a deployment keeps them; shared_buffers 128MB), but for logging. It logs
-# "database system is ready to accept connections" when it is. Arguments after the port go to
-# the server as they are (later `-c` settings win over earlier ones). As root, <dir>'s parents must be searchable by `postgres`.
+# "database system is ready to accept connections" when it is. Arguments after the port go to the server as
+# they are (later `-c` settings win over earlier ones). As root, <dir>'s parents must be searchable by `postgres`.
 set -euo pipefail
 dir="${1:?usage: postgres.sh <data dir> <port>}"
 port="${2:?usage: postgres.sh <data dir> <port>}"
